@@ -1,0 +1,201 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// scorer is the method set every scorer shares.
+type scorer interface {
+	Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error)
+}
+
+// GuardOptions configures Guarded.
+type GuardOptions struct {
+	// Budget is the latency budget of one model call; a call over it counts
+	// as a failure and the rules answer instead. Default 20ms.
+	Budget time.Duration
+	// BatchBudget is the budget of a call of more than one row; default 2s.
+	BatchBudget time.Duration
+	// ConsecutiveFailures trips the breaker; default 5.
+	ConsecutiveFailures uint32
+	// FailureRatio trips the breaker once MinRequests calls were counted in
+	// the current interval; defaults 0.5 and 20.
+	FailureRatio float64
+	MinRequests  uint32
+	// Interval clears the counts while closed; default 10s.
+	Interval time.Duration
+	// OpenFor is how long the breaker stays open before it lets probes
+	// through (gobreaker's Timeout); default 5s.
+	OpenFor time.Duration
+	// Probes is how many calls a half-open breaker lets through; default 3.
+	Probes uint32
+	// OnStateChange, when set, is told of every breaker transition.
+	OnStateChange func(from, to gobreaker.State)
+}
+
+func (o *GuardOptions) defaults() {
+	if o.Budget <= 0 {
+		o.Budget = 20 * time.Millisecond
+	}
+	if o.BatchBudget <= 0 {
+		o.BatchBudget = 2 * time.Second
+	}
+	if o.ConsecutiveFailures == 0 {
+		o.ConsecutiveFailures = 5
+	}
+	if o.FailureRatio <= 0 {
+		o.FailureRatio = 0.5
+	}
+	if o.MinRequests == 0 {
+		o.MinRequests = 20
+	}
+	if o.Interval <= 0 {
+		o.Interval = 10 * time.Second
+	}
+	if o.OpenFor <= 0 {
+		o.OpenFor = 5 * time.Second
+	}
+	if o.Probes == 0 {
+		o.Probes = 3
+	}
+}
+
+// Guarded puts the model behind a circuit breaker, with the rules as
+// fallback. A model call that fails, returns a non-probability or misses
+// its latency budget is answered by the rules and counted as a failure;
+// enough failures open the breaker, and while it is open the rules answer at
+// once. After OpenFor, a few probes go to the model again, and their
+// success closes the breaker.
+type Guarded struct {
+	model    scorer
+	rules    scorer
+	cb       *gobreaker.CircuitBreaker[Scored]
+	opts     GuardOptions
+	products int
+	bufs     sync.Pool // *[]float32 scratch for the model's output
+}
+
+// NewGuarded guards model with rules. products is the number of products a
+// row scores.
+func NewGuarded(model, rules scorer, products int, o GuardOptions) *Guarded {
+	o.defaults()
+	g := &Guarded{model: model, rules: rules, opts: o, products: products}
+	g.cb = gobreaker.NewCircuitBreaker[Scored](gobreaker.Settings{
+		Name:        "model",
+		MaxRequests: o.Probes,
+		Interval:    o.Interval,
+		Timeout:     o.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= o.ConsecutiveFailures ||
+				c.Requests >= o.MinRequests && float64(c.TotalFailures) >= o.FailureRatio*float64(c.Requests)
+		},
+		// A caller that gave up says nothing about the model's health.
+		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if o.OnStateChange != nil {
+				o.OnStateChange(from, to)
+			}
+		},
+	})
+	return g
+}
+
+var errCallerGone = errors.New("caller gone")
+
+// State returns the breaker's state.
+func (g *Guarded) State() gobreaker.State { return g.cb.State() }
+
+// Score scores with the model when the breaker allows it and the model
+// answers within budget; otherwise with the rules, and the Scored says so.
+// It fails only when the rules fail (a bad shape) or ctx is done.
+func (g *Guarded) Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error) {
+	if err := checkShape(out, n, 0, out, g.products); err != nil {
+		return Scored{}, err
+	}
+	budget := g.opts.Budget
+	if n > 1 {
+		budget = g.opts.BatchBudget
+	}
+	sc, err := g.cb.Execute(func() (Scored, error) { return g.callModel(ctx, x, n, out, budget) })
+	if err == nil {
+		return sc, nil
+	}
+	if ctx.Err() != nil {
+		return Scored{}, ctx.Err()
+	}
+	sc, rerr := g.rules.Score(ctx, x, n, out)
+	if rerr != nil {
+		return Scored{}, fmt.Errorf("rules after model failure (%v): %w", err, rerr)
+	}
+	sc.Fallback = true
+	sc.Cause = cause(err)
+	return sc, nil
+}
+
+// callModel runs the model on its own goroutine so that a model that hangs
+// cannot hold the caller past the budget. The model writes to a scratch
+// buffer, copied to out only on success: an abandoned call never touches
+// out.
+func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float32, budget time.Duration) (Scored, error) {
+	size := n * g.products
+	bp, _ := g.bufs.Get().(*[]float32)
+	if bp == nil || cap(*bp) < size {
+		b := make([]float32, size)
+		bp = &b
+	}
+	buf := (*bp)[:size]
+	mctx, cancel := context.WithTimeout(ctx, budget)
+	type result struct {
+		sc  Scored
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sc, err := g.model.Score(mctx, x, n, buf)
+		done <- result{sc, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+		cancel()
+	case <-mctx.Done():
+		cancel()
+		// Leave the buffer to the abandoned call; it is garbage once it ends.
+		if ctx.Err() != nil {
+			return Scored{}, fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
+		}
+		return Scored{}, fmt.Errorf("%w (%s)", ErrTooSlow, budget)
+	}
+	if r.err != nil {
+		g.bufs.Put(bp)
+		if ctx.Err() != nil {
+			return Scored{}, fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
+		}
+		if errors.Is(r.err, context.DeadlineExceeded) {
+			return Scored{}, fmt.Errorf("%w: %w", ErrTooSlow, r.err)
+		}
+		return Scored{}, r.err
+	}
+	copy(out[:size], buf)
+	g.bufs.Put(bp)
+	return r.sc, nil
+}
+
+func cause(err error) string {
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return "breaker_open"
+	case errors.Is(err, ErrTooSlow):
+		return "too_slow"
+	case errors.Is(err, ErrBadOutput):
+		return "bad_output"
+	default:
+		return "error"
+	}
+}
