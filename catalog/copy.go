@@ -40,8 +40,8 @@ type part struct {
 }
 
 type copyTemplate struct {
-	ok                bool
-	title, body, cta  template
+	ok               bool
+	title, body, cta template
 }
 
 // parseTemplate parses text with {variable} placeholders. Braces cannot be

@@ -26,18 +26,18 @@ type Exclusion uint8
 
 // The reasons a product is excluded, in the order they are checked.
 const (
-	ExclusionNone         Exclusion = iota
-	ExclusionChannel                // not offered on this channel, or no copy for it
-	ExclusionSaleWindow             // outside its sale window
-	ExclusionAge                    // outside the product's age range, or age unknown
-	ExclusionRegion                 // not sold in the customer's region, or region unknown
-	ExclusionKYC                    // the customer's KYC level is too low, or unknown
-	ExclusionHeld                   // the customer already holds it
-	ExclusionUnassessed             // investment product, no valid risk assessment
-	ExclusionRiskTooHigh            // risk level above the customer's tolerance
-	ExclusionSeniorCap              // risk level above the cap for senior customers
-	ExclusionUnknownRisk            // investment product for a customer whose data is unavailable
-	ExclusionNoConsent              // needs marketing consent the customer has not given
+	ExclusionNone        Exclusion = iota
+	ExclusionChannel               // not offered on this channel, or no copy for it
+	ExclusionSaleWindow            // outside its sale window
+	ExclusionAge                   // outside the product's age range, or age unknown
+	ExclusionRegion                // not sold in the customer's region, or region unknown
+	ExclusionKYC                   // the customer's KYC level is too low, or unknown
+	ExclusionHeld                  // the customer already holds it
+	ExclusionUnassessed            // investment product, no valid risk assessment
+	ExclusionRiskTooHigh           // risk level above the customer's tolerance
+	ExclusionSeniorCap             // risk level above the cap for senior customers
+	ExclusionUnknownRisk           // investment product for a customer whose data is unavailable
+	ExclusionNoConsent             // needs marketing consent the customer has not given
 	NumExclusions
 )
 

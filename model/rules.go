@@ -129,6 +129,12 @@ func NewPrior(cat *catalog.Catalog) *Prior {
 	return p
 }
 
+// Version returns prior@<catalog version>.
+func (p *Prior) Version() string { return p.version }
+
+// Rates returns the base take-up rates in catalog order; do not modify.
+func (p *Prior) Rates() []float32 { return p.prior }
+
 // Score fills out with the priors; x is not read.
 func (p *Prior) Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error) {
 	P := len(p.prior)

@@ -263,5 +263,5 @@ func latent(id string) float64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id))
 	r := rand.New(rand.NewPCG(h.Sum64(), 0x5eed))
-	return 0.6 * r.NormFloat64()
+	return 0.3 * r.NormFloat64()
 }

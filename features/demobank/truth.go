@@ -8,6 +8,9 @@ import (
 	"github.com/directops/nbp/features"
 )
 
+// effectScale sharpens the features' effects on the truth.
+const effectScale = 1.8
+
 // Truth is the hidden ground-truth probability that the customer takes the
 // product up within the outcome window, if it is offered and the customer
 // may have it. It mixes thresholds, interactions and a latent factor no
@@ -38,59 +41,60 @@ func Truth(id string, v *features.Vector, p *catalog.Product) float64 {
 	tol := g(features.RiskTolerance)
 	overdue := step(g(features.OverdueCount12M) > 0)
 
-	var z float64
+	var a, e float64 // intercept and feature effects of the log-odds
 	switch p.ID {
 	case "TD_3M":
-		z = -3.6 + 0.6*(ld-3.5) + 0.4*step(age < 35) + 0.02*eng
+		a, e = -3.6, 0.6*(ld-3.5)+0.4*step(age < 35)+0.02*eng
 	case "TD_1Y":
-		z = -3.4 + 0.7*(ld-3.7) + 0.5*step(age > 50) + 0.4*has(features.HoldsTimeDeposit)
+		a, e = -3.4, 0.7*(ld-3.7)+0.5*step(age > 50)+0.4*has(features.HoldsTimeDeposit)
 	case "TD_3Y":
-		z = -4.0 + 0.6*(la-4) + 0.9*step(age > 55) + 0.4*has(features.HoldsTimeDeposit)
+		a, e = -4.0, 0.6*(la-4)+0.9*step(age > 55)+0.4*has(features.HoldsTimeDeposit)
 	case "NOTICE_7D":
-		z = -4.4 + 1.0*math.Max(ld-4.3, 0) + 0.5*spend
+		a, e = -4.4, 1.0*math.Max(ld-4.3, 0)+0.5*spend
 	case "LCD_2026_01", "LCD_2026_02":
-		z = -5.2 + 1.6*math.Max(la-5.0, -1) + 0.5*has(features.HoldsLargeCD)
+		a, e = -5.2, 1.6*math.Max(la-5.0, -1)+0.5*has(features.HoldsLargeCD)
 	case "WM_CASH":
-		z = -3.1 + 1.4*idle + 0.05*eng + 0.4*has(features.SalaryAccount) - 0.02*(age-40)
+		a, e = -3.1, 1.4*idle+0.05*eng+0.4*has(features.SalaryAccount)-0.02*(age-40)
 	case "WM_FIXED_90D":
-		z = -3.6 + 0.5*(ld-4) + 0.25*wv + 0.7*has(features.HoldsWealth)
+		a, e = -3.6, 0.5*(ld-4)+0.25*wv+0.7*has(features.HoldsWealth)
 	case "WM_FIXED_PLUS":
-		z = -4.1 + 0.5*(la-4.5) + 0.2*wv + 0.8*has(features.HoldsWealth) + 0.4*step(tol >= 3)
+		a, e = -4.1, 0.5*(la-4.5)+0.2*wv+0.8*has(features.HoldsWealth)+0.4*step(tol >= 3)
 	case "WM_EQUITY_MIX":
-		z = -5.0 + 0.6*(la-5) + 0.9*has(features.HoldsFund) + 0.15*wv + 0.5*step(tol >= 4)
+		a, e = -5.0, 0.6*(la-5)+0.9*has(features.HoldsFund)+0.15*wv+0.5*step(tol >= 4)
 	case "WM_PENSION":
-		z = -4.3 - 0.003*(age-52)*(age-52) + 0.3*sal + 0.5*has(features.HoldsWealth)
+		a, e = -4.3, -0.003*(age-52)*(age-52)+0.3*sal+0.5*has(features.HoldsWealth)
 	case "FUND_BOND":
-		z = -4.3 + 0.4*(la-4.5) + 0.2*wv + 0.6*has(features.HoldsWealth) + 0.4*has(features.HoldsFund)
+		a, e = -4.3, 0.4*(la-4.5)+0.2*wv+0.6*has(features.HoldsWealth)+0.4*has(features.HoldsFund)
 	case "FUND_BALANCED":
-		z = -4.7 + 1.0*has(features.HoldsFund) + 0.2*wv + 0.3*(la-4.5) + 0.3*step(tol >= 3)
+		a, e = -4.7, 1.0*has(features.HoldsFund)+0.2*wv+0.3*(la-4.5)+0.3*step(tol >= 3)
 	case "FUND_INDEX_DCA":
-		z = -4.5 + 0.6*has(features.SalaryAccount) + 0.3*sal - 0.03*(age-35) + 0.7*has(features.HoldsFund) + 0.1*wv
+		a, e = -4.5, 0.6*has(features.SalaryAccount)+0.3*sal-0.03*(age-35)+0.7*has(features.HoldsFund)+0.1*wv
 	case "FUND_TECH":
-		z = -5.6 + 1.1*has(features.HoldsFund) + 0.18*wv - 0.04*(age-30) + 0.6*step(tol == 5)
+		a, e = -5.6, 1.1*has(features.HoldsFund)+0.18*wv-0.04*(age-30)+0.6*step(tol == 5)
 	case "CC_YOUTH":
-		z = -3.7 + 2.0*math.Min(spend, 0.6) + 0.6*has(features.SalaryAccount) + 0.03*eng - 2.5*overdue
+		a, e = -3.7, 2.0*math.Min(spend, 0.6)+0.6*has(features.SalaryAccount)+0.03*eng-2.5*overdue
 	case "CC_PLATINUM":
-		z = -4.9 + 1.0*math.Min(spend, 2) + 0.4*(la-4.5) - 2.5*overdue
+		a, e = -4.9, 1.0*math.Min(spend, 2)+0.4*(la-4.5)-2.5*overdue
 	case "LOAN_CONSUMER":
-		z = -4.6 + 0.9*has(features.SalaryAccount) + 0.4*math.Min(spend, 2) + 0.4*has(features.HasMortgage) - 3*overdue - 0.3*(la-4)
+		a, e = -4.6, 0.9*has(features.SalaryAccount)+0.4*math.Min(spend, 2)+0.4*has(features.HasMortgage)-3*overdue-0.3*(la-4)
 	case "INS_ACCIDENT":
-		z = -4.3 + 0.7*has(features.HasMortgage) + 0.2*sal + 0.4*step(age >= 30 && age <= 50)
+		a, e = -4.3, 0.7*has(features.HasMortgage)+0.2*sal+0.4*step(age >= 30 && age <= 50)
 	case "INS_MEDICAL":
-		z = -4.5 + 0.5*has(features.HasMortgage) + 0.5*step(age >= 30 && age < 50) + 0.3*sal + 0.4*has(features.WecomAdded)
+		a, e = -4.5, 0.5*has(features.HasMortgage)+0.5*step(age >= 30 && age < 50)+0.3*sal+0.4*has(features.WecomAdded)
 	case "INS_HUIMINBAO":
-		z = -3.8 + 0.025*(age-40) + 0.6*(1-has(features.HoldsInsurance)) + 0.3*has(features.WecomAdded)
+		a, e = -3.8, 0.025*(age-40)+0.6*(1-has(features.HoldsInsurance))+0.3*has(features.WecomAdded)
 	case "PENSION_ACCOUNT":
-		z = -4.1 + 1.0*step(sal > 1.0) + 0.6*step(sal > 2.0) + 0.03*math.Min(math.Max(age-35, -10), 20) + 0.4*has(features.SalaryAccount)
+		a, e = -4.1, 1.0*step(sal > 1.0)+0.6*step(sal > 2.0)+0.03*math.Min(math.Max(age-35, -10), 20)+0.4*has(features.SalaryAccount)
 	case "GOLD_ACCUM":
-		z = -4.5 + 0.3*(la-4.5) + 0.15*wv + 0.3*step(age > 45)
+		a, e = -4.5, 0.3*(la-4.5)+0.15*wv+0.3*step(age > 45)
 	case "DCEP_WALLET":
-		z = -3.7 + 0.06*eng - 0.02*(age-35) + 0.4*step(g(features.CityTier) <= 2)
+		a, e = -3.7, 0.06*eng-0.02*(age-35)+0.4*step(g(features.CityTier) <= 2)
 	default:
-		z = math.Log(p.Prior / (1 - p.Prior))
+		a = math.Log(p.Prior / (1 - p.Prior))
 	}
-	// Shared effects: recent activity, an agent on WeCom, and the latent factor.
-	z += -0.01*math.Min(g(features.DaysSinceLastLogin), 90) + 0.2*has(features.WecomAdded) + latent(id)
+	// Shared effects: recent activity, an agent on WeCom; the features speak
+	// loudly, and the latent factor keeps a part of the truth hidden.
+	z := a + effectScale*(e-0.01*math.Min(g(features.DaysSinceLastLogin), 90)+0.2*has(features.WecomAdded)) + latent(id)
 	return 1 / (1 + math.Exp(-z))
 }
 

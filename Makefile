@@ -1,0 +1,55 @@
+# nbp: two commands on a fresh machine.
+#   make demo   fetch ONNX Runtime, build, start a private Redis, load the demo bank, serve on :8080
+#   make test   the whole suite (real Redis, real ONNX Runtime), with gofmt, vet and staticcheck
+
+SHELL := /bin/bash
+ORT_LIB := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1
+export ONNXRUNTIME_LIB ?= $(ORT_LIB)
+export CGO_ENABLED := 1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
+
+.PHONY: demo test build ort redis lint unit bench load model docker-check clean
+
+demo: ort redis build
+	./bin/nbp -demo -addr :8080
+
+build:
+	go build -o bin/ ./cmd/...
+
+ort: $(ORT_LIB)
+$(ORT_LIB):
+	.ci/fetch-onnxruntime
+
+# redis-server is what the demo and the tests start privately.
+redis:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi; }
+
+test: ort redis lint unit
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+unit:
+	go test $(GO_TEST_FLAGS) ./...
+
+# Benchmarks of the request path (go test -bench).
+bench: ort redis
+	go test -run '^$$' -bench . -benchmem -count 1 ./service/ ./model/ ./features/
+
+# Load test: nbp against a bare fiber+Redis handler, side by side, p50/p99 and throughput.
+load: ort redis build
+	./bin/nbp-load
+
+# Retrain the committed model and its card on the demo bank.
+model: ort
+	go run ./cmd/nbp-train -out models/propensity.onnx -card models/MODEL_CARD.md
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,190 @@
+// Command nbp serves next-best-product decisions over HTTP.
+//
+//	nbp                 serve, with Redis at REDIS_ADDR and the model in models/
+//	nbp -demo           start a private Redis (unless REDIS_ADDR is set), load the
+//	                    demo bank into it, and serve it on :8080
+//
+// Configuration comes from flags and the environment; run nbp -h for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if errors.Is(err, errHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "nbp:", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the server and serves until ctx ends. It announces the bound
+// address on stdout ("listening on ..."), so a test can pass -addr with
+// port 0.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.logLevel, stdout)
+	log.Info("starting", slog.Any("config", cfg.redacted()))
+
+	cat, err := loadCatalog(cfg.catalog)
+	if err != nil {
+		return err
+	}
+
+	if cfg.demo && len(cfg.redisAddrs) == 0 {
+		srv, err := startRedis(ctx, cfg.redisBin)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		cfg.redisAddrs = []string{srv.addr}
+		log.Info("started a private redis-server", slog.String("addr", srv.addr))
+	}
+	if len(cfg.redisAddrs) == 0 {
+		cfg.redisAddrs = []string{"127.0.0.1:6379"}
+	}
+	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))
+	defer rdb.Close()
+	store := features.NewStore(rdb, features.Options{Prefix: cfg.redisPrefix, MaxAge: cfg.staleAfter})
+
+	if cfg.demo {
+		if err := loadDemo(ctx, cfg, cat, store, stdout); err != nil {
+			return err
+		}
+	}
+
+	rules, err := model.NewRules(cat, features.Names())
+	if err != nil {
+		return err
+	}
+	var scorer service.Scorer = rules
+	modelVersion := "none (rules only)"
+	modelReady := func(context.Context) error { return nil }
+	if !cfg.rulesOnly {
+		stopRT, err := model.StartRuntime(cfg.ortLib)
+		if err != nil {
+			return err
+		}
+		defer stopRT()
+		m, err := model.LoadONNX(cfg.modelPath, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: cfg.modelWorkers})
+		if err != nil {
+			return fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
+		}
+		defer m.Close()
+		modelVersion = m.Version()
+		g := model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{
+			Budget: cfg.modelBudget,
+			OnStateChange: func(from, to gobreaker.State) {
+				log.Warn("model breaker", slog.String("from", from.String()), slog.String("to", to.String()))
+			},
+		})
+		scorer = g
+		modelReady = func(context.Context) error {
+			if g.State() == gobreaker.StateOpen {
+				return errors.New("model breaker open")
+			}
+			return nil
+		}
+	}
+
+	pipe, err := service.NewPipeline(service.PipelineConfig{
+		Catalog:        cat,
+		Store:          store,
+		Scorer:         scorer,
+		FeatureTimeout: cfg.featureTimeout,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := service.NewServer(pipe, service.HTTPConfig{
+		RequestTimeout: cfg.requestTimeout,
+		ReadTimeout:    cfg.readTimeout,
+		WriteTimeout:   cfg.writeTimeout,
+		IdleTimeout:    cfg.idleTimeout,
+	}, log,
+		service.Check{Name: "redis", Run: store.Ping},
+		service.Check{Name: "model", Run: modelReady},
+	)
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", modelVersion),
+		slog.String("catalog_version", cat.Version))
+	if cfg.demo {
+		printDemoHelp(stdout, ln.Addr())
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", slog.Duration("timeout", cfg.shutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", slog.String("error", err.Error()))
+	}
+	if err := <-errc; err != nil {
+		log.Warn("serve ended", slog.String("error", err.Error()))
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func loadCatalog(path string) (*catalog.Catalog, error) {
+	if path == "" {
+		return catalog.Default()
+	}
+	return catalog.Load(path)
+}
+
+func newLogger(level slog.Level, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func printDemoHelp(w io.Writer, addr net.Addr) {
+	port := addr.(*net.TCPAddr).Port
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	fmt.Fprintf(w, `
+nbp demo is ready. Try:
+
+  curl -s '%[1]s/v1/customers/%[2]s/recommendations?channel=app_feed&limit=3'
+  curl -s '%[1]s/v1/customers/%[3]s/recommendations?channel=wecom_agent&limit=3'
+  curl -s '%[1]s/v1/customers/C999999999/recommendations?channel=app_feed'   # a cold start
+  curl -s '%[1]s/readyz'
+
+Ctrl-C stops the server%[4]s.
+`, base, demoCustomer, demoCustomer2, strings.TrimSpace(" "))
+}

@@ -1,0 +1,85 @@
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// LoadSummary counts what a load did.
+type LoadSummary struct {
+	Loaded   int
+	Rejected int
+}
+
+// LoadOptions configures LoadCSV.
+type LoadOptions struct {
+	// Chunk is how many vectors go in one pipeline; default 1000.
+	Chunk int
+	// Now is the updated-at time of rows without one; default time.Now().
+	Now time.Time
+	// OnReject is told of every bad row (its line and reason); the load
+	// goes on. When nil, bad rows are only counted.
+	OnReject func(*RowError)
+}
+
+// LoadCSV streams a CSV export into the store, in pipelined chunks. Each
+// customer's write is atomic, so a load can be re-run safely. A bad row is
+// rejected whole (never half-written) and reported; a bad header or an
+// unreachable store stops the load.
+func (s *Store) LoadCSV(ctx context.Context, r io.Reader, o LoadOptions) (LoadSummary, error) {
+	var sum LoadSummary
+	if o.Chunk <= 0 {
+		o.Chunk = 1000
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	rd, err := NewReader(r, o.Now)
+	if err != nil {
+		return sum, err
+	}
+	ids := make([]string, 0, o.Chunk)
+	vs := make([]Vector, 0, o.Chunk)
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := s.PutMany(ctx, ids, vs); err != nil {
+			return err
+		}
+		sum.Loaded += len(ids)
+		ids, vs = ids[:0], vs[:0]
+		return nil
+	}
+	for {
+		id, v, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		var re *RowError
+		if errors.As(err, &re) {
+			sum.Rejected++
+			if o.OnReject != nil {
+				o.OnReject(re)
+			}
+			continue
+		}
+		if err != nil {
+			return sum, err
+		}
+		ids = append(ids, id)
+		vs = append(vs, v)
+		if len(ids) == o.Chunk {
+			if err := flush(); err != nil {
+				return sum, fmt.Errorf("load: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return sum, fmt.Errorf("load: %w", err)
+	}
+	return sum, nil
+}

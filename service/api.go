@@ -1,0 +1,102 @@
+package service
+
+// The wire types of the HTTP API, kept apart from the domain types.
+
+// RecommendationResponse is the body of GET /v1/customers/{id}/recommendations.
+type RecommendationResponse struct {
+	CustomerID      string         `json:"customer_id"`
+	Channel         string         `json:"channel"`
+	DecisionID      string         `json:"decision_id"`
+	ModelVersion    string         `json:"model_version"`
+	CatalogVersion  string         `json:"catalog_version"`
+	Strategy        string         `json:"strategy"`
+	Degraded        bool           `json:"degraded"`
+	DegradedReasons []string       `json:"degraded_reasons"`
+	Items           []ItemResponse `json:"items"`
+}
+
+// ItemResponse is one ranked product.
+type ItemResponse struct {
+	Rank       int          `json:"rank"`
+	ProductID  string       `json:"product_id"`
+	Name       string       `json:"name"`
+	Category   string       `json:"category"`
+	RiskLevel  *string      `json:"risk_level"`
+	Propensity float64      `json:"propensity"`
+	Priority   float64      `json:"priority"`
+	Copy       CopyResponse `json:"copy"`
+}
+
+// CopyResponse is the push copy of an item.
+type CopyResponse struct {
+	Title      string `json:"title"`
+	Body       string `json:"body"`
+	CTA        string `json:"cta"`
+	Disclaimer string `json:"disclaimer"`
+}
+
+// ErrorResponse is the body of every error.
+type ErrorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody says what went wrong, with a machine-readable code.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// HealthResponse is the body of /healthz and /readyz.
+type HealthResponse struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
+func round4(x float64) float64 {
+	const k = 1e4
+	if x < 0 {
+		return -float64(int64(-x*k+0.5)) / k
+	}
+	return float64(int64(x*k+0.5)) / k
+}
+
+func toResponse(d *Decision) RecommendationResponse {
+	r := RecommendationResponse{
+		CustomerID:      d.CustomerID,
+		Channel:         d.Channel.String(),
+		DecisionID:      d.ID,
+		ModelVersion:    d.ModelVersion,
+		CatalogVersion:  d.CatalogVersion,
+		Strategy:        d.Strategy,
+		Degraded:        d.Degraded,
+		DegradedReasons: d.DegradedReasons,
+		Items:           make([]ItemResponse, len(d.Items)),
+	}
+	if r.DegradedReasons == nil {
+		r.DegradedReasons = []string{}
+	}
+	for i := range d.Items {
+		it := &d.Items[i]
+		var risk *string
+		if it.Product.Risk > 0 {
+			s := it.Product.Risk.String()
+			risk = &s
+		}
+		r.Items[i] = ItemResponse{
+			Rank:       it.Rank,
+			ProductID:  it.Product.ID,
+			Name:       it.Product.Name,
+			Category:   it.Product.Category,
+			RiskLevel:  risk,
+			Propensity: round4(it.Propensity),
+			Priority:   round4(it.Priority),
+			Copy: CopyResponse{
+				Title:      it.Copy.Title,
+				Body:       it.Copy.Body,
+				CTA:        it.Copy.CTA,
+				Disclaimer: it.Copy.Disclaimer,
+			},
+		}
+	}
+	return r
+}

@@ -1,0 +1,108 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+)
+
+// handleRecommend serves GET /v1/customers/{customer_id}/recommendations.
+func (s *Server) handleRecommend(c *fiber.Ctx) error {
+	req, err := parseRecommend(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	d, err := s.pipeline.Decide(ctx, req)
+	if err != nil {
+		if errors.Is(err, ErrInvalidRequest) {
+			return badRequest(CodeBadRequest, "invalid request")
+		}
+		return err
+	}
+	return c.JSON(toResponse(&d))
+}
+
+// parseRecommend validates the path and query. Strings kept are copied:
+// fiber reuses its buffers after the handler returns.
+func parseRecommend(c *fiber.Ctx) (Request, error) {
+	req := Request{Limit: 3}
+	id := c.Params("customer_id")
+	if !features.ValidID(id) {
+		return req, badRequest(CodeInvalidCustomerID, "customer_id must be 1 to 64 of A-Z a-z 0-9 _ -")
+	}
+	req.CustomerID = utils.CopyString(id)
+	var err error
+	seen := 0
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if err != nil {
+			return
+		}
+		switch string(k) {
+		case "channel":
+			if seen&1 != 0 {
+				err = badRequest(CodeInvalidChannel, "channel given more than once")
+				return
+			}
+			seen |= 1
+			ch, perr := catalog.ParseChannel(string(v))
+			if perr != nil {
+				err = badRequest(CodeInvalidChannel, "channel must be app_feed, wecom_agent or batch")
+				return
+			}
+			req.Channel = ch
+		case "limit":
+			if seen&2 != 0 {
+				err = badRequest(CodeInvalidLimit, "limit given more than once")
+				return
+			}
+			seen |= 2
+			n, perr := strconv.Atoi(string(v))
+			if perr != nil || n < 1 || n > MaxLimit {
+				err = badRequest(CodeInvalidLimit, "limit must be an integer from 1 to "+strconv.Itoa(MaxLimit))
+				return
+			}
+			req.Limit = n
+		default:
+			err = badRequest(CodeUnknownParameter, "unknown query parameter; allowed: channel, limit")
+		}
+	})
+	if err != nil {
+		return req, err
+	}
+	if seen&1 == 0 {
+		return req, badRequest(CodeInvalidChannel, "channel is required: app_feed, wecom_agent or batch")
+	}
+	return req, nil
+}
+
+// handleHealthz says the process is alive.
+func (s *Server) handleHealthz(c *fiber.Ctx) error {
+	return c.JSON(HealthResponse{Status: "ok"})
+}
+
+// handleReadyz runs the readiness checks (Redis reachable, model loaded).
+func (s *Server) handleReadyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	res := HealthResponse{Status: "ready", Checks: make(map[string]string, len(s.checks))}
+	status := fiber.StatusOK
+	for _, ch := range s.checks {
+		if err := ch.Run(ctx); err != nil {
+			res.Checks[ch.Name] = "failing"
+			res.Status = "not_ready"
+			status = fiber.StatusServiceUnavailable
+			continue
+		}
+		res.Checks[ch.Name] = "ok"
+	}
+	return c.Status(status).JSON(res)
+}

@@ -1,0 +1,345 @@
+// Package service is the decision pipeline and its HTTP face.
+//
+// Pipeline answers, for one customer or a batch of them, which products to
+// offer on a channel, in what order, with what words: it reads the features,
+// scores them, applies the catalog's hard policies (eligibility,
+// applicability, suitability, consent), arbitrates by priority with a cap per
+// category, and renders the copy. The online API and the nightly batch call
+// the same Pipeline, so both get the same decision for the same customer,
+// model and data.
+package service
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/model"
+)
+
+// MaxLimit is the most items a decision may hold.
+const MaxLimit = 10
+
+// Degraded reasons a decision may carry.
+const (
+	ReasonFeaturesUnavailable = "features_unavailable" // Redis down or slow: nothing about the customer is known
+	ReasonFeaturesStale       = "features_stale"       // the vector is older than the store's max age
+	ReasonFeaturesCorrupt     = "features_corrupt"     // the vector could not be decoded
+	ReasonModelFallback       = "model_fallback"       // the rules scored instead of the model
+)
+
+// ErrInvalidRequest is wrapped by Decide for a request it cannot serve.
+var ErrInvalidRequest = errors.New("invalid request")
+
+// FeatureStore reads customer vectors.
+type FeatureStore interface {
+	Get(ctx context.Context, id string) (features.Vector, features.Status, error)
+	GetMany(ctx context.Context, ids []string, dst []features.Vector, st []features.Status) error
+}
+
+// Scorer scores n feature vectors (see package model).
+type Scorer interface {
+	Score(ctx context.Context, x []float32, n int, out []float32) (model.Scored, error)
+}
+
+// Request asks for one customer's decision.
+type Request struct {
+	CustomerID string
+	Channel    catalog.Channel
+	Limit      int
+}
+
+// Decision is the answer to a Request.
+type Decision struct {
+	ID              string
+	At              time.Time
+	CustomerID      string
+	Channel         catalog.Channel
+	Strategy        string // model, rules or non_personalised
+	ModelVersion    string // which model version or rule set ranked the list
+	CatalogVersion  string
+	Degraded        bool
+	DegradedReasons []string
+	Items           []Item
+}
+
+// Item is one ranked offer.
+type Item struct {
+	Rank       int
+	Product    *catalog.Product
+	Propensity float64
+	Priority   float64
+	Copy       catalog.Copy
+}
+
+// PipelineConfig wires a Pipeline.
+type PipelineConfig struct {
+	Catalog *catalog.Catalog
+	Store   FeatureStore
+	// Scorer ranks personalised decisions: the guarded model, or the rules
+	// alone when the server runs without a model.
+	Scorer Scorer
+	// FeatureTimeout bounds the feature read within a request's deadline;
+	// default 40ms. When it passes, the decision goes on without features.
+	FeatureTimeout time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
+	// NewID makes decision ids; default NewDecisionID.
+	NewID func() string
+}
+
+// Pipeline makes decisions. It is safe for concurrent use.
+type Pipeline struct {
+	cat            *catalog.Catalog
+	profile        *features.Profile
+	store          FeatureStore
+	scorer         Scorer
+	prior          *model.Prior
+	featureTimeout time.Duration
+	now            func() time.Time
+	log            *slog.Logger
+	newID          func() string
+}
+
+// NewPipeline checks the catalog against the feature schema and returns the
+// pipeline.
+func NewPipeline(c PipelineConfig) (*Pipeline, error) {
+	if c.Catalog == nil || c.Store == nil || c.Scorer == nil {
+		return nil, fmt.Errorf("pipeline: catalog, store and scorer are required")
+	}
+	prof, err := features.NewProfile(c.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{
+		cat:            c.Catalog,
+		profile:        prof,
+		store:          c.Store,
+		scorer:         c.Scorer,
+		prior:          model.NewPrior(c.Catalog),
+		featureTimeout: c.FeatureTimeout,
+		now:            c.Now,
+		log:            c.Logger,
+		newID:          c.NewID,
+	}
+	if p.featureTimeout <= 0 {
+		p.featureTimeout = 40 * time.Millisecond
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.newID == nil {
+		p.newID = NewDecisionID
+	}
+	return p, nil
+}
+
+// Catalog returns the pipeline's catalog.
+func (p *Pipeline) Catalog() *catalog.Catalog { return p.cat }
+
+func (p *Pipeline) check(r Request) error {
+	switch {
+	case !features.ValidID(r.CustomerID):
+		return fmt.Errorf("%w: malformed customer id", ErrInvalidRequest)
+	case r.Channel >= catalog.NumChannels:
+		return fmt.Errorf("%w: %w", ErrInvalidRequest, catalog.ErrUnknownChannel)
+	case r.Limit < 1 || r.Limit > MaxLimit:
+		return fmt.Errorf("%w: limit %d outside 1..%d", ErrInvalidRequest, r.Limit, MaxLimit)
+	}
+	return nil
+}
+
+// Decide makes one customer's decision. The feature read is bounded by the
+// pipeline's FeatureTimeout; when the store cannot answer, the decision is a
+// degraded, non-personalised list that every customer may be shown. It
+// fails only for an invalid request (ErrInvalidRequest) or when ctx ends.
+func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
+	if err := p.check(r); err != nil {
+		return Decision{}, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
+	v, st, err := p.store.Get(fctx, r.CustomerID)
+	cancel()
+	in := input{req: r, vec: &v, status: st, unavailable: err != nil}
+	if err != nil && ctx.Err() != nil {
+		return Decision{}, ctx.Err()
+	}
+	return p.decide(ctx, []input{in})
+}
+
+// DecideMany makes the decisions of a batch with one pipelined feature read
+// and one scoring call per scorer. out receives one decision per request.
+// The decisions equal what Decide returns for each request alone.
+func (p *Pipeline) DecideMany(ctx context.Context, reqs []Request, out []Decision) error {
+	if len(out) < len(reqs) {
+		return fmt.Errorf("decide many: %d requests, room for %d", len(reqs), len(out))
+	}
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		if err := p.check(r); err != nil {
+			return fmt.Errorf("request %d: %w", i, err)
+		}
+		ids[i] = r.CustomerID
+	}
+	vecs := make([]features.Vector, len(reqs))
+	sts := make([]features.Status, len(reqs))
+	err := p.store.GetMany(ctx, ids, vecs, sts)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	ins := make([]input, len(reqs))
+	for i := range reqs {
+		ins[i] = input{req: reqs[i], vec: &vecs[i], status: sts[i], unavailable: err != nil}
+	}
+	return p.decideInto(ctx, ins, out)
+}
+
+// input is one customer's request with what the store returned.
+type input struct {
+	req         Request
+	vec         *features.Vector
+	status      features.Status
+	unavailable bool
+}
+
+// personalised reports whether the customer's own features rank the list.
+func (in *input) personalised() bool {
+	return !in.unavailable && in.status.Usable() && !in.vec.Flag(features.PersonalisationOptOut)
+}
+
+func (p *Pipeline) decide(ctx context.Context, ins []input) (Decision, error) {
+	var d [1]Decision
+	if err := p.decideInto(ctx, ins, d[:]); err != nil {
+		return Decision{}, err
+	}
+	return d[0], nil
+}
+
+func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) error {
+	P := len(p.cat.Products)
+	F := int(features.NumFields)
+	scores := make([]float32, len(ins)*P)
+
+	// Score the personalised rows in one call; the others get the prior.
+	var rows []int
+	for i := range ins {
+		if ins[i].personalised() {
+			rows = append(rows, i)
+		}
+	}
+	var scored model.Scored
+	if len(rows) > 0 {
+		x := make([]float32, len(rows)*F)
+		for j, i := range rows {
+			copy(x[j*F:], ins[i].vec.Values[:])
+		}
+		ps := make([]float32, len(rows)*P)
+		var err error
+		scored, err = p.scorer.Score(ctx, x, len(rows), ps)
+		if err != nil {
+			return fmt.Errorf("score: %w", err)
+		}
+		for j, i := range rows {
+			copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
+		}
+	}
+	priorScored := model.Scored{Strategy: model.StrategyNonPersonalised, Version: p.prior.Version()}
+	now := p.now()
+	held := make([]bool, P)
+	for i := range ins {
+		sc := priorScored
+		if ins[i].personalised() {
+			sc = scored
+		} else {
+			copy(scores[i*P:(i+1)*P], p.prior.Rates())
+		}
+		out[i] = p.finish(&ins[i], sc, scores[i*P:(i+1)*P], held, now)
+	}
+	return nil
+}
+
+// finish applies the policies, arbitrates and renders one decision.
+func (p *Pipeline) finish(in *input, sc model.Scored, scores []float32, held []bool, now time.Time) Decision {
+	d := Decision{
+		ID:             p.newID(),
+		At:             now,
+		CustomerID:     in.req.CustomerID,
+		Channel:        in.req.Channel,
+		Strategy:       sc.Strategy,
+		ModelVersion:   sc.Version,
+		CatalogVersion: p.cat.Version,
+	}
+	switch {
+	case in.unavailable:
+		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesUnavailable)
+	case in.status == features.Stale:
+		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesStale)
+	case in.status == features.Corrupt:
+		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesCorrupt)
+	}
+	if in.personalised() && sc.Fallback {
+		d.DegradedReasons = append(d.DegradedReasons, ReasonModelFallback)
+	}
+	d.Degraded = len(d.DegradedReasons) > 0
+
+	cu := catalog.Customer{}
+	salutation := ""
+	if !in.unavailable && in.status.Usable() {
+		cu = p.profile.Customer(in.vec, held)
+		if in.personalised() {
+			salutation = in.vec.Salutation
+		}
+	}
+	ch := in.req.Channel
+
+	type cand struct {
+		k        int
+		priority float64
+	}
+	cands := make([]cand, 0, len(p.cat.Products))
+	for k := range p.cat.Products {
+		pr := &p.cat.Products[k]
+		if p.cat.Check(pr, &cu, ch, now) != catalog.ExclusionNone {
+			continue
+		}
+		prio := float64(scores[k]) * pr.BusinessValue * p.cat.ContextWeight(ch, pr) * p.cat.Lever(pr, now)
+		cands = append(cands, cand{k: k, priority: prio})
+	}
+	// Highest priority first; ties go to the catalog order, so that the
+	// same inputs always give the same list.
+	slices.SortFunc(cands, func(a, b cand) int {
+		if c := cmp.Compare(b.priority, a.priority); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.k, b.k)
+	})
+	perCat := make(map[string]int, 8)
+	for _, c := range cands {
+		if len(d.Items) == in.req.Limit {
+			break
+		}
+		pr := &p.cat.Products[c.k]
+		if perCat[pr.Category] >= p.cat.Policy.MaxPerCategory {
+			continue
+		}
+		perCat[pr.Category]++
+		cp, _ := p.cat.Render(pr, ch, salutation)
+		d.Items = append(d.Items, Item{
+			Rank:       len(d.Items) + 1,
+			Product:    pr,
+			Propensity: float64(scores[c.k]),
+			Priority:   c.priority,
+			Copy:       cp,
+		})
+	}
+	return d
+}

@@ -1,0 +1,99 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+)
+
+// HTTPConfig bounds the HTTP server.
+type HTTPConfig struct {
+	// RequestTimeout is each request's deadline; default 100ms.
+	RequestTimeout time.Duration
+	// ReadTimeout, WriteTimeout and IdleTimeout close slow or abandoned
+	// connections; defaults 5s, 5s and 30s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// BodyLimit caps a request body; default 1 MiB.
+	BodyLimit int
+}
+
+func (c *HTTPConfig) defaults() {
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 100 * time.Millisecond
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 5 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 1 << 20
+	}
+}
+
+// Check is a named readiness check.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// Server is the HTTP face of the pipeline.
+type Server struct {
+	pipeline *Pipeline
+	checks   []Check
+	cfg      HTTPConfig
+	log      *slog.Logger
+	app      *fiber.App
+}
+
+// NewServer returns the HTTP server of a pipeline. checks decide /readyz.
+func NewServer(p *Pipeline, cfg HTTPConfig, log *slog.Logger, checks ...Check) *Server {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{pipeline: p, checks: checks, cfg: cfg, log: log}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "nbp",
+		DisableStartupMessage: true,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          s.errorHandler,
+		// Strict routing: /v1/x/ is not /v1/x.
+		StrictRouting: true,
+		CaseSensitive: true,
+	})
+	// Tell keep-alive clients to go away while shutting down.
+	s.app.Server().CloseOnShutdown = true
+	s.app.Use(recover.New())
+	s.routes()
+	return s
+}
+
+// App returns the fiber app (for tests and benchmarks).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(ln)
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish,
+// closes idle keep-alive connections, and gives up when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
