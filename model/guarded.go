@@ -78,7 +78,7 @@ type Guarded struct {
 	cb       *gobreaker.CircuitBreaker[Scored]
 	opts     GuardOptions
 	products int
-	bufs     sync.Pool // *[]float32 scratch for the model's output
+	bufs     sync.Pool // *[]float32 scratch for the model's input and output
 }
 
 // NewGuarded guards model with rules. products is the number of products a
@@ -115,8 +115,8 @@ func (g *Guarded) State() gobreaker.State { return g.cb.State() }
 // answers within budget; otherwise with the rules, and the Scored says so.
 // It fails only when the rules fail (a bad shape) or ctx is done.
 func (g *Guarded) Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error) {
-	if err := checkShape(out, n, 0, out, g.products); err != nil {
-		return Scored{}, err
+	if n < 0 || len(out) < n*g.products {
+		return Scored{}, fmt.Errorf("%w: %d rows, %d outputs of %d products", ErrShape, n, len(out), g.products)
 	}
 	budget := g.opts.Budget
 	if n > 1 {
@@ -139,17 +139,21 @@ func (g *Guarded) Score(ctx context.Context, x []float32, n int, out []float32) 
 }
 
 // callModel runs the model on its own goroutine so that a model that hangs
-// cannot hold the caller past the budget. The model writes to a scratch
-// buffer, copied to out only on success: an abandoned call never touches
-// out.
+// cannot hold the caller past the budget. The model reads a copy of x and
+// writes to a scratch buffer, copied to out only when every value is a
+// probability: an abandoned call never touches the caller's memory.
 func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float32, budget time.Duration) (Scored, error) {
 	size := n * g.products
+	in := len(x)
 	bp, _ := g.bufs.Get().(*[]float32)
-	if bp == nil || cap(*bp) < size {
-		b := make([]float32, size)
+	if bp == nil || cap(*bp) < size+in {
+		b := make([]float32, size+in)
 		bp = &b
 	}
 	buf := (*bp)[:size]
+	xc := (*bp)[size : size+in]
+	copy(xc, x)
+	x = xc
 	mctx, cancel := context.WithTimeout(ctx, budget)
 	type result struct {
 		sc  Scored
@@ -181,6 +185,12 @@ func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float
 			return Scored{}, fmt.Errorf("%w: %w", ErrTooSlow, r.err)
 		}
 		return Scored{}, r.err
+	}
+	for i, p := range buf {
+		if !(p >= 0 && p <= 1) {
+			g.bufs.Put(bp)
+			return Scored{}, fmt.Errorf("%w: %v at %d", ErrBadOutput, p, i)
+		}
 	}
 	copy(out[:size], buf)
 	g.bufs.Put(bp)

@@ -212,7 +212,7 @@ func NewONNX(onnx []byte, schema, products []string, o ONNXOptions) (*ONNX, erro
 	for i := 0; i < n; i++ {
 		w, err := m.newWorker(onnx, opts)
 		if err != nil {
-			m.Close()
+			m.Close() // every worker made so far is idle in the pool
 			return nil, err
 		}
 		m.all = append(m.all, w)
@@ -325,9 +325,11 @@ func (m *ONNX) Info() ModelInfo { return m.info }
 // Version returns the model's version.
 func (m *ONNX) Version() string { return m.info.Version }
 
-// Close releases every session. The scorer must not be used after.
+// Close waits for the calls in flight to end, then releases every session.
+// The scorer must not be used after.
 func (m *ONNX) Close() {
-	for _, w := range m.all {
+	for range m.all {
+		w := <-m.workers
 		w.destroy()
 	}
 	m.all = nil

@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(cfg.redisAddrs) == 0 {
 		cfg.redisAddrs = []string{"127.0.0.1:6379"}
 	}
+	redis.SetLogger(features.RedisLogger{Log: log})
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.redisPrefix, MaxAge: cfg.staleAfter})

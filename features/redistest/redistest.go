@@ -54,7 +54,8 @@ func (s *Server) start(bin string) error {
 	s.cmd = exec.Command(bin,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	s.cmd.Stdout = os.Stderr
+	// Redis logs to stdout; its start-up warnings are noise in test output.
+	s.cmd.Stdout = nil
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)

@@ -1,0 +1,138 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/features/redistest"
+	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/model/modeltest"
+	"github.com/directops/nbp/service"
+)
+
+var redisServer *redistest.Server
+
+func TestMain(m *testing.M) {
+	stop, err := modeltest.StartRuntime()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "service tests:", err)
+		os.Exit(1)
+	}
+	// The Redis-down tests make go-redis complain on every dial.
+	redis.SetLogger(features.RedisLogger{Log: slog.New(slog.DiscardHandler)})
+	redisServer, err = redistest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "service tests:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	redisServer.Stop()
+	_ = stop()
+	os.Exit(code)
+}
+
+// testNow is the clock of every test: the demo bank's export date, noon in
+// China.
+var testNow = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+
+// env is a pipeline on a real Redis holding a demo bank, with the real model.
+type env struct {
+	cat      *catalog.Catalog
+	store    *features.Store
+	rdb      redis.UniversalClient
+	onnx     *model.ONNX
+	rules    *model.Rules
+	bank     *demobank.Bank
+	ids      []string
+	vecs     map[string]features.Vector
+	prefix   string
+	pipeline *service.Pipeline
+}
+
+type envOptions struct {
+	customers int
+	scorer    func(e *env) service.Scorer // default: the guarded model
+	down      bool                        // the store points at a port nobody listens on
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
+	t.Helper()
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{cat: cat, prefix: redistest.Prefix(t), vecs: make(map[string]features.Vector)}
+	addr := redisServer.Addr
+	if o.down {
+		port, err := redistest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	e.rdb = redis.NewUniversalClient(features.RedisOptions([]string{addr}, "", features.DefaultTimeouts()))
+	t.Cleanup(func() { _ = e.rdb.Close() })
+	e.store = features.NewStore(e.rdb, features.Options{Prefix: e.prefix, Now: func() time.Time { return testNow }})
+	e.bank, err = demobank.New(42, testNow.Truncate(24*time.Hour), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.customers > 0 {
+		e.ids = make([]string, o.customers)
+		vs := make([]features.Vector, o.customers)
+		for i := range vs {
+			e.ids[i], vs[i] = e.bank.Customer(i)
+			e.vecs[e.ids[i]] = vs[i]
+		}
+		if !o.down {
+			// Load through a working client even when the pipeline's is down.
+			good := features.NewStore(redisServer.Client(t), features.Options{Prefix: e.prefix})
+			for start := 0; start < len(vs); start += 1000 {
+				end := min(start+1000, len(vs))
+				if err := good.PutMany(context.Background(), e.ids[start:end], vs[start:end]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	path, err := modeltest.ModelPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.onnx, err = model.LoadONNX(path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.onnx.Close)
+	e.rules, err = model.NewRules(cat, features.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scorer service.Scorer = model.NewGuarded(e.onnx, e.rules, len(cat.Products), model.GuardOptions{Budget: time.Second})
+	if o.scorer != nil {
+		scorer = o.scorer(e)
+	}
+	var seq atomic.Int64
+	e.pipeline, err = service.NewPipeline(service.PipelineConfig{
+		Catalog: cat, Store: e.store, Scorer: scorer,
+		FeatureTimeout: 200 * time.Millisecond,
+		Now:            func() time.Time { return testNow },
+		NewID: func() string {
+			return fmt.Sprintf("01TEST%020d", seq.Add(1))
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
