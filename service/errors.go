@@ -67,7 +67,7 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return &apiError{status: fe.Code, code: CodeNotFound, message: "no such endpoint"}
 	case fiber.StatusMethodNotAllowed:
 		return &apiError{status: fe.Code, code: CodeMethodNotAllowed, message: "method not allowed on this endpoint"}
-	case fiber.StatusRequestEntityTooLarge:
+	case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
 		return &apiError{status: fe.Code, code: CodeTooLarge, message: "request body too large"}
 	case fiber.StatusRequestTimeout:
 		return &apiError{status: fe.Code, code: CodeTimeout, message: "request timed out"}

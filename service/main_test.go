@@ -63,6 +63,8 @@ type envOptions struct {
 	customers int
 	scorer    func(e *env) service.Scorer // default: the guarded model
 	down      bool                        // the store points at a port nobody listens on
+	// scorerRules scores with the rules alone (no ONNX sessions): for fuzzing.
+	scorerRules bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -121,6 +123,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	var scorer service.Scorer = model.NewGuarded(e.onnx, e.rules, len(cat.Products), model.GuardOptions{Budget: time.Second})
 	if o.scorer != nil {
 		scorer = o.scorer(e)
+	}
+	if o.scorerRules {
+		scorer = e.rules
 	}
 	var seq atomic.Int64
 	e.pipeline, err = service.NewPipeline(service.PipelineConfig{

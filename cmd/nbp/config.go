@@ -43,6 +43,7 @@ type config struct {
 	demoN           int
 	demoSeed        uint64
 	demoDir         string
+	healthcheck     bool
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -109,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.demoN, "demo-n", 10000, "demo bank size")
 	fs.Uint64Var(&c.demoSeed, "demo-seed", 42, "demo bank seed")
 	fs.StringVar(&c.demoDir, "demo-dir", "var/demo", "where the demo bank's CSV files are written")
+	fs.BoolVar(&c.healthcheck, "healthcheck", false, "probe /healthz of the server at -addr and exit 0 when it answers (for container health checks)")
 	c.redisTimeouts = t
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -150,7 +152,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.demoN < 1 {
 		errs = append(errs, fmt.Errorf("-demo-n must be at least 1"))
 	}
-	if !c.rulesOnly {
+	if !c.rulesOnly && !c.healthcheck {
 		abs, err := filepath.Abs(c.ortLib)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("onnxruntime: %w", err))

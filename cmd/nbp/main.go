@@ -14,10 +14,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
@@ -47,6 +49,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		return err
+	}
+	if cfg.healthcheck {
+		return probe(ctx, cfg.addr)
 	}
 	log := newLogger(cfg.logLevel, stdout)
 	log.Info("starting", slog.Any("config", cfg.redacted()))
@@ -161,6 +166,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Warn("serve ended", slog.String("error", err.Error()))
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// probe asks the local server's /healthz; it is the container health check
+// (the runtime image has no curl).
+func probe(ctx context.Context, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
+	}
 	return nil
 }
 

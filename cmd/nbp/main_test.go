@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features/redistest"
+	"github.com/directops/nbp/model/modeltest"
+	"github.com/directops/nbp/service"
+)
+
+var redisServer *redistest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	redisServer, err = redistest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	redisServer.Stop()
+	os.Exit(code)
+}
+
+// testEnv is the environment of a server under test: the test Redis, the
+// fetched ONNX Runtime, the committed model.
+func testEnv(t *testing.T, extra map[string]string) func(string) string {
+	t.Helper()
+	lib, err := modeltest.LibPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := modeltest.ModelPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"REDIS_ADDR":       redisServer.Addr,
+		"ONNXRUNTIME_LIB":  lib,
+		"NBP_MODEL":        mp,
+		"NBP_REDIS_PREFIX": redistest.Prefix(t),
+		"NBP_LOG_LEVEL":    "warn",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return func(k string) string { return env[k] }
+}
+
+// start runs the server and returns its base URL and a stop function that
+// waits for run to return.
+func start(t *testing.T, args []string, getenv func(string) string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, getenv, pw)
+		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
+		done <- err
+	}()
+	sc := bufio.NewScanner(pr)
+	addr := ""
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		cancel()
+		t.Fatalf("server did not start: %v", <-done)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return "http://" + addr, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			return errors.New("run did not return after cancel")
+		}
+	}
+}
+
+func TestDemoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	base, stop := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", dir, "-addr", "127.0.0.1:0"}, testEnv(t, nil))
+	for _, ch := range []string{"app_feed", "wecom_agent"} {
+		resp, err := http.Get(base + "/v1/customers/C000000001/recommendations?channel=" + ch + "&limit=3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r service.RecommendationResponse
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", ch, resp.StatusCode, err)
+		}
+		if r.Strategy != "model" || len(r.Items) == 0 || r.ModelVersion == "" {
+			t.Fatalf("%s: %+v", ch, r)
+		}
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := os.Stat(filepath.Join(dir, "customers.csv")); err != nil {
+		t.Errorf("the demo bank's CSV was not written: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestRulesOnlyNeedsNoModel(t *testing.T) {
+	base, stop := start(t, []string{"-demo", "-demo-n", "50", "-demo-dir", t.TempDir(), "-addr", "127.0.0.1:0", "-rules-only"},
+		testEnv(t, map[string]string{"NBP_MODEL": "/nonexistent.onnx", "ONNXRUNTIME_LIB": "/nonexistent.so"}))
+	resp, err := http.Get(base + "/v1/customers/C000000001/recommendations?channel=app_feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r service.RecommendationResponse
+	_ = json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if r.Strategy != "rules" && r.Strategy != "non_personalised" {
+		t.Fatalf("strategy %q", r.Strategy)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartupRefusals(t *testing.T) {
+	// A catalog with one product more than the model scores.
+	cat := map[string]any{}
+	if err := json.Unmarshal(catalog.DefaultBytes(), &cat); err != nil {
+		t.Fatal(err)
+	}
+	products := cat["products"].([]any)
+	extra := map[string]any{}
+	b, _ := json.Marshal(products[0])
+	_ = json.Unmarshal(b, &extra)
+	extra["id"] = "TD_5Y"
+	cat["products"] = append(products, extra)
+	mismatch := filepath.Join(t.TempDir(), "catalog.json")
+	b, _ = json.Marshal(cat)
+	if err := os.WriteFile(mismatch, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	corrupt := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(corrupt, []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badCatalog := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(badCatalog, []byte(`{"version": "x", "surprise": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"catalog product the model lacks", []string{"-catalog", mismatch}, nil, []string{`"TD_5Y"`, "model does not score"}},
+		{"corrupt model", nil, map[string]string{"NBP_MODEL": corrupt}, []string{"model", "-rules-only"}},
+		{"missing model", nil, map[string]string{"NBP_MODEL": "/nonexistent/model.onnx"}, []string{"/nonexistent/model.onnx"}},
+		{"bad catalog", []string{"-catalog", badCatalog}, nil, []string{`unknown field "surprise"`}},
+		{"every config problem at once", []string{"-request-timeout", "10ms", "-feature-timeout", "20ms", "-model-workers", "0"},
+			map[string]string{"NBP_STALE_AFTER": "soon"}, []string{"feature-timeout", "model-workers", "NBP_STALE_AFTER"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0"}, tt.args...)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, args, testEnv(t, tt.env), io.Discard)
+			if err == nil {
+				t.Fatal("started")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
