@@ -35,17 +35,16 @@ func main() {
 }
 
 type config struct {
-	n           int
-	seed        uint64
-	asOf        time.Time
-	catalog     string
-	out         string
-	card        string
-	version     string
-	ortLib      string
-	l2          float64
-	trainedAt   time.Time
-	skipRuntime bool
+	n         int
+	seed      uint64
+	asOf      time.Time
+	catalog   string
+	out       string
+	card      string
+	version   string
+	ortLib    string
+	l2        float64
+	trainedAt time.Time
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
