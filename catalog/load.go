@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"regexp"
@@ -143,7 +144,8 @@ func strictDecode(b []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return err
 	}
-	if d.More() {
+	// More would miss a stray '}' or ']': only the end of input will do.
+	if _, err := d.Token(); err != io.EOF {
 		return fmt.Errorf("trailing data after the JSON document")
 	}
 	return nil

@@ -184,7 +184,9 @@ func parseValue(f Field, raw string) (float32, error) {
 		}
 		return float32(t.Unix() / 86400), nil
 	default:
-		x, err := strconv.ParseFloat(raw, 64)
+		// Parse to float32 directly: rounding to float64 first and then
+		// to float32 can miss the value FormatValue wrote.
+		x, err := strconv.ParseFloat(raw, 32)
 		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
 			return 0, fmt.Errorf("%q: not a number", raw)
 		}
@@ -249,7 +251,6 @@ type Reader struct {
 	r   *csv.Reader
 	h   *Header
 	now time.Time
-	rec []string
 }
 
 // NewReader reads and checks the header of a CSV export.
@@ -273,19 +274,21 @@ func NewReader(r io.Reader, now time.Time) (*Reader, error) {
 
 // Next returns the next customer. A bad row is returned as a *RowError
 // (wrapping ErrBadRow); the reader can go on after it. It returns io.EOF at
-// the end.
+// the end, and any other error when the input itself cannot be read (the
+// reader cannot go on after that).
 func (r *Reader) Next() (string, Vector, error) {
 	rec, err := r.r.Read()
 	if err != nil {
 		if err == io.EOF {
 			return "", Vector{}, io.EOF
 		}
-		line, _ := r.r.FieldPos(0)
+		// Only a parse error is the row's fault. FieldPos must not be
+		// asked here: after an error there may be no field to ask about.
 		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			line = pe.Line
+		if !errors.As(err, &pe) {
+			return "", Vector{}, fmt.Errorf("read: %w", err)
 		}
-		return "", Vector{}, &RowError{Line: line, Err: fmt.Errorf("%w: %v", ErrBadRow, err)}
+		return "", Vector{}, &RowError{Line: pe.Line, Err: fmt.Errorf("%w: %v", ErrBadRow, err)}
 	}
 	line, _ := r.r.FieldPos(0)
 	id, v, err := r.h.ParseRow(rec, r.now)

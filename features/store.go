@@ -195,8 +195,12 @@ func DefaultTimeouts() Timeouts {
 // command at most once. addrs holds one address, or several for a cluster.
 func RedisOptions(addrs []string, password string, t Timeouts) *redis.UniversalOptions {
 	return &redis.UniversalOptions{
-		Addrs:                 addrs,
-		Password:              password,
+		Addrs:    addrs,
+		Password: password,
+		// One dial per attempt: the client's own default (5 dials, 100ms
+		// apart) would hold a caller for most of a second, or for its whole
+		// deadline, before it could fall back.
+		DialerRetries:         1,
 		DialTimeout:           t.Dial,
 		ReadTimeout:           t.Read,
 		WriteTimeout:          t.Write,

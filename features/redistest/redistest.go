@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ func (s *Server) start(bin string) error {
 	s.cmd = exec.Command(bin,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	// Die with the test binary, even when it panics: no orphan servers.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// Redis logs to stdout; its start-up warnings are noise in test output.
 	s.cmd.Stdout = nil
 	s.cmd.Stderr = os.Stderr
