@@ -47,7 +47,15 @@ type Scored struct {
 	// Cause says why (breaker_open, error, too_slow, bad_output).
 	Fallback bool
 	Cause    string
+	// Explain appends, for one row and product (catalog index) of the
+	// scored batch, the reason codes behind the score, strongest first. It
+	// is nil when the scorer cannot explain.
+	Explain func(row, product int, dst []string) []string
 }
+
+// ReasonPopular explains a non-personalised score: the product's base
+// take-up rate.
+const ReasonPopular = "POPULAR"
 
 func checkShape(x []float32, n, features int, out []float32, products int) error {
 	if n < 0 || len(x) < n*features || len(out) < n*products {

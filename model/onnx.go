@@ -17,6 +17,7 @@ import (
 const (
 	inputFeatures     = "features"
 	outputPropensity  = "propensity"
+	outputContrib     = "contributions"
 	metaFeatureNames  = "nbp.feature_names"
 	metaProductIDs    = "nbp.product_ids"
 	metaModelVersion  = "nbp.model_version"
@@ -48,6 +49,9 @@ type ModelInfo struct {
 	TrainedAt time.Time
 	Features  []string // input columns, in order
 	Products  []string // output columns, in order
+	// Explains is set when the model has the contributions output
+	// [N, F, P]: per feature, its term in each product's log-odds.
+	Explains bool
 }
 
 // ONNXOptions configures an ONNX scorer.
@@ -57,6 +61,9 @@ type ONNXOptions struct {
 	Workers int
 	// BatchSize is the rows per call for a batch; default 256.
 	BatchSize int
+	// FeatureReasons maps a model feature to the reason code it gives when
+	// it raises a product's score; unmapped features give no reason.
+	FeatureReasons map[string]string
 }
 
 // ONNX scores with the trained propensity model in ONNX Runtime. Each
@@ -72,6 +79,8 @@ type ONNX struct {
 	batch    int
 	workers  chan *worker
 	all      []*worker
+	explains bool     // the model has the contributions output
+	reasons  []string // per model feature, its reason code or ""
 }
 
 // worker owns one session per batch size, bound to its tensors.
@@ -85,6 +94,7 @@ type binding struct {
 	session *ort.AdvancedSession
 	in      *ort.Tensor[float32]
 	out     *ort.Tensor[float32]
+	contrib *ort.Tensor[float32] // nil when the model does not explain
 }
 
 // ReadModelInfo reads a model file's metadata and checks its input and
@@ -129,7 +139,8 @@ func ReadModelInfo(onnx []byte) (ModelInfo, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("read model inputs: %w", err))
 	} else {
-		errs = append(errs, checkIO(ins, outs, len(info.Features), len(info.Products)))
+		info.Explains, err = checkIO(ins, outs, len(info.Features), len(info.Products))
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return info, fmt.Errorf("%w: %w", ErrMismatch, err)
@@ -137,7 +148,7 @@ func ReadModelInfo(onnx []byte) (ModelInfo, error) {
 	return info, nil
 }
 
-func checkIO(ins, outs []ort.InputOutputInfo, f, p int) error {
+func checkIO(ins, outs []ort.InputOutputInfo, f, p int) (explains bool, err error) {
 	find := func(list []ort.InputOutputInfo, name string) *ort.InputOutputInfo {
 		for i := range list {
 			if list[i].Name == name {
@@ -148,19 +159,26 @@ func checkIO(ins, outs []ort.InputOutputInfo, f, p int) error {
 	}
 	in := find(ins, inputFeatures)
 	if in == nil || len(ins) != 1 {
-		return fmt.Errorf("model must have exactly one input %q", inputFeatures)
+		return false, fmt.Errorf("model must have exactly one input %q", inputFeatures)
 	}
 	if in.DataType != ort.TensorElementDataTypeFloat || len(in.Dimensions) != 2 || in.Dimensions[1] != int64(f) {
-		return fmt.Errorf("input %q is %s %v, want float [N, %d]", inputFeatures, in.DataType, in.Dimensions, f)
+		return false, fmt.Errorf("input %q is %s %v, want float [N, %d]", inputFeatures, in.DataType, in.Dimensions, f)
 	}
 	out := find(outs, outputPropensity)
 	if out == nil {
-		return fmt.Errorf("model has no output %q", outputPropensity)
+		return false, fmt.Errorf("model has no output %q", outputPropensity)
 	}
 	if out.DataType != ort.TensorElementDataTypeFloat || len(out.Dimensions) != 2 || out.Dimensions[1] != int64(p) {
-		return fmt.Errorf("output %q is %s %v, want float [N, %d]", outputPropensity, out.DataType, out.Dimensions, p)
+		return false, fmt.Errorf("output %q is %s %v, want float [N, %d]", outputPropensity, out.DataType, out.Dimensions, p)
 	}
-	return nil
+	c := find(outs, outputContrib)
+	if c == nil {
+		return false, nil
+	}
+	if c.DataType != ort.TensorElementDataTypeFloat || len(c.Dimensions) != 3 || c.Dimensions[1] != int64(f) || c.Dimensions[2] != int64(p) {
+		return false, fmt.Errorf("output %q is %s %v, want float [N, %d, %d]", outputContrib, c.DataType, c.Dimensions, f, p)
+	}
+	return true, nil
 }
 
 // LoadONNX loads the model at path (see NewONNX).
@@ -192,6 +210,11 @@ func NewONNX(onnx []byte, schema, products []string, o ONNXOptions) (*ONNX, erro
 	}
 	if err := m.match(schema, products); err != nil {
 		return nil, err
+	}
+	m.explains = info.Explains
+	m.reasons = make([]string, len(info.Features))
+	for j, f := range info.Features {
+		m.reasons[j] = o.FeatureReasons[f]
 	}
 	n := o.Workers
 	if n <= 0 {
@@ -287,28 +310,39 @@ func (m *ONNX) bind(onnx []byte, opts *ort.SessionOptions, rows int) (*binding, 
 	if err != nil {
 		return nil, fmt.Errorf("input tensor: %w", err)
 	}
-	out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), P))
-	if err != nil {
-		in.Destroy()
+	b := &binding{rows: rows, in: in}
+	if b.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), P)); err != nil {
+		b.destroy()
 		return nil, fmt.Errorf("output tensor: %w", err)
 	}
-	s, err := ort.NewAdvancedSessionWithONNXData(onnx, []string{inputFeatures}, []string{outputPropensity},
-		[]ort.Value{in}, []ort.Value{out}, opts)
-	if err != nil {
-		in.Destroy()
-		out.Destroy()
+	names, outs := []string{outputPropensity}, []ort.Value{b.out}
+	if m.explains {
+		if b.contrib, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), F, P)); err != nil {
+			b.destroy()
+			return nil, fmt.Errorf("contributions tensor: %w", err)
+		}
+		names, outs = append(names, outputContrib), append(outs, b.contrib)
+	}
+	if b.session, err = ort.NewAdvancedSessionWithONNXData(onnx, []string{inputFeatures}, names,
+		[]ort.Value{in}, outs, opts); err != nil {
+		b.destroy()
 		return nil, fmt.Errorf("onnx session: %w", err)
 	}
-	return &binding{rows: rows, session: s, in: in, out: out}, nil
+	return b, nil
 }
 
 func (b *binding) destroy() {
 	if b == nil {
 		return
 	}
-	b.session.Destroy()
-	b.in.Destroy()
-	b.out.Destroy()
+	if b.session != nil {
+		b.session.Destroy()
+	}
+	for _, t := range []*ort.Tensor[float32]{b.in, b.out, b.contrib} {
+		if t != nil {
+			t.Destroy()
+		}
+	}
 }
 
 func (w *worker) destroy() {
@@ -349,23 +383,106 @@ func (m *ONNX) Score(ctx context.Context, x []float32, n int, out []float32) (Sc
 		return Scored{}, fmt.Errorf("wait for a model worker: %w", ctx.Err())
 	}
 	defer func() { m.workers <- w }()
+	if err := ctx.Err(); err != nil {
+		return Scored{}, fmt.Errorf("model: %w", err)
+	}
 	if err := w.ro.UnsetTerminate(); err != nil {
 		return Scored{}, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = w.ro.Terminate() })
-	defer stop()
+	// Terminate the run when ctx ends. The worker goes back to the pool only
+	// after a started Terminate has finished, so that it never hits the
+	// next caller's run.
+	terminated := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = w.ro.Terminate()
+		close(terminated)
+	})
+	defer func() {
+		if !stop() {
+			<-terminated
+		}
+	}()
 
 	b := w.one
 	if n > 1 {
 		b = w.many
+	}
+	var contrib []float32 // n × F × P in model order, kept for Explain
+	if m.explains {
+		contrib = make([]float32, n*len(m.cols)*len(m.perm))
 	}
 	for start := 0; start < n; start += b.rows {
 		rows := min(b.rows, n-start)
 		if err := m.run(ctx, w, b, x[start*m.schemaN:], rows, out[start*m.products:]); err != nil {
 			return Scored{}, err
 		}
+		if contrib != nil {
+			size := len(m.cols) * len(m.perm)
+			copy(contrib[start*size:(start+rows)*size], b.contrib.GetData())
+		}
 	}
-	return Scored{Strategy: StrategyModel, Version: m.info.Version}, nil
+	sc := Scored{Strategy: StrategyModel, Version: m.info.Version}
+	if contrib != nil {
+		sc.Explain = m.explainer(contrib)
+	}
+	return sc, nil
+}
+
+// explainer returns the reason codes of the features that raised a
+// product's log-odds the most, strongest first, at most three, each code
+// once.
+func (m *ONNX) explainer(contrib []float32) func(row, product int, dst []string) []string {
+	F, P := len(m.cols), len(m.perm)
+	model := make([]int, m.products) // catalog index -> model output column
+	for j, k := range m.perm {
+		model[k] = j
+	}
+	return func(row, product int, dst []string) []string {
+		j := model[product]
+		base := row * F * P
+		var top [3]struct {
+			code string
+			v    float32
+		}
+		for f := 0; f < F; f++ {
+			code := m.reasons[f]
+			v := contrib[base+f*P+j]
+			if code == "" || !(v > 0) {
+				continue
+			}
+			// Keep the strongest contribution per code, in a top three.
+			pos := -1
+			for i := range top {
+				if top[i].code == code {
+					pos = i
+					break
+				}
+			}
+			if pos >= 0 {
+				if v <= top[pos].v {
+					continue
+				}
+				top[pos].v = v
+			} else {
+				last := len(top) - 1
+				if top[last].code != "" && v <= top[last].v {
+					continue
+				}
+				top[last].code, top[last].v = code, v
+				pos = last
+			}
+			for pos > 0 && (top[pos-1].code == "" || top[pos].v > top[pos-1].v) {
+				top[pos], top[pos-1] = top[pos-1], top[pos]
+				pos--
+			}
+		}
+		for _, t := range top {
+			if t.code != "" {
+				dst = append(dst, t.code)
+			}
+		}
+		return dst
+	}
 }
 
 func (m *ONNX) run(ctx context.Context, w *worker, b *binding, x []float32, rows int, out []float32) error {

@@ -68,7 +68,11 @@ func (r *Rules) Score(ctx context.Context, x []float32, n int, out []float32) (S
 			out[i*P+k] = float32(r.score(k, row))
 		}
 	}
-	return Scored{Strategy: StrategyRules, Version: r.version}, nil
+	F := r.features
+	explain := func(row, k int, dst []string) []string {
+		return r.Fired(k, x[row*F:(row+1)*F], dst)
+	}
+	return Scored{Strategy: StrategyRules, Version: r.version, Explain: explain}, nil
 }
 
 func (r *Rules) score(k int, row []float32) float64 {
@@ -144,5 +148,7 @@ func (p *Prior) Score(ctx context.Context, x []float32, n int, out []float32) (S
 	for i := 0; i < n; i++ {
 		copy(out[i*P:(i+1)*P], p.prior)
 	}
-	return Scored{Strategy: StrategyNonPersonalised, Version: p.version}, nil
+	return Scored{Strategy: StrategyNonPersonalised, Version: p.version, Explain: explainPopular}, nil
 }
+
+func explainPopular(_, _ int, dst []string) []string { return append(dst, ReasonPopular) }
