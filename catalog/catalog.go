@@ -161,6 +161,10 @@ type Policy struct {
 	SeniorAge int
 	// SeniorMaxRisk caps the risk level offered to senior customers.
 	SeniorMaxRisk RiskLevel
+	// ControlShare is the share of customers, chosen by a stable hash of
+	// the customer id and the month, who get an unranked list (the control
+	// group that measures the model's uplift); default 0.02.
+	ControlShare float64
 }
 
 // Window is a half-open time interval [From, Until). A zero bound is open.
@@ -266,9 +270,20 @@ type Catalog struct {
 	Channels   [NumChannels]ChannelPolicy
 	Policy     Policy
 	Levers     []Lever
+	// Reasons maps a reason code to its Chinese text.
+	Reasons map[string]string
+	// FeatureReasons maps a model feature to the reason code it gives when
+	// it raises a product's score.
+	FeatureReasons map[string]string
 
 	byID map[string]int
 }
+
+// Reason codes every catalog defines.
+const (
+	ReasonPopular = "POPULAR" // a non-personalised list: the product's base take-up rate
+	ReasonGeneral = "GENERAL" // a control-group list: no ranking at all
+)
 
 // Product returns the product with the given id, or an error wrapping
 // ErrUnknownProduct.
@@ -329,6 +344,9 @@ func (c *Catalog) FeatureRefs() []FeatureRef {
 		for j, s := range p.Rules.Signals {
 			refs = append(refs, FeatureRef{Product: p.ID, Field: fmt.Sprintf("rules.signals[%d].feature", j), Feature: s.Feature})
 		}
+	}
+	for f := range c.FeatureReasons {
+		refs = append(refs, FeatureRef{Field: "feature_reasons." + f, Feature: f})
 	}
 	return refs
 }

@@ -107,7 +107,7 @@ func TestDefaultCatalog(t *testing.T) {
 		t.Errorf("WM_CASH disclaimer %q", c.Disclaimer(p))
 	}
 
-	want := catalog.Policy{MaxPerCategory: 2, SeniorAge: 65, SeniorMaxRisk: 3}
+	want := catalog.Policy{MaxPerCategory: 2, SeniorAge: 65, SeniorMaxRisk: 3, ControlShare: 0.02}
 	if diff := cmp.Diff(want, c.Policy); diff != "" {
 		t.Errorf("Policy (-want +got):\n%s", diff)
 	}
@@ -329,8 +329,8 @@ func TestFeatureRefs(t *testing.T) {
 		}
 		signals += len(c.Products[i].Rules.Signals)
 	}
-	if len(refs) != held+signals {
-		t.Fatalf("%d refs, want %d held_when + %d signals", len(refs), held, signals)
+	if len(refs) != held+signals+len(c.FeatureReasons) {
+		t.Fatalf("%d refs, want %d held_when + %d signals + %d feature reasons", len(refs), held, signals, len(c.FeatureReasons))
 	}
 	want := catalog.FeatureRef{Product: "TD_3M", Field: "rules.signals[1].feature", Feature: "age"}
 	found := false

@@ -45,7 +45,11 @@ type fileCatalog struct {
 	Channels   map[string]fileChannel `json:"channels"`
 	Policy     filePolicy             `json:"policy"`
 	Levers     []fileLever            `json:"levers"`
-	Products   []json.RawMessage      `json:"products"`
+	// Reasons maps a reason code to its text; FeatureReasons maps a model
+	// feature to the reason code it gives.
+	Reasons        map[string]string `json:"reasons"`
+	FeatureReasons map[string]string `json:"feature_reasons"`
+	Products       []json.RawMessage `json:"products"`
 }
 
 type fileCategory struct {
@@ -62,9 +66,10 @@ type fileChannel struct {
 }
 
 type filePolicy struct {
-	MaxPerCategory int    `json:"max_per_category"`
-	SeniorAge      int    `json:"senior_age"`
-	SeniorMaxRisk  string `json:"senior_max_risk"`
+	MaxPerCategory int      `json:"max_per_category"`
+	ControlShare   *float64 `json:"control_share"`
+	SeniorAge      int      `json:"senior_age"`
+	SeniorMaxRisk  string   `json:"senior_max_risk"`
 }
 
 type fileLever struct {
@@ -232,6 +237,13 @@ func Parse(b []byte) (*Catalog, error) {
 	if c.Policy.MaxPerCategory < 1 {
 		probs.addf("", "policy.max_per_category", "must be at least 1")
 	}
+	c.Policy.ControlShare = 0.02
+	if f.Policy.ControlShare != nil {
+		c.Policy.ControlShare = *f.Policy.ControlShare
+		if !(c.Policy.ControlShare >= 0 && c.Policy.ControlShare <= 0.5) {
+			probs.addf("", "policy.control_share", "%v: want a share in [0, 0.5]", c.Policy.ControlShare)
+		}
+	}
 	if c.Policy.SeniorAge < 50 || c.Policy.SeniorAge > 100 {
 		probs.addf("", "policy.senior_age", "%d: want 50..100", c.Policy.SeniorAge)
 	}
@@ -239,6 +251,28 @@ func Parse(b []byte) (*Catalog, error) {
 		probs.addf("", "policy.senior_max_risk", "%v", err)
 	} else {
 		c.Policy.SeniorMaxRisk = r
+	}
+
+	c.Reasons = make(map[string]string, len(f.Reasons))
+	for code, text := range f.Reasons {
+		if !reasonCode.MatchString(code) {
+			probs.addf("", "reasons."+code, "want an upper-case reason code")
+		}
+		if err := checkReasonText(text); err != nil {
+			probs.addf("", "reasons."+code, "%v", err)
+		}
+		c.Reasons[code] = text
+	}
+	for _, code := range []string{ReasonPopular, ReasonGeneral} {
+		if _, ok := f.Reasons[code]; !ok {
+			probs.addf("", "reasons."+code, "missing: non-personalised and control lists need it")
+		}
+	}
+	c.FeatureReasons = f.FeatureReasons
+	for feature, code := range f.FeatureReasons {
+		if _, ok := f.Reasons[code]; !ok {
+			probs.addf("", "feature_reasons."+feature, "reason code %q has no text in reasons", code)
+		}
 	}
 
 	if len(f.Products) == 0 {
@@ -399,6 +433,9 @@ func parseProduct(c *Catalog, raw json.RawMessage, i int, probs *problems) (Prod
 		if math.IsNaN(s.Weight) || math.Abs(s.Weight) > 10 {
 			probs.addf(id, field+".weight", "%v: want -10..10", s.Weight)
 		}
+		if _, ok := c.Reasons[s.Code]; !ok && s.Weight > 0 && reasonCode.MatchString(s.Code) {
+			probs.addf(id, field+".code", "reason code %q has no text in reasons", s.Code)
+		}
 		p.Rules.Signals = append(p.Rules.Signals, sig)
 	}
 
@@ -541,6 +578,24 @@ func firstErr(errs ...error) error {
 	for _, e := range errs {
 		if e != nil {
 			return e
+		}
+	}
+	return nil
+}
+
+// checkReasonText refuses a reason text that could carry a raw value: a
+// reason says why ("余额较高"), never how much ("余额 123,456 元").
+func checkReasonText(text string) error {
+	n := utf8.RuneCountInString(text)
+	if n == 0 || n > 30 {
+		return fmt.Errorf("%d characters: want 1..30", n)
+	}
+	for _, r := range text {
+		switch {
+		case r >= '0' && r <= '9', r >= '０' && r <= '９':
+			return fmt.Errorf("%q: digits could reveal a customer's values", text)
+		case strings.ContainsRune("%％¥￥元$", r):
+			return fmt.Errorf("%q: amounts and rates do not belong in a reason", text)
 		}
 	}
 	return nil

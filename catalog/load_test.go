@@ -443,3 +443,26 @@ func TestDefaultBytesIsACopy(t *testing.T) {
 		t.Errorf("Default after changing DefaultBytes' result: %v", err)
 	}
 }
+
+func TestReasonTextsRevealNoValues(t *testing.T) {
+	for _, text := range []string{"余额 123,456 元", "年化收益3%", "资产超过１０万", "约￥五万"} {
+		raw := map[string]any{}
+		if err := json.Unmarshal(catalog.DefaultBytes(), &raw); err != nil {
+			t.Fatal(err)
+		}
+		raw["reasons"].(map[string]any)["HIGH_ASSETS"] = text
+		b, _ := json.Marshal(raw)
+		if _, err := catalog.Parse(b); err == nil || !strings.Contains(err.Error(), "reasons.HIGH_ASSETS") {
+			t.Errorf("%q accepted as a reason text: %v", text, err)
+		}
+	}
+	c, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, text := range c.Reasons {
+		if strings.ContainsAny(text, "0123456789元%¥") {
+			t.Errorf("%s: %q", code, text)
+		}
+	}
+}

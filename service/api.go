@@ -17,14 +17,21 @@ type RecommendationResponse struct {
 
 // ItemResponse is one ranked product.
 type ItemResponse struct {
-	Rank       int          `json:"rank"`
-	ProductID  string       `json:"product_id"`
-	Name       string       `json:"name"`
-	Category   string       `json:"category"`
-	RiskLevel  *string      `json:"risk_level"`
-	Propensity float64      `json:"propensity"`
-	Priority   float64      `json:"priority"`
-	Copy       CopyResponse `json:"copy"`
+	Rank       int              `json:"rank"`
+	ProductID  string           `json:"product_id"`
+	Name       string           `json:"name"`
+	Category   string           `json:"category"`
+	RiskLevel  *string          `json:"risk_level"`
+	Propensity float64          `json:"propensity"`
+	Priority   float64          `json:"priority"`
+	Copy       CopyResponse     `json:"copy"`
+	Reasons    []ReasonResponse `json:"reasons"`
+}
+
+// ReasonResponse says why an item is offered.
+type ReasonResponse struct {
+	Code string `json:"code"`
+	Text string `json:"text"`
 }
 
 // CopyResponse is the push copy of an item.
@@ -96,6 +103,10 @@ func toResponse(d *Decision) RecommendationResponse {
 				CTA:        it.Copy.CTA,
 				Disclaimer: it.Copy.Disclaimer,
 			},
+			Reasons: make([]ReasonResponse, len(it.Reasons)),
+		}
+		for j, rs := range it.Reasons {
+			r.Items[i].Reasons[j] = ReasonResponse{Code: rs.Code, Text: rs.Text}
 		}
 	}
 	return r

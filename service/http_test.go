@@ -165,8 +165,8 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 			if err := json.Unmarshal(body, &r); err != nil {
 				t.Fatal(err)
 			}
-			if r.Strategy == model.StrategyNonPersonalised {
-				continue // opted out
+			if r.Strategy == model.StrategyNonPersonalised || r.Strategy == service.StrategyControl {
+				continue // opted out, or in the control group
 			}
 			if r.Strategy != model.StrategyRules || !r.Degraded || r.DegradedReasons[0] != service.ReasonModelFallback {
 				t.Fatalf("%s: %s", id, body)

@@ -111,7 +111,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.onnx, err = model.LoadONNX(path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 2})
+	e.onnx, err = model.LoadONNX(path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 2, FeatureReasons: cat.FeatureReasons})
 	if err != nil {
 		t.Fatal(err)
 	}

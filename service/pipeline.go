@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -61,7 +63,7 @@ type Decision struct {
 	At              time.Time
 	CustomerID      string
 	Channel         catalog.Channel
-	Strategy        string // model, rules or non_personalised
+	Strategy        string // model, rules, non_personalised or control
 	ModelVersion    string // which model version or rule set ranked the list
 	CatalogVersion  string
 	Degraded        bool
@@ -76,7 +78,22 @@ type Item struct {
 	Propensity float64
 	Priority   float64
 	Copy       catalog.Copy
+	Reasons    []Reason // one to three
 }
+
+// Reason says, in a few Chinese words, why a product is offered. It never
+// carries a customer's values.
+type Reason struct {
+	Code string
+	Text string
+}
+
+// StrategyControl marks a control-group decision: the eligible products in
+// a random order, to measure what ranking adds.
+const StrategyControl = "control"
+
+// MaxReasons caps the reasons of an item.
+const MaxReasons = 3
 
 // PipelineConfig wires a Pipeline.
 type PipelineConfig struct {
@@ -227,12 +244,23 @@ func (p *Pipeline) decide(ctx context.Context, ins []input) (Decision, error) {
 func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) error {
 	P := len(p.cat.Products)
 	F := int(features.NumFields)
+	now := p.now()
 	scores := make([]float32, len(ins)*P)
+	kind := make([]decisionKind, len(ins))
 
-	// Score the personalised rows in one call; the others get the prior.
+	// Score the personalised rows in one call; the control group and the
+	// others get the prior.
 	var rows []int
+	row := make([]int, len(ins)) // position of a personalised input in the scored batch
 	for i := range ins {
-		if ins[i].personalised() {
+		switch {
+		case !ins[i].personalised():
+			kind[i] = kindPrior
+		case p.inControl(ins[i].req.CustomerID, now):
+			kind[i] = kindControl
+		default:
+			kind[i] = kindScored
+			row[i] = len(rows)
 			rows = append(rows, i)
 		}
 	}
@@ -252,23 +280,67 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 			copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
 		}
 	}
-	priorScored := model.Scored{Strategy: model.StrategyNonPersonalised, Version: p.prior.Version()}
-	now := p.now()
 	held := make([]bool, P)
 	for i := range ins {
-		sc := priorScored
-		if ins[i].personalised() {
+		sc := model.Scored{Strategy: model.StrategyNonPersonalised, Version: p.prior.Version()}
+		switch kind[i] {
+		case kindScored:
 			sc = scored
-		} else {
+		case kindControl:
+			sc = model.Scored{Strategy: StrategyControl, Version: "control@" + p.cat.Version}
+		}
+		if kind[i] != kindScored {
 			copy(scores[i*P:(i+1)*P], p.prior.Rates())
 		}
-		out[i] = p.finish(&ins[i], sc, scores[i*P:(i+1)*P], held, now)
+		out[i] = p.finish(&ins[i], kind[i], sc, row[i], scores[i*P:(i+1)*P], held, now)
 	}
 	return nil
 }
 
+type decisionKind uint8
+
+const (
+	kindPrior   decisionKind = iota // non-personalised: the catalog's prior
+	kindScored                      // ranked by the scorer (model or rules)
+	kindControl                     // the control group: eligible products in random order
+)
+
+// inControl reports whether the customer is in this month's control
+// group: a stable hash of the id and the month (China time) under the
+// catalog's control share.
+func (p *Pipeline) inControl(id string, now time.Time) bool {
+	share := p.cat.Policy.ControlShare
+	if share <= 0 {
+		return false
+	}
+	return controlBucket(id, now) < uint64(share*10000+0.5)
+}
+
+// controlBucket is the customer's bucket in [0, 10000) for the month.
+func controlBucket(id string, now time.Time) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("nbp-control|"))
+	_, _ = h.Write([]byte(now.In(chinaTime).Format("2006-01")))
+	_, _ = h.Write([]byte{'|'})
+	_, _ = h.Write([]byte(id))
+	return h.Sum64() % 10000
+}
+
+// controlOrder is a random order, fixed for the customer and the day so
+// that a decision can be replayed.
+func controlOrder(id string, now time.Time, n int) []int {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("nbp-control-order|"))
+	_, _ = h.Write([]byte(now.In(chinaTime).Format(time.DateOnly)))
+	_, _ = h.Write([]byte{'|'})
+	_, _ = h.Write([]byte(id))
+	return rand.New(rand.NewPCG(h.Sum64(), 0)).Perm(n)
+}
+
+var chinaTime = time.FixedZone("CST", 8*3600)
+
 // finish applies the policies, arbitrates and renders one decision.
-func (p *Pipeline) finish(in *input, sc model.Scored, scores []float32, held []bool, now time.Time) Decision {
+func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int, scores []float32, held []bool, now time.Time) Decision {
 	d := Decision{
 		ID:             p.newID(),
 		At:             now,
@@ -286,7 +358,7 @@ func (p *Pipeline) finish(in *input, sc model.Scored, scores []float32, held []b
 	case in.status == features.Corrupt:
 		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesCorrupt)
 	}
-	if in.personalised() && sc.Fallback {
+	if kind == kindScored && sc.Fallback {
 		d.DegradedReasons = append(d.DegradedReasons, ReasonModelFallback)
 	}
 	d.Degraded = len(d.DegradedReasons) > 0
@@ -314,14 +386,24 @@ func (p *Pipeline) finish(in *input, sc model.Scored, scores []float32, held []b
 		prio := float64(scores[k]) * pr.BusinessValue * p.cat.ContextWeight(ch, pr) * p.cat.Lever(pr, now)
 		cands = append(cands, cand{k: k, priority: prio})
 	}
-	// Highest priority first; ties go to the catalog order, so that the
-	// same inputs always give the same list.
-	slices.SortFunc(cands, func(a, b cand) int {
-		if c := cmp.Compare(b.priority, a.priority); c != 0 {
-			return c
+	if kind == kindControl {
+		// No ranking at all: a random order, and no priority to report.
+		order := controlOrder(in.req.CustomerID, now, len(cands))
+		shuffled := make([]cand, len(cands))
+		for i, j := range order {
+			shuffled[i] = cand{k: cands[j].k}
 		}
-		return cmp.Compare(a.k, b.k)
-	})
+		cands = shuffled
+	} else {
+		// Highest priority first; ties go to the catalog order, so that
+		// the same inputs always give the same list.
+		slices.SortFunc(cands, func(a, b cand) int {
+			if c := cmp.Compare(b.priority, a.priority); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.k, b.k)
+		})
+	}
 	perCat := make(map[string]int, 8)
 	for _, c := range cands {
 		if len(d.Items) == in.req.Limit {
@@ -339,7 +421,36 @@ func (p *Pipeline) finish(in *input, sc model.Scored, scores []float32, held []b
 			Propensity: float64(scores[c.k]),
 			Priority:   c.priority,
 			Copy:       cp,
+			Reasons:    p.reasons(kind, sc, row, c.k),
 		})
 	}
 	return d
+}
+
+// reasons turns the scorer's explanation of one product into one to three
+// reasons with their texts.
+func (p *Pipeline) reasons(kind decisionKind, sc model.Scored, row, k int) []Reason {
+	var codes [8]string
+	list := codes[:0]
+	switch {
+	case kind == kindControl:
+		list = append(list, catalog.ReasonGeneral)
+	case sc.Explain != nil:
+		list = sc.Explain(row, k, list)
+	}
+	rs := make([]Reason, 0, MaxReasons)
+	for _, code := range list {
+		text, ok := p.cat.Reasons[code]
+		if !ok || slices.ContainsFunc(rs, func(r Reason) bool { return r.Code == code }) {
+			continue
+		}
+		rs = append(rs, Reason{Code: code, Text: text})
+		if len(rs) == MaxReasons {
+			break
+		}
+	}
+	if len(rs) == 0 {
+		rs = append(rs, Reason{Code: catalog.ReasonGeneral, Text: p.cat.Reasons[catalog.ReasonGeneral]})
+	}
+	return rs
 }

@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		defer stopRT()
-		m, err := model.LoadONNX(cfg.modelPath, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: cfg.modelWorkers})
+		m, err := model.LoadONNX(cfg.modelPath, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: cfg.modelWorkers, FeatureReasons: cat.FeatureReasons})
 		if err != nil {
 			return fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
 		}
