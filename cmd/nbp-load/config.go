@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+var errHelp = errors.New("help requested")
+
+// config is every setting of nbp-load, from flags with environment
+// defaults.
+type config struct {
+	duration     time.Duration
+	warmup       time.Duration
+	concurrency  int
+	rate         float64
+	pool         int
+	rounds       int
+	n            int
+	seed         uint64
+	nbpBin       string
+	nbpArgs      []string
+	skipBaseline bool
+	jsonPath     string
+	redisAddr    string // empty: start a private redis-server
+	redisBin     string
+	ortLib       string
+
+	// -serve-baseline: be the baseline server instead.
+	serveBaseline bool
+	addr          string
+	prefix        string
+
+	redisPassword string // from REDIS_PASSWORD only; never printed
+}
+
+// parseConfig reads flags and environment. self is the path of the
+// running executable: the default nbp binary sits next to it.
+func parseConfig(args []string, getenv func(string) string, self string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("nbp-load", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `nbp-load measures nbp against a bare fiber+Redis handler on the same Redis:
+closed-loop maximum throughput, then fixed-rate latency (coordinated-omission safe).
+
+  nbp-load [flags]                          run the benchmark
+  nbp-load -serve-baseline -redis ADDR      serve the baseline handler (started by the benchmark)
+
+`)
+		fs.PrintDefaults()
+	}
+	var nbpArgs string
+	defaultNBP := ""
+	if self != "" {
+		defaultNBP = filepath.Join(filepath.Dir(self), "nbp")
+	}
+	ortDefault := getenv("ONNXRUNTIME_LIB")
+	if ortDefault == "" {
+		ortDefault = ".cache/onnxruntime/libonnxruntime.so.1"
+	}
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time of each run")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
+	fs.IntVar(&c.concurrency, "concurrency", 32, "closed loop: concurrent workers (each one keep-alive connection)")
+	fs.Float64Var(&c.rate, "rate", 5000, "open loop: requests a second")
+	fs.IntVar(&c.pool, "pool", 0, "open loop: goroutines sending requests; a due request finding none idle is dropped (0: rate/10, at least 64)")
+	fs.IntVar(&c.rounds, "rounds", 1, "closed loop: rounds of (baseline, nbp)")
+	fs.IntVar(&c.n, "n", 10000, "demo customers to load and draw from (nbp -demo-n)")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed of the customer draw")
+	fs.StringVar(&c.nbpBin, "nbp", defaultNBP, "nbp server binary")
+	fs.StringVar(&nbpArgs, "nbp-args", "", "extra space-separated flags for nbp")
+	fs.BoolVar(&c.skipBaseline, "skip-baseline", false, "measure nbp only")
+	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&c.redisAddr, "redis", getenv("REDIS_ADDR"), "Redis address (env REDIS_ADDR; default: a private redis-server)")
+	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary for the private Redis")
+	fs.StringVar(&c.ortLib, "onnxruntime", ortDefault, "ONNX Runtime library handed to nbp (env ONNXRUNTIME_LIB)")
+	fs.BoolVar(&c.serveBaseline, "serve-baseline", false, "serve the baseline handler and print \"listening on HOST:PORT\"")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "-serve-baseline: listen address")
+	fs.StringVar(&c.prefix, "prefix", "nbp:", "-serve-baseline: Redis key prefix")
+	c.redisPassword = getenv("REDIS_PASSWORD")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	c.nbpArgs = strings.Fields(nbpArgs)
+	if err := c.validate(fs.Args()); err != nil {
+		return c, fmt.Errorf("configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// validate checks every setting and reports every problem together.
+// It makes the paths of the binaries and the library absolute.
+func (c *config) validate(rest []string) error {
+	var errs []error
+	if len(rest) > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", rest))
+	}
+	if c.serveBaseline {
+		if c.redisAddr == "" {
+			errs = append(errs, errors.New("-serve-baseline needs -redis"))
+		}
+		return errors.Join(errs...)
+	}
+	if c.duration <= 0 {
+		errs = append(errs, errors.New("-duration must be positive"))
+	}
+	if c.warmup < 0 {
+		errs = append(errs, errors.New("-warmup must not be negative"))
+	}
+	if c.concurrency < 1 {
+		errs = append(errs, errors.New("-concurrency must be at least 1"))
+	}
+	if !(c.rate > 0) || math.IsInf(c.rate, 0) {
+		errs = append(errs, errors.New("-rate must be positive"))
+	} else if c.pool == 0 {
+		c.pool = max(64, int(math.Ceil(c.rate/10)))
+	}
+	if c.pool < 1 {
+		errs = append(errs, errors.New("-pool must be at least 1"))
+	}
+	if c.rounds < 1 {
+		errs = append(errs, errors.New("-rounds must be at least 1"))
+	}
+	if c.n < 1 {
+		errs = append(errs, errors.New("-n must be at least 1"))
+	}
+	for _, p := range []struct {
+		name string
+		path *string
+		hint string
+	}{
+		{"nbp", &c.nbpBin, "build it with `go build -o bin/ ./cmd/...`"},
+		{"onnxruntime", &c.ortLib, "fetch it with .ci/fetch-onnxruntime, or set ONNXRUNTIME_LIB"},
+	} {
+		if *p.path == "" {
+			errs = append(errs, fmt.Errorf("-%s is required", p.name))
+			continue
+		}
+		abs, err := filepath.Abs(*p.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-%s: %w", p.name, err))
+			continue
+		}
+		*p.path = abs
+		if _, err := os.Stat(abs); err != nil {
+			errs = append(errs, fmt.Errorf("-%s: %w (%s)", p.name, err, p.hint))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// issueFunc sends one request and returns its HTTP status, or an error
+// when there is no response (refused, timed out, cut). A status other
+// than 200 counts as an error too.
+type issueFunc func() (status int, err error)
+
+// issuerFactory makes the issueFunc of one worker goroutine, which may
+// keep buffers and a random source of its own.
+type issuerFactory func(worker int) issueFunc
+
+// tally is what one worker saw. Workers keep their own; merge adds them.
+type tally struct {
+	latency  histogram
+	ok       uint64
+	errors   uint64
+	statuses map[int]uint64 // by HTTP status; 0 is a transport error
+	firstErr string
+}
+
+func newTally() *tally { return &tally{statuses: make(map[int]uint64)} }
+
+func (t *tally) record(d time.Duration, status int, err error) {
+	t.latency.record(d)
+	t.statuses[status]++
+	if err == nil && status == 200 {
+		t.ok++
+		return
+	}
+	t.errors++
+	if t.firstErr == "" {
+		if err != nil {
+			t.firstErr = err.Error()
+		} else {
+			t.firstErr = "unexpected status"
+		}
+	}
+}
+
+func (t *tally) merge(o *tally) {
+	t.latency.merge(&o.latency)
+	t.ok += o.ok
+	t.errors += o.errors
+	for s, n := range o.statuses {
+		t.statuses[s] += n
+	}
+	if t.firstErr == "" {
+		t.firstErr = o.firstErr
+	}
+}
+
+// closedResult is the outcome of a closed-loop run.
+type closedResult struct {
+	tally
+	window time.Duration // the measured window (shorter when interrupted)
+}
+
+// runClosed runs workers goroutines that each send a request as soon as
+// the previous one is answered, for warmup and then dur. Only requests
+// sent after the warm-up are counted; latency runs from the actual send.
+func runClosed(ctx context.Context, workers int, warmup, dur time.Duration, issuer issuerFactory) closedResult {
+	start := time.Now()
+	measureFrom := start.Add(warmup)
+	end := measureFrom.Add(dur)
+	var stopped atomic.Bool // cheaper than ctx.Err on every request
+	defer context.AfterFunc(ctx, func() { stopped.Store(true) })()
+	tallies := make([]*tally, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		t := newTally()
+		tallies[w] = t
+		issue := issuer(w)
+		wg.Go(func() {
+			for !stopped.Load() {
+				sent := time.Now()
+				if !sent.Before(end) {
+					return
+				}
+				status, err := issue()
+				if sent.Before(measureFrom) {
+					continue
+				}
+				t.record(time.Since(sent), status, err)
+			}
+		})
+	}
+	wg.Wait()
+	res := closedResult{tally: *newTally(), window: measuredWindow(measureFrom, end)}
+	for _, t := range tallies {
+		res.merge(t)
+	}
+	return res
+}
+
+// measuredWindow is the part of [from, end) that has passed.
+func measuredWindow(from, end time.Time) time.Duration {
+	now := time.Now()
+	if now.After(end) {
+		now = end
+	}
+	return max(0, now.Sub(from))
+}
+
+// openResult is the outcome of an open-loop run.
+type openResult struct {
+	tally
+	window    time.Duration
+	scheduled uint64    // requests the schedule called for in the window
+	dropped   uint64    // of those, not sent: every worker was busy
+	sendLag   histogram // actual send time minus scheduled time
+	fromSend  histogram // latency from the actual send, as a closed loop counts it
+}
+
+// tickTime returns when request i of a schedule of rate requests a second
+// starting at start is due. Computing every tick from start, rather than
+// adding an interval to the previous one, keeps rounding from drifting.
+func tickTime(start time.Time, i int64, rate float64) time.Time {
+	return start.Add(time.Duration(float64(i) * float64(time.Second) / rate))
+}
+
+// numTicks returns how many requests a schedule of rate a second sends in d.
+func numTicks(d time.Duration, rate float64) int64 {
+	return int64(d.Seconds() * rate)
+}
+
+// runOpen sends requests at a fixed rate for warmup and then dur, whatever
+// the answers take: a dispatcher hands each due request to an idle worker
+// of a pool of size pool, or counts it dropped when none is idle. Latency
+// runs from the time the request was due, not the time it was sent, so a
+// late send (a stalled dispatcher, a busy CPU) counts against the server
+// like a queue would: the measurement is free of coordinated omission.
+func runOpen(ctx context.Context, rate float64, pool int, warmup, dur time.Duration, issuer issuerFactory) openResult {
+	jobs := make(chan time.Time) // unbuffered: a send succeeds only when a worker waits
+	type workerTally struct {
+		*tally
+		lag, fromSend histogram
+	}
+	tallies := make([]*workerTally, pool)
+	var start, measureFrom time.Time // set before the first job is sent
+	var wg, ready sync.WaitGroup
+	ready.Add(pool)
+	for w := range pool {
+		t := &workerTally{tally: newTally()}
+		tallies[w] = t
+		issue := issuer(w)
+		wg.Go(func() {
+			ready.Done()
+			for due := range jobs {
+				sent := time.Now()
+				status, err := issue()
+				if due.Before(measureFrom) {
+					continue
+				}
+				done := time.Now()
+				t.record(done.Sub(due), status, err)
+				t.lag.record(sent.Sub(due))
+				t.fromSend.record(done.Sub(sent))
+			}
+		})
+	}
+
+	// Start the clock once every worker runs, so that the first requests
+	// are not dropped for want of workers that merely have not started.
+	ready.Wait()
+	start = time.Now()
+	measureFrom = start.Add(warmup)
+	end := measureFrom.Add(dur)
+	defer precisionThread()()
+	var scheduled, dropped uint64
+	total := numTicks(warmup+dur, rate)
+	for i := int64(0); i < total && ctx.Err() == nil; {
+		due := tickTime(start, i, rate)
+		if wait := time.Until(due); wait > 0 {
+			preciseSleep(min(wait, 10*time.Millisecond)) // short, to notice ctx
+			continue
+		}
+		measured := !due.Before(measureFrom)
+		if measured {
+			scheduled++
+		}
+		select {
+		case jobs <- due:
+		default:
+			if measured {
+				dropped++
+			}
+		}
+		i++
+	}
+	close(jobs)
+	wg.Wait()
+
+	res := openResult{tally: *newTally(), window: measuredWindow(measureFrom, end), scheduled: scheduled, dropped: dropped}
+	for _, t := range tallies {
+		res.merge(t.tally)
+		res.sendLag.merge(&t.lag)
+		res.fromSend.merge(&t.fromSend)
+	}
+	return res
+}

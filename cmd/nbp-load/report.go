@@ -1,0 +1,295 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+)
+
+// Thresholds past which the report calls a number out.
+const (
+	noteP99US      = 2000 // nbp's open-loop p99, µs
+	noteRatio      = 0.5  // nbp's closed-loop throughput over the baseline's
+	noteSendLagP99 = 1000 // the generator's p99 lateness against its schedule, µs
+	noteOtherCores = 0.25 // CPU used by processes other than ours during a run
+)
+
+// report is everything one run of nbp-load measured; it is also the JSON
+// written by -json.
+type report struct {
+	Machine         machine     `json:"machine"`
+	Settings        settings    `json:"settings"`
+	Closed          []runResult `json:"closed_loop"`
+	ThroughputRatio float64     `json:"throughput_ratio_nbp_over_baseline,omitempty"`
+	Open            []runResult `json:"open_loop"`
+	Notes           []string    `json:"notes,omitempty"`
+	Interrupted     bool        `json:"interrupted,omitempty"`
+}
+
+type machine struct {
+	GoVersion   string   `json:"go_version"`
+	OS          string   `json:"os"`
+	Arch        string   `json:"arch"`
+	GOMAXPROCS  int      `json:"gomaxprocs"`
+	NumCPU      int      `json:"num_cpu"`
+	BusyAtStart *float64 `json:"busy_cores_at_start,omitempty"` // used by other processes before the run
+}
+
+type settings struct {
+	DurationS   float64  `json:"duration_s"`
+	WarmupS     float64  `json:"warmup_s"`
+	Concurrency int      `json:"concurrency"`
+	Rate        float64  `json:"rate"`
+	Pool        int      `json:"pool"`
+	Rounds      int      `json:"rounds"`
+	Customers   int      `json:"customers"`
+	Redis       string   `json:"redis"` // "private" or "external"
+	NBP         string   `json:"nbp"`
+	NBPArgs     []string `json:"nbp_args,omitempty"`
+}
+
+func (c config) settings() settings {
+	redis := "private"
+	if c.redisAddr != "" {
+		redis = "external"
+	}
+	return settings{
+		DurationS: c.duration.Seconds(), WarmupS: c.warmup.Seconds(),
+		Concurrency: c.concurrency, Rate: c.rate, Pool: c.pool, Rounds: c.rounds,
+		Customers: c.n, Redis: redis, NBP: c.nbpBin, NBPArgs: c.nbpArgs,
+	}
+}
+
+// runResult is one measured run of one server.
+type runResult struct {
+	Target     string             `json:"target"`
+	Round      int                `json:"round,omitempty"`
+	TargetRate float64            `json:"target_rate,omitempty"` // open loop
+	WindowS    float64            `json:"window_s"`
+	Requests   uint64             `json:"requests"` // answered or failed
+	OK         uint64             `json:"ok"`
+	Errors     uint64             `json:"errors"`              // non-200 or no response
+	Scheduled  *uint64            `json:"scheduled,omitempty"` // open loop: due in the window
+	Dropped    *uint64            `json:"dropped,omitempty"`   // open loop: of those, not sent
+	RPS        float64            `json:"rps"`
+	LatencyUS  latencySummary     `json:"latency_us"`
+	SendLagUS  *latencySummary    `json:"send_lag_us,omitempty"`          // open loop: actual send minus scheduled time
+	FromSendUS *latencySummary    `json:"latency_from_send_us,omitempty"` // open loop: latency without the lag
+	Statuses   map[string]uint64  `json:"statuses"`                       // by HTTP status; "transport" when none came
+	FirstError string             `json:"first_error,omitempty"`
+	CPUCores   map[string]float64 `json:"cpu_cores"` // load (nbp-load), server, redis, other
+}
+
+// mode names the kind of run.
+func (r runResult) mode() string {
+	if r.TargetRate > 0 {
+		return "open-loop"
+	}
+	return fmt.Sprintf("closed-loop (round %d)", r.Round)
+}
+
+type latencySummary struct {
+	Min  uint64  `json:"min"`
+	Mean float64 `json:"mean"`
+	P50  uint64  `json:"p50"`
+	P90  uint64  `json:"p90"`
+	P99  uint64  `json:"p99"`
+	P999 uint64  `json:"p99_9"`
+	Max  uint64  `json:"max"`
+}
+
+func summarize(h *histogram) latencySummary {
+	return latencySummary{
+		Min: h.min, Mean: h.mean(), Max: h.max,
+		P50: h.quantile(0.50), P90: h.quantile(0.90), P99: h.quantile(0.99), P999: h.quantile(0.999),
+	}
+}
+
+func resultOf(name string, t *tally, window float64, cores map[string]float64) runResult {
+	statuses := make(map[string]uint64, len(t.statuses))
+	for s, n := range t.statuses {
+		k := strconv.Itoa(s)
+		if s == 0 {
+			k = "transport"
+		}
+		statuses[k] = n
+	}
+	r := runResult{
+		Target: name, WindowS: window,
+		Requests: t.ok + t.errors, OK: t.ok, Errors: t.errors,
+		LatencyUS: summarize(&t.latency), Statuses: statuses, FirstError: t.firstErr, CPUCores: cores,
+	}
+	if window > 0 {
+		r.RPS = float64(r.Requests) / window
+	}
+	return r
+}
+
+func closedRun(name string, round int, res closedResult, cores map[string]float64) runResult {
+	r := resultOf(name, &res.tally, res.window.Seconds(), cores)
+	r.Round = round
+	return r
+}
+
+func openRun(name string, rate float64, res openResult, cores map[string]float64) runResult {
+	r := resultOf(name, &res.tally, res.window.Seconds(), cores)
+	r.TargetRate = rate
+	r.Scheduled = &res.scheduled
+	r.Dropped = &res.dropped
+	lag, fromSend := summarize(&res.sendLag), summarize(&res.fromSend)
+	r.SendLagUS, r.FromSendUS = &lag, &fromSend
+	return r
+}
+
+// finish works out the throughput ratio and the notes on what was seen.
+func (r *report) finish() {
+	var base, nbp float64
+	var nb, nn int
+	for _, c := range r.Closed {
+		switch c.Target {
+		case "baseline":
+			base += c.RPS
+			nb++
+		case "nbp":
+			nbp += c.RPS
+			nn++
+		}
+	}
+	if nb > 0 && nn > 0 && base > 0 {
+		r.ThroughputRatio = (nbp / float64(nn)) / (base / float64(nb))
+		if r.ThroughputRatio < noteRatio {
+			r.Notes = append(r.Notes, fmt.Sprintf("nbp's closed-loop throughput is %.0f%% of the baseline's (below %.0f%%)",
+				100*r.ThroughputRatio, 100*noteRatio))
+		}
+	}
+	for _, run := range slices.Concat(r.Closed, r.Open) {
+		if other := run.CPUCores["other"]; other > noteOtherCores {
+			r.Notes = append(r.Notes, fmt.Sprintf("other processes used %.2f cores during the %s run of %s: that run's numbers are disturbed",
+				other, run.mode(), run.Target))
+		}
+	}
+	for _, c := range r.Closed {
+		if c.Errors > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("closed loop, %s round %d: %d errors, the first: %s", c.Target, c.Round, c.Errors, c.FirstError))
+		}
+	}
+	for _, o := range r.Open {
+		if o.Target == "nbp" && o.LatencyUS.P99 > noteP99US {
+			r.Notes = append(r.Notes, fmt.Sprintf("nbp's p99 at %g req/s is %s ms (above %s ms)", o.TargetRate, ms(o.LatencyUS.P99), ms(noteP99US)))
+		}
+		if o.Errors > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("open loop, %s: %d errors, the first: %s", o.Target, o.Errors, o.FirstError))
+		}
+		dropped := deref(o.Dropped)
+		if dropped > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("open loop, %s: %d of %d scheduled requests dropped, all %d workers busy: %s did not keep up with %g req/s on this machine (or raise -pool)",
+				o.Target, dropped, deref(o.Scheduled), r.Settings.Pool, o.Target, o.TargetRate))
+		}
+		if o.WindowS > 0 && o.RPS < 0.99*o.TargetRate && dropped == 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("open loop, %s: achieved %.0f of %g req/s", o.Target, o.RPS, o.TargetRate))
+		}
+		if o.SendLagUS != nil && o.SendLagUS.P99 > noteSendLagP99 {
+			r.Notes = append(r.Notes, fmt.Sprintf("open loop, %s: the generator sent late against its schedule (p99 %s ms, max %s ms), as it shares the CPU with the servers; the latencies include that lateness, as a client's would",
+				o.Target, ms(o.SendLagUS.P99), ms(o.SendLagUS.Max)))
+		}
+	}
+}
+
+// print writes the report as plain-text tables.
+func (r *report) print(w io.Writer) {
+	s := r.Settings
+	m := r.Machine
+	fmt.Fprintf(w, "\n== nbp-load: %s %s/%s, GOMAXPROCS=%d, NumCPU=%d, Redis %s, %d customers drawn uniformly\n",
+		m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS, m.NumCPU, s.Redis, s.Customers)
+	if m.BusyAtStart != nil {
+		fmt.Fprintf(w, "   cores busy with other processes before the start: %.2f\n", *m.BusyAtStart)
+	}
+	fmt.Fprintf(w, "   latencies in ms; cpu = cores used by load generator / server / redis / other processes\n")
+
+	if len(r.Closed) > 0 {
+		fmt.Fprintf(w, "\nclosed loop: %d workers, %gs measured after %gs warm-up; latency from the actual send\n",
+			s.Concurrency, s.DurationS, s.WarmupS)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "target\tround\treq/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tcpu\t")
+		for _, c := range r.Closed {
+			l := c.LatencyUS
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n",
+				c.Target, c.Round, c.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), c.Errors, cores(c.CPUCores))
+		}
+		tw.Flush()
+		if r.ThroughputRatio > 0 {
+			fmt.Fprintf(w, "throughput nbp/baseline: %.2f\n", r.ThroughputRatio)
+		}
+	}
+
+	if len(r.Open) > 0 {
+		fmt.Fprintf(w, "\nopen loop: %g req/s fixed schedule, %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
+			s.Rate, s.DurationS, s.WarmupS, s.Pool)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "target\treq/s\tp50\tp90\tp99\tp99.9\tmax\terrors\tdropped\tlag p99\tsend p99\tcpu\t")
+		for _, o := range r.Open {
+			l := o.LatencyUS
+			var lag, fromSend uint64
+			if o.SendLagUS != nil && o.FromSendUS != nil {
+				lag, fromSend = o.SendLagUS.P99, o.FromSendUS.P99
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n",
+				o.Target, o.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), o.Errors, deref(o.Dropped),
+				ms(lag), ms(fromSend), cores(o.CPUCores))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "(lag p99: how late the generator sent against its schedule, included in the latencies;\n send p99: latency from the actual send, without that lag, for reference only)\n")
+	}
+
+	if r.Interrupted {
+		fmt.Fprintf(w, "\ninterrupted: the results above are partial\n")
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintf(w, "\nnotes:\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+}
+
+// writeJSON writes the report to path.
+func (r *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// ms formats microseconds as milliseconds.
+func ms(us uint64) string { return strconv.FormatFloat(float64(us)/1000, 'f', 3, 64) }
+
+// cores formats the CPU use of load generator, server, Redis and the rest.
+func cores(c map[string]float64) string {
+	var out string
+	for i, role := range []string{"load", "server", "redis", "other"} {
+		if i > 0 {
+			out += "/"
+		}
+		if v, ok := c[role]; ok {
+			out += strconv.FormatFloat(v, 'f', 2, 64)
+		} else {
+			out += "-"
+		}
+	}
+	return out
+}
+
+func deref(p *uint64) uint64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

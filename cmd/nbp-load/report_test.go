@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReport(t *testing.T) {
+	u := func(n uint64) *uint64 { return &n }
+	rep := &report{
+		Machine:  machine{GoVersion: "go1.26", OS: "linux", Arch: "amd64", GOMAXPROCS: 2, NumCPU: 2},
+		Settings: settings{DurationS: 10, WarmupS: 2, Concurrency: 32, Rate: 5000, Pool: 500, Rounds: 1, Customers: 10000, Redis: "private"},
+		Closed: []runResult{
+			{Target: "baseline", Round: 1, RPS: 40000, LatencyUS: latencySummary{P99: 2400}, CPUCores: map[string]float64{"load": 0.5, "server": 0.9}},
+			{Target: "nbp", Round: 1, RPS: 16000, LatencyUS: latencySummary{P99: 6000}, CPUCores: map[string]float64{"other": 0.6}},
+		},
+		Open: []runResult{
+			{Target: "nbp", TargetRate: 5000, WindowS: 10, RPS: 5000, LatencyUS: latencySummary{P99: 2700},
+				Scheduled: u(50000), Dropped: u(3), SendLagUS: &latencySummary{P99: 700}, FromSendUS: &latencySummary{P99: 1800}},
+		},
+	}
+	rep.finish()
+	if rep.ThroughputRatio != 0.4 {
+		t.Errorf("ratio %g, want 0.4", rep.ThroughputRatio)
+	}
+	notes := strings.Join(rep.Notes, "\n")
+	for _, want := range []string{"40% of the baseline", "0.60 cores during the closed-loop (round 1) run of nbp", "p99 at 5000 req/s is 2.700 ms", "3 of 50000 scheduled requests dropped"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes do not say %q:\n%s", want, notes)
+		}
+	}
+
+	var out bytes.Buffer
+	rep.print(&out)
+	for _, want := range []string{"throughput nbp/baseline: 0.40", "0.50/0.90/-/-", "2.700", "1.800"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table does not show %q:\n%s", want, out.String())
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := rep.writeJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back report
+	if err := json.Unmarshal(b, &back); err != nil || back.ThroughputRatio != 0.4 || *back.Open[0].Dropped != 3 {
+		t.Errorf("JSON round trip: %v, %+v", err, back)
+	}
+}
