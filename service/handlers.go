@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -28,8 +29,16 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	return c.JSON(toResponse(&d))
+	r := toResponse(&d)
+	bp := jsonBufs.Get().(*[]byte)
+	*bp = r.AppendJSON((*bp)[:0])
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	err = c.Send(*bp) // copies into the response
+	jsonBufs.Put(bp)
+	return err
 }
+
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // parseRecommend validates the path and query. Strings kept are copied:
 // fiber reuses its buffers after the handler returns.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/directops/nbp/catalog"
@@ -122,6 +123,8 @@ type Pipeline struct {
 	now            func() time.Time
 	log            *slog.Logger
 	newID          func() string
+	controlVersion string
+	scratches      sync.Pool // *scratch
 }
 
 // NewPipeline checks the catalog against the feature schema and returns the
@@ -157,6 +160,7 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 	if p.newID == nil {
 		p.newID = NewDecisionID
 	}
+	p.controlVersion = "control@" + c.Catalog.Version
 	return p, nil
 }
 
@@ -245,13 +249,15 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 	P := len(p.cat.Products)
 	F := int(features.NumFields)
 	now := p.now()
-	scores := make([]float32, len(ins)*P)
-	kind := make([]decisionKind, len(ins))
+	sc := p.scratch(len(ins))
+	defer p.scratches.Put(sc)
+	scores := sc.scores
+	kind := sc.kind
 
 	// Score the personalised rows in one call; the control group and the
 	// others get the prior.
-	var rows []int
-	row := make([]int, len(ins)) // position of a personalised input in the scored batch
+	rows := sc.rows
+	row := sc.row // position of a personalised input in the scored batch
 	for i := range ins {
 		switch {
 		case !ins[i].personalised():
@@ -264,13 +270,14 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 			rows = append(rows, i)
 		}
 	}
+	sc.rows = rows
 	var scored model.Scored
 	if len(rows) > 0 {
-		x := make([]float32, len(rows)*F)
+		x := sc.x[:len(rows)*F]
 		for j, i := range rows {
 			copy(x[j*F:], ins[i].vec.Values[:])
 		}
-		ps := make([]float32, len(rows)*P)
+		ps := sc.ps[:len(rows)*P]
 		var err error
 		scored, err = p.scorer.Score(ctx, x, len(rows), ps)
 		if err != nil {
@@ -280,21 +287,64 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 			copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
 		}
 	}
-	held := make([]bool, P)
 	for i := range ins {
-		sc := model.Scored{Strategy: model.StrategyNonPersonalised, Version: p.prior.Version()}
+		by := model.Scored{Strategy: model.StrategyNonPersonalised, Version: p.prior.Version()}
 		switch kind[i] {
 		case kindScored:
-			sc = scored
+			by = scored
 		case kindControl:
-			sc = model.Scored{Strategy: StrategyControl, Version: "control@" + p.cat.Version}
+			by = model.Scored{Strategy: StrategyControl, Version: p.controlVersion}
 		}
 		if kind[i] != kindScored {
 			copy(scores[i*P:(i+1)*P], p.prior.Rates())
 		}
-		out[i] = p.finish(&ins[i], kind[i], sc, row[i], scores[i*P:(i+1)*P], held, now)
+		out[i] = p.finish(&ins[i], kind[i], by, row[i], scores[i*P:(i+1)*P], sc, now)
 	}
 	return nil
+}
+
+// scratch holds a call's working memory, reused across calls.
+type scratch struct {
+	scores, x, ps []float32
+	kind          []decisionKind
+	row, rows     []int
+	held          []bool
+	cands         []cand
+	perCat        []catCount
+}
+
+type cand struct {
+	k        int
+	priority float64
+}
+
+type catCount struct {
+	cat string
+	n   int
+}
+
+func (p *Pipeline) scratch(n int) *scratch {
+	P, F := len(p.cat.Products), int(features.NumFields)
+	s, _ := p.scratches.Get().(*scratch)
+	if s == nil {
+		s = &scratch{}
+	}
+	grow := func(b []float32, size int) []float32 {
+		if cap(b) < size {
+			return make([]float32, size)
+		}
+		return b[:size]
+	}
+	s.scores, s.x, s.ps = grow(s.scores, n*P), grow(s.x, n*F), grow(s.ps, n*P)
+	if cap(s.kind) < n {
+		s.kind, s.row = make([]decisionKind, n), make([]int, n)
+	}
+	s.kind, s.row, s.rows = s.kind[:n], s.row[:n], s.rows[:0]
+	if cap(s.held) < P {
+		s.held, s.cands = make([]bool, P), make([]cand, 0, P)
+	}
+	s.held = s.held[:P]
+	return s
 }
 
 type decisionKind uint8
@@ -340,7 +390,7 @@ func controlOrder(id string, now time.Time, n int) []int {
 var chinaTime = time.FixedZone("CST", 8*3600)
 
 // finish applies the policies, arbitrates and renders one decision.
-func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int, scores []float32, held []bool, now time.Time) Decision {
+func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int, scores []float32, mem *scratch, now time.Time) Decision {
 	d := Decision{
 		ID:             p.newID(),
 		At:             now,
@@ -366,18 +416,14 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	cu := catalog.Customer{}
 	salutation := ""
 	if !in.unavailable && in.status.Usable() {
-		cu = p.profile.Customer(in.vec, held)
+		cu = p.profile.Customer(in.vec, mem.held)
 		if in.personalised() {
 			salutation = in.vec.Salutation
 		}
 	}
 	ch := in.req.Channel
 
-	type cand struct {
-		k        int
-		priority float64
-	}
-	cands := make([]cand, 0, len(p.cat.Products))
+	cands := mem.cands[:0]
 	for k := range p.cat.Products {
 		pr := &p.cat.Products[k]
 		if p.cat.Check(pr, &cu, ch, now) != catalog.ExclusionNone {
@@ -389,11 +435,13 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	if kind == kindControl {
 		// No ranking at all: a random order, and no priority to report.
 		order := controlOrder(in.req.CustomerID, now, len(cands))
-		shuffled := make([]cand, len(cands))
-		for i, j := range order {
-			shuffled[i] = cand{k: cands[j].k}
+		ks := make([]int, len(cands))
+		for i := range cands {
+			ks[i] = cands[i].k
 		}
-		cands = shuffled
+		for i, j := range order {
+			cands[i] = cand{k: ks[j]}
+		}
 	} else {
 		// Highest priority first; ties go to the catalog order, so that
 		// the same inputs always give the same list.
@@ -404,16 +452,17 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 			return cmp.Compare(a.k, b.k)
 		})
 	}
-	perCat := make(map[string]int, 8)
+	mem.cands = cands
+	perCat := mem.perCat[:0]
+	d.Items = make([]Item, 0, in.req.Limit)
 	for _, c := range cands {
 		if len(d.Items) == in.req.Limit {
 			break
 		}
 		pr := &p.cat.Products[c.k]
-		if perCat[pr.Category] >= p.cat.Policy.MaxPerCategory {
+		if !takeCategory(&perCat, pr.Category, p.cat.Policy.MaxPerCategory) {
 			continue
 		}
-		perCat[pr.Category]++
 		cp, _ := p.cat.Render(pr, ch, salutation)
 		d.Items = append(d.Items, Item{
 			Rank:       len(d.Items) + 1,
@@ -424,7 +473,24 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 			Reasons:    p.reasons(kind, sc, row, c.k),
 		})
 	}
+	mem.perCat = perCat
 	return d
+}
+
+// takeCategory counts one more item of a category, unless the category
+// already has max.
+func takeCategory(counts *[]catCount, cat string, max int) bool {
+	for i := range *counts {
+		if (*counts)[i].cat == cat {
+			if (*counts)[i].n >= max {
+				return false
+			}
+			(*counts)[i].n++
+			return true
+		}
+	}
+	*counts = append(*counts, catCount{cat: cat, n: 1})
+	return true
 }
 
 // reasons turns the scorer's explanation of one product into one to three
