@@ -167,6 +167,32 @@ type Policy struct {
 	ControlShare float64
 }
 
+// Cap limits contacts: at most Max in any window of Days days (today and
+// the Days-1 days before, China time). A zero Max is no cap.
+type Cap struct {
+	Max  int
+	Days int
+}
+
+// ContactPolicy is how often a customer may be approached.
+type ContactPolicy struct {
+	// ImpressionCaps, per channel: how often one product may be shown to
+	// one customer. A product's own caps override them.
+	ImpressionCaps [NumChannels]Cap
+	// PushCaps, per outbound channel: how many pushes of any product one
+	// customer may receive.
+	PushCaps [NumChannels]Cap
+	// After DismissAfter dismissals of a product, it is suppressed for
+	// DismissDays days.
+	DismissAfter, DismissDays int
+	// After a conversion, the product is treated as held for this long.
+	ConversionCooloffDays int
+	// EventWindowDays is how old an outcome event may be; older ones are
+	// refused. It is also how long event ids are remembered for
+	// idempotency.
+	EventWindowDays int
+}
+
 // Window is a half-open time interval [From, Until). A zero bound is open.
 type Window struct {
 	From, Until time.Time
@@ -257,8 +283,19 @@ type Product struct {
 	RequiresConsent bool
 	Attributes      map[string]string
 	Rules           Rules
+	// ImpressionCaps override the channel's cap for this product (zero Days:
+	// no override).
+	ImpressionCaps [NumChannels]Cap
 
 	copy [NumChannels]copyTemplate
+}
+
+// ImpressionCap returns the cap on showing the product on a channel.
+func (c *Catalog) ImpressionCap(p *Product, ch Channel) Cap {
+	if p.ImpressionCaps[ch].Days > 0 {
+		return p.ImpressionCaps[ch]
+	}
+	return c.Contact.ImpressionCaps[ch]
 }
 
 // Catalog is a loaded, validated catalog. It is immutable and safe for
@@ -269,6 +306,7 @@ type Catalog struct {
 	Categories map[string]Category
 	Channels   [NumChannels]ChannelPolicy
 	Policy     Policy
+	Contact    ContactPolicy
 	Levers     []Lever
 	// Reasons maps a reason code to its Chinese text.
 	Reasons map[string]string

@@ -45,6 +45,7 @@ type fileCatalog struct {
 	Channels   map[string]fileChannel `json:"channels"`
 	Policy     filePolicy             `json:"policy"`
 	Levers     []fileLever            `json:"levers"`
+	Contact    *fileContact           `json:"contact"`
 	// Reasons maps a reason code to its text; FeatureReasons maps a model
 	// feature to the reason code it gives.
 	Reasons        map[string]string `json:"reasons"`
@@ -70,6 +71,21 @@ type filePolicy struct {
 	ControlShare   *float64 `json:"control_share"`
 	SeniorAge      int      `json:"senior_age"`
 	SeniorMaxRisk  string   `json:"senior_max_risk"`
+}
+
+type fileCap struct {
+	Channel string `json:"channel"`
+	Max     int    `json:"max"`
+	Days    int    `json:"days"`
+}
+
+type fileContact struct {
+	ImpressionCaps        []fileCap `json:"impression_caps"`
+	PushCaps              []fileCap `json:"push_caps"`
+	DismissAfter          int       `json:"dismiss_after"`
+	DismissDays           int       `json:"dismiss_days"`
+	ConversionCooloffDays int       `json:"conversion_cooloff_days"`
+	EventWindowDays       int       `json:"event_window_days"`
 }
 
 type fileLever struct {
@@ -100,6 +116,7 @@ type fileProduct struct {
 	BusinessValue   float64           `json:"business_value"`
 	Prior           float64           `json:"prior"`
 	RequiresConsent bool              `json:"requires_consent"`
+	ImpressionCaps  []fileCap         `json:"impression_caps"`
 	Attributes      map[string]string `json:"attributes"`
 	Rules           struct {
 		Base    float64 `json:"base"`
@@ -251,6 +268,27 @@ func Parse(b []byte) (*Catalog, error) {
 		probs.addf("", "policy.senior_max_risk", "%v", err)
 	} else {
 		c.Policy.SeniorMaxRisk = r
+	}
+
+	c.Contact = ContactPolicy{DismissAfter: 3, DismissDays: 30, ConversionCooloffDays: 90, EventWindowDays: 30}
+	if fc := f.Contact; fc != nil {
+		for i, cp := range fc.ImpressionCaps {
+			parseCap(cp, fmt.Sprintf("contact.impression_caps[%d]", i), "", &c.Contact.ImpressionCaps, &probs)
+		}
+		for i, cp := range fc.PushCaps {
+			parseCap(cp, fmt.Sprintf("contact.push_caps[%d]", i), "", &c.Contact.PushCaps, &probs)
+		}
+		c.Contact.DismissAfter, c.Contact.DismissDays = fc.DismissAfter, fc.DismissDays
+		c.Contact.ConversionCooloffDays, c.Contact.EventWindowDays = fc.ConversionCooloffDays, fc.EventWindowDays
+		if fc.DismissAfter < 1 || fc.DismissDays < 1 || fc.DismissDays > 3650 {
+			probs.addf("", "contact.dismiss_after", "dismiss_after and dismiss_days must be at least 1 (days at most 3650)")
+		}
+		if fc.ConversionCooloffDays < 0 || fc.ConversionCooloffDays > 3650 {
+			probs.addf("", "contact.conversion_cooloff_days", "%d: want 0..3650", fc.ConversionCooloffDays)
+		}
+		if fc.EventWindowDays < 1 || fc.EventWindowDays > 365 {
+			probs.addf("", "contact.event_window_days", "%d: want 1..365", fc.EventWindowDays)
+		}
 	}
 
 	c.Reasons = make(map[string]string, len(f.Reasons))
@@ -412,6 +450,10 @@ func parseProduct(c *Catalog, raw json.RawMessage, i int, probs *problems) (Prod
 		}
 	}
 
+	for i, cp := range fp.ImpressionCaps {
+		parseCap(cp, fmt.Sprintf("impression_caps[%d]", i), id, &p.ImpressionCaps, probs)
+	}
+
 	p.Rules.Base = fp.Rules.Base
 	if !(fp.Rules.Base > 0 && fp.Rules.Base < 1) {
 		probs.addf(id, "rules.base", "%v: want a rate in (0, 1)", fp.Rules.Base)
@@ -540,6 +582,23 @@ func maxRunes(t template, p *Product) int {
 		}
 	}
 	return n
+}
+
+func parseCap(fc fileCap, field, product string, dst *[NumChannels]Cap, probs *problems) {
+	ch, err := ParseChannel(fc.Channel)
+	if err != nil {
+		probs.addf(product, field+".channel", "%v", err)
+		return
+	}
+	if fc.Max < 0 || fc.Max > 1000 || fc.Days < 1 || fc.Days > 366 {
+		probs.addf(product, field, "max %d per %d days: want max 0..1000 and days 1..366", fc.Max, fc.Days)
+		return
+	}
+	if dst[ch].Days != 0 {
+		probs.addf(product, field, "a second cap for %s", ch)
+		return
+	}
+	dst[ch] = Cap{Max: fc.Max, Days: fc.Days}
 }
 
 func parseWindow(from, until string) (Window, error) {

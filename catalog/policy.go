@@ -19,6 +19,44 @@ type Customer struct {
 	MarketingConsent bool
 	// Held reports, per product index, that the customer already holds it.
 	Held []bool
+	// Contact is what the customer was shown and did (nil: nothing known).
+	Contact *ContactHistory
+}
+
+// ContactHistory is a customer's recent contacts and outcomes, as the
+// contact policy needs them.
+type ContactHistory struct {
+	// Counts are impressions (Product >= 0) and pushes (Product == -1) per
+	// channel and day (China time, days since 1970-01-01).
+	Counts []DayCount
+	// SuppressedUntil and ConvertedAt, per product index (zero: none).
+	SuppressedUntil map[int]time.Time
+	ConvertedAt     map[int]time.Time
+}
+
+// DayCount is one day's count of contacts on a channel.
+type DayCount struct {
+	Product int
+	Channel Channel
+	Day     int
+	N       int
+}
+
+// Day returns the day number of t: days since 1970-01-01, China time.
+func Day(t time.Time) int {
+	return int((t.Unix() + 8*3600) / 86400)
+}
+
+// count sums the counts of a product (or -1 for pushes) on a channel over
+// the days of the cap's window ending today.
+func (h *ContactHistory) count(product int, ch Channel, cp Cap, today int) int {
+	n := 0
+	for _, c := range h.Counts {
+		if c.Product == product && c.Channel == ch && c.Day > today-cp.Days && c.Day <= today {
+			n += c.N
+		}
+	}
+	return n
 }
 
 // Exclusion says why a product may not be offered. ExclusionNone means it may.
@@ -26,24 +64,29 @@ type Exclusion uint8
 
 // The reasons a product is excluded, in the order they are checked.
 const (
-	ExclusionNone        Exclusion = iota
-	ExclusionChannel               // not offered on this channel, or no copy for it
-	ExclusionSaleWindow            // outside its sale window
-	ExclusionAge                   // outside the product's age range, or age unknown
-	ExclusionRegion                // not sold in the customer's region, or region unknown
-	ExclusionKYC                   // the customer's KYC level is too low, or unknown
-	ExclusionHeld                  // the customer already holds it
-	ExclusionUnassessed            // investment product, no valid risk assessment
-	ExclusionRiskTooHigh           // risk level above the customer's tolerance
-	ExclusionSeniorCap             // risk level above the cap for senior customers
-	ExclusionUnknownRisk           // investment product for a customer whose data is unavailable
-	ExclusionNoConsent             // needs marketing consent the customer has not given
+	ExclusionNone          Exclusion = iota
+	ExclusionChannel                 // not offered on this channel, or no copy for it
+	ExclusionSaleWindow              // outside its sale window
+	ExclusionAge                     // outside the product's age range, or age unknown
+	ExclusionRegion                  // not sold in the customer's region, or region unknown
+	ExclusionKYC                     // the customer's KYC level is too low, or unknown
+	ExclusionHeld                    // the customer already holds it
+	ExclusionUnassessed              // investment product, no valid risk assessment
+	ExclusionRiskTooHigh             // risk level above the customer's tolerance
+	ExclusionSeniorCap               // risk level above the cap for senior customers
+	ExclusionUnknownRisk             // investment product for a customer whose data is unavailable
+	ExclusionNoConsent               // needs marketing consent the customer has not given
+	ExclusionCoolingOff              // converted recently: treated as held
+	ExclusionSuppressed              // dismissed too often: suppressed for a while
+	ExclusionImpressionCap           // shown too often on this channel
+	ExclusionPushCap                 // the customer got enough pushes on this outbound channel
 	NumExclusions
 )
 
 var exclusionNames = [NumExclusions]string{
 	"none", "channel", "sale_window", "age", "region", "kyc", "held",
 	"risk_unassessed", "risk_too_high", "senior_cap", "risk_unknown", "no_consent",
+	"cooling_off", "suppressed", "impression_cap", "push_cap",
 }
 
 // String returns the exclusion's code.
@@ -87,13 +130,35 @@ func (c *Catalog) Check(p *Product, cu *Customer, ch Channel, now time.Time) Exc
 		case p.RequiresConsent || c.Channels[ch].RequiresConsent:
 			return ExclusionNoConsent
 		}
-		return ExclusionNone
+		return c.checkContact(p, cu.Contact, ch, now)
 	}
 	if e := c.Suitable(p, cu, now); e != ExclusionNone {
 		return e
 	}
 	if (p.RequiresConsent || c.Channels[ch].RequiresConsent) && !cu.MarketingConsent {
 		return ExclusionNoConsent
+	}
+	return c.checkContact(p, cu.Contact, ch, now)
+}
+
+// checkContact applies the contact policy: cooling-off after a conversion,
+// suppression after dismissals, impression and push caps.
+func (c *Catalog) checkContact(p *Product, h *ContactHistory, ch Channel, now time.Time) Exclusion {
+	if h == nil {
+		return ExclusionNone
+	}
+	if at, ok := h.ConvertedAt[p.Index]; ok && now.Before(at.AddDate(0, 0, c.Contact.ConversionCooloffDays)) {
+		return ExclusionCoolingOff
+	}
+	if until, ok := h.SuppressedUntil[p.Index]; ok && now.Before(until) {
+		return ExclusionSuppressed
+	}
+	today := Day(now)
+	if cp := c.ImpressionCap(p, ch); cp.Days > 0 && h.count(p.Index, ch, cp, today) >= cp.Max {
+		return ExclusionImpressionCap
+	}
+	if cp := c.Contact.PushCaps[ch]; cp.Days > 0 && h.count(-1, ch, cp, today) >= cp.Max {
+		return ExclusionPushCap
 	}
 	return ExclusionNone
 }

@@ -216,6 +216,24 @@ func randomCustomer(r *rand.Rand, c *catalog.Catalog, at time.Time) catalog.Cust
 	for i := range cu.Held {
 		cu.Held[i] = r.IntN(8) == 0
 	}
+	if r.IntN(2) == 0 {
+		// A contact history: impressions, pushes, suppressions, conversions.
+		h := &catalog.ContactHistory{SuppressedUntil: map[int]time.Time{}, ConvertedAt: map[int]time.Time{}}
+		today := catalog.Day(at)
+		for k := r.IntN(12); k > 0; k-- {
+			h.Counts = append(h.Counts, catalog.DayCount{
+				Product: r.IntN(len(c.Products)+1) - 1, Channel: catalog.Channel(r.IntN(int(catalog.NumChannels))),
+				Day: today - r.IntN(20), N: 1 + r.IntN(3),
+			})
+		}
+		for k := r.IntN(3); k > 0; k-- {
+			h.SuppressedUntil[r.IntN(len(c.Products))] = at.Add(time.Duration(r.IntN(60*24)-30*24) * time.Hour)
+		}
+		for k := r.IntN(3); k > 0; k-- {
+			h.ConvertedAt[r.IntN(len(c.Products))] = at.Add(-time.Duration(r.IntN(200*24)) * time.Hour)
+		}
+		cu.Contact = h
+	}
 	return cu
 }
 

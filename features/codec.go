@@ -1,7 +1,9 @@
 package features
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -78,4 +80,12 @@ func DecodeRecord(b []byte, v *Vector) error {
 	}
 	v.Salutation = string(sal)
 	return nil
+}
+
+// Hash identifies a vector without revealing it: the SHA-256 of its
+// record, hex, first 128 bits. The same vector always has the same hash.
+func Hash(v *Vector) string {
+	var buf [256]byte
+	sum := sha256.Sum256(AppendRecord(buf[:0], v))
+	return hex.EncodeToString(sum[:16])
 }

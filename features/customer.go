@@ -9,7 +9,8 @@ import (
 // Profile turns vectors into the customer view the catalog's policies take.
 // It resolves, once, each product's holding flag to a field.
 type Profile struct {
-	held []Field // per product index; -1 when the product has no holding flag
+	held  []Field        // per product index; -1 when the product has no holding flag
+	index map[string]int // product id -> index
 }
 
 // NewProfile checks every feature the catalog names against the schema and
@@ -19,8 +20,9 @@ func NewProfile(cat *catalog.Catalog) (*Profile, error) {
 	if err := cat.CheckFeatures(func(name string) bool { _, ok := Lookup(name); return ok }); err != nil {
 		return nil, fmt.Errorf("catalog against the feature schema: %w", err)
 	}
-	pr := &Profile{held: make([]Field, len(cat.Products))}
+	pr := &Profile{held: make([]Field, len(cat.Products)), index: make(map[string]int, len(cat.Products))}
 	for i := range cat.Products {
+		pr.index[cat.Products[i].ID] = i
 		pr.held[i] = -1
 		if name := cat.Products[i].HeldWhen; name != "" {
 			f, _ := Lookup(name)

@@ -98,7 +98,7 @@ func hammer(b *testing.B, addr string, ids []string) {
 //	go test -run '^$' -bench HTTP -cpu 2 ./service/
 func BenchmarkHTTPRecommend(b *testing.B) {
 	e := newEnv(b, envOptions{customers: benchCustomers})
-	s := service.NewServer(e.pipeline, service.HTTPConfig{}, nil)
+	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline})
 	hammer(b, serveHTTP(b, s.App()), e.ids)
 }
 

@@ -30,7 +30,7 @@ func FuzzRecommendRequest(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	e := newEnv(f, envOptions{customers: 20, scorerRules: true})
-	s := service.NewServer(e.pipeline, service.HTTPConfig{}, nil)
+	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline})
 	f.Fuzz(func(t *testing.T, id, query string) {
 		for _, c := range []byte(query) {
 			if c <= ' ' || c >= 0x7f || c == '#' {

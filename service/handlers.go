@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +29,12 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 			return badRequest(CodeBadRequest, "invalid request")
 		}
 		return err
+	}
+	if s.audit != nil {
+		// Queued, written in the background: no extra round trip.
+		if err := s.audit.Write(ctx, NewAuditRecord(&d, s.hasher)); err != nil {
+			s.log.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()))
+		}
 	}
 	r := toResponse(&d)
 	bp := jsonBufs.Get().(*[]byte)

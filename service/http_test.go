@@ -24,9 +24,17 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func newServer(t testing.TB, e *env) *service.Server {
 	t.Helper()
-	return service.NewServer(e.pipeline, service.HTTPConfig{RequestTimeout: time.Second}, nil,
-		service.Check{Name: "redis", Run: e.store.Ping},
-		service.Check{Name: "model", Run: func(context.Context) error { return nil }})
+	return service.NewServer(service.ServerConfig{
+		Pipeline: e.pipeline,
+		HTTP:     service.HTTPConfig{RequestTimeout: time.Second},
+		Checks: []service.Check{
+			{Name: "redis", Run: e.store.Ping},
+			{Name: "model", Run: func(context.Context) error { return nil }},
+		},
+		Events: e.store,
+		Audit:  e.audit(t),
+		Hasher: service.NewCustomerHasher([]byte("test key")),
+	})
 }
 
 func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {

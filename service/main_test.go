@@ -141,3 +141,16 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	return e
 }
+
+// audit returns an audit log on the test Redis, under the env's prefix,
+// closed when the test ends.
+func (e *env) audit(t testing.TB) *service.AuditLog {
+	t.Helper()
+	a := service.NewAuditLog(e.rdb, service.AuditOptions{Prefix: e.prefix, Linger: time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Close(ctx)
+	})
+	return a
+}

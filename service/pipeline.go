@@ -42,8 +42,8 @@ var ErrInvalidRequest = errors.New("invalid request")
 
 // FeatureStore reads customer vectors.
 type FeatureStore interface {
-	Get(ctx context.Context, id string) (features.Vector, features.Status, error)
-	GetMany(ctx context.Context, ids []string, dst []features.Vector, st []features.Status) error
+	// ReadMany reads vectors and contact states in one round trip.
+	ReadMany(ctx context.Context, ids []string, dst []features.Record) error
 }
 
 // Scorer scores n feature vectors (see package model).
@@ -70,6 +70,11 @@ type Decision struct {
 	Degraded        bool
 	DegradedReasons []string
 	Items           []Item
+	// FeatureStatus is what the read found (found, stale, not_found,
+	// corrupt, unavailable); FeaturesHash identifies the vector used, for
+	// the audit trail, without revealing it.
+	FeatureStatus string
+	FeaturesHash  string
 }
 
 // Item is one ranked offer.
@@ -188,13 +193,14 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 		return Decision{}, err
 	}
 	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
-	v, st, err := p.store.Get(fctx, r.CustomerID)
+	var rec [1]features.Record
+	err := p.store.ReadMany(fctx, []string{r.CustomerID}, rec[:])
 	cancel()
-	in := input{req: r, vec: &v, status: st, unavailable: err != nil}
 	if err != nil && ctx.Err() != nil {
 		return Decision{}, ctx.Err()
 	}
-	return p.decide(ctx, []input{in})
+	in := [1]input{{req: r, rec: &rec[0], unavailable: err != nil}}
+	return p.decide(ctx, in[:])
 }
 
 // DecideMany makes the decisions of a batch with one pipelined feature read
@@ -211,15 +217,14 @@ func (p *Pipeline) DecideMany(ctx context.Context, reqs []Request, out []Decisio
 		}
 		ids[i] = r.CustomerID
 	}
-	vecs := make([]features.Vector, len(reqs))
-	sts := make([]features.Status, len(reqs))
-	err := p.store.GetMany(ctx, ids, vecs, sts)
+	recs := make([]features.Record, len(reqs))
+	err := p.store.ReadMany(ctx, ids, recs)
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
 	ins := make([]input, len(reqs))
 	for i := range reqs {
-		ins[i] = input{req: reqs[i], vec: &vecs[i], status: sts[i], unavailable: err != nil}
+		ins[i] = input{req: reqs[i], rec: &recs[i], unavailable: err != nil}
 	}
 	return p.decideInto(ctx, ins, out)
 }
@@ -227,14 +232,16 @@ func (p *Pipeline) DecideMany(ctx context.Context, reqs []Request, out []Decisio
 // input is one customer's request with what the store returned.
 type input struct {
 	req         Request
-	vec         *features.Vector
-	status      features.Status
+	rec         *features.Record
 	unavailable bool
 }
 
+// known reports whether the customer's features could be read and used.
+func (in *input) known() bool { return !in.unavailable && in.rec.Status.Usable() }
+
 // personalised reports whether the customer's own features rank the list.
 func (in *input) personalised() bool {
-	return !in.unavailable && in.status.Usable() && !in.vec.Flag(features.PersonalisationOptOut)
+	return in.known() && !in.rec.Vector.Flag(features.PersonalisationOptOut)
 }
 
 func (p *Pipeline) decide(ctx context.Context, ins []input) (Decision, error) {
@@ -275,7 +282,7 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 	if len(rows) > 0 {
 		x := sc.x[:len(rows)*F]
 		for j, i := range rows {
-			copy(x[j*F:], ins[i].vec.Values[:])
+			copy(x[j*F:], ins[i].rec.Vector.Values[:])
 		}
 		ps := sc.ps[:len(rows)*P]
 		var err error
@@ -403,9 +410,9 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	switch {
 	case in.unavailable:
 		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesUnavailable)
-	case in.status == features.Stale:
+	case in.rec.Status == features.Stale:
 		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesStale)
-	case in.status == features.Corrupt:
+	case in.rec.Status == features.Corrupt:
 		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesCorrupt)
 	}
 	if kind == kindScored && sc.Fallback {
@@ -415,11 +422,21 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 
 	cu := catalog.Customer{}
 	salutation := ""
-	if !in.unavailable && in.status.Usable() {
-		cu = p.profile.Customer(in.vec, mem.held)
+	if in.known() {
+		cu = p.profile.Customer(&in.rec.Vector, mem.held)
 		if in.personalised() {
-			salutation = in.vec.Salutation
+			salutation = in.rec.Vector.Salutation
 		}
+	}
+	if !in.unavailable {
+		cu.Contact = p.profile.ContactHistory(in.rec.Contact)
+	}
+	d.FeatureStatus = in.rec.Status.String()
+	if in.unavailable {
+		d.FeatureStatus = "unavailable"
+	}
+	if in.known() {
+		d.FeaturesHash = features.Hash(&in.rec.Vector)
 	}
 	ch := in.req.Channel
 

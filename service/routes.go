@@ -6,4 +6,7 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
 	s.app.Get("/v1/customers/:customer_id/recommendations", s.handleRecommend)
+	s.app.Post("/v1/events", s.handleEvents)
+	s.app.Get("/v1/stats", s.handleStats)
+	s.app.Get("/v1/decisions/:decision_id", s.handleDecision)
 }

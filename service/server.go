@@ -20,6 +20,8 @@ type HTTPConfig struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// BodyLimit caps a request body; default 1 MiB.
 	BodyLimit int
+	// EventsTimeout is the deadline of an events batch; default 2s.
+	EventsTimeout time.Duration
 }
 
 func (c *HTTPConfig) defaults() {
@@ -38,6 +40,25 @@ func (c *HTTPConfig) defaults() {
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 1 << 20
 	}
+	if c.EventsTimeout <= 0 {
+		c.EventsTimeout = 2 * time.Second
+	}
+}
+
+// ServerConfig wires a Server.
+type ServerConfig struct {
+	Pipeline *Pipeline
+	HTTP     HTTPConfig
+	Logger   *slog.Logger
+	// Checks decide /readyz.
+	Checks []Check
+	// Events records outcomes and serves statistics; nil disables
+	// /v1/events and /v1/stats.
+	Events EventStore
+	// Audit keeps a record of every decision; nil disables it and
+	// /v1/decisions. Hasher hashes customer ids for it.
+	Audit  *AuditLog
+	Hasher *CustomerHasher
 }
 
 // Check is a named readiness check.
@@ -53,15 +74,23 @@ type Server struct {
 	cfg      HTTPConfig
 	log      *slog.Logger
 	app      *fiber.App
+	events   EventStore
+	audit    *AuditLog
+	hasher   *CustomerHasher
 }
 
-// NewServer returns the HTTP server of a pipeline. checks decide /readyz.
-func NewServer(p *Pipeline, cfg HTTPConfig, log *slog.Logger, checks ...Check) *Server {
+// NewServer returns the HTTP server of a pipeline.
+func NewServer(sc ServerConfig) *Server {
+	cfg := sc.HTTP
 	cfg.defaults()
+	log := sc.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{pipeline: p, checks: checks, cfg: cfg, log: log}
+	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher}
+	if s.audit != nil && s.hasher == nil {
+		s.hasher = NewCustomerHasher(nil)
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "nbp",
 		DisableStartupMessage: true,

@@ -44,6 +44,8 @@ type config struct {
 	demoSeed        uint64
 	demoDir         string
 	healthcheck     bool
+	auditKey        string
+	auditRetention  time.Duration
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -86,6 +88,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.addr, "addr", env("NBP_ADDR", ":8080"), "listen address (env NBP_ADDR)")
 	fs.StringVar(&redisAddr, "redis", getenv("REDIS_ADDR"), "Redis address, or comma-separated cluster nodes (env REDIS_ADDR; default 127.0.0.1:6379, or a private server with -demo)")
 	c.redisPassword = getenv("REDIS_PASSWORD")
+	c.auditKey = getenv("NBP_AUDIT_KEY")
+	fs.DurationVar(&c.auditRetention, "audit-retention", dur("NBP_AUDIT_RETENTION", 400*24*time.Hour), "how long decision audit records are kept (env NBP_AUDIT_RETENTION)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", env("NBP_REDIS_PREFIX", "nbp:"), "key prefix (env NBP_REDIS_PREFIX)")
 	fs.DurationVar(&t.Read, "redis-read-timeout", dur("NBP_REDIS_READ_TIMEOUT", t.Read), "Redis read timeout")
 	fs.DurationVar(&t.Write, "redis-write-timeout", dur("NBP_REDIS_WRITE_TIMEOUT", t.Write), "Redis write timeout")
@@ -135,7 +139,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	positive := map[string]time.Duration{
 		"request-timeout": c.requestTimeout, "feature-timeout": c.featureTimeout, "model-budget": c.modelBudget,
 		"read-timeout": c.readTimeout, "write-timeout": c.writeTimeout, "idle-timeout": c.idleTimeout,
-		"shutdown-timeout": c.shutdownTimeout, "stale-after": c.staleAfter,
+		"shutdown-timeout": c.shutdownTimeout, "stale-after": c.staleAfter, "audit-retention": c.auditRetention,
 		"redis-read-timeout": t.Read, "redis-write-timeout": t.Write, "redis-pool-timeout": t.Pool, "redis-dial-timeout": t.Dial,
 	}
 	for name, d := range positive {
@@ -173,14 +177,18 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 
 // redacted is the configuration as it may be logged.
 func (c config) redacted() map[string]any {
-	pw := ""
-	if c.redisPassword != "" {
-		pw = "***"
+	mask := func(secret string) string {
+		if secret == "" {
+			return ""
+		}
+		return "***"
 	}
+	pw := mask(c.redisPassword)
 	return map[string]any{
 		"addr": c.addr, "redis": c.redisAddrs, "redis_password": pw, "redis_prefix": c.redisPrefix,
 		"catalog": c.catalog, "model": c.modelPath, "rules_only": c.rulesOnly, "model_budget": c.modelBudget.String(),
 		"request_timeout": c.requestTimeout.String(), "feature_timeout": c.featureTimeout.String(),
-		"stale_after": c.staleAfter.String(), "demo": c.demo,
+		"stale_after": c.staleAfter.String(), "demo": c.demo, "audit_key": mask(c.auditKey),
+		"audit_retention": c.auditRetention.String(),
 	}
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -134,15 +135,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	srv := service.NewServer(pipe, service.HTTPConfig{
-		RequestTimeout: cfg.requestTimeout,
-		ReadTimeout:    cfg.readTimeout,
-		WriteTimeout:   cfg.writeTimeout,
-		IdleTimeout:    cfg.idleTimeout,
-	}, log,
-		service.Check{Name: "redis", Run: store.Ping},
-		service.Check{Name: "model", Run: modelReady},
-	)
+	auditKey := []byte(cfg.auditKey)
+	if len(auditKey) == 0 {
+		auditKey = make([]byte, 32)
+		_, _ = rand.Read(auditKey)
+		log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
+	}
+	audit := service.NewAuditLog(rdb, service.AuditOptions{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention, Logger: log})
+	srv := service.NewServer(service.ServerConfig{
+		Pipeline: pipe,
+		HTTP: service.HTTPConfig{
+			RequestTimeout: cfg.requestTimeout,
+			ReadTimeout:    cfg.readTimeout,
+			WriteTimeout:   cfg.writeTimeout,
+			IdleTimeout:    cfg.idleTimeout,
+		},
+		Logger: log,
+		Checks: []service.Check{
+			{Name: "redis", Run: store.Ping},
+			{Name: "model", Run: modelReady},
+		},
+		Events: store,
+		Audit:  audit,
+		Hasher: service.NewCustomerHasher(auditKey),
+	})
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -170,6 +186,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if err := <-errc; err != nil {
 		log.Warn("serve ended", slog.String("error", err.Error()))
+	}
+	if err := audit.Close(sctx); err != nil {
+		log.Error("audit records lost at shutdown", slog.String("error", err.Error()))
 	}
 	log.Info("stopped")
 	return nil

@@ -1,0 +1,338 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+)
+
+// MaxEvents is the most events one POST /v1/events may carry.
+const MaxEvents = 500
+
+// clockSkew is how far in the future an event's time may be.
+const clockSkew = 5 * time.Minute
+
+// EventStore records outcomes and reads their daily counters.
+type EventStore interface {
+	RecordEvents(ctx context.Context, evs []features.Event, o features.EventOptions) ([]bool, error)
+	Stats(ctx context.Context, from, to time.Time) ([]features.StatRow, error)
+}
+
+// EventsRequest is the body of POST /v1/events.
+type EventsRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// EventRequest is one outcome.
+type EventRequest struct {
+	EventID    string `json:"event_id"`
+	CustomerID string `json:"customer_id"`
+	ProductID  string `json:"product_id"`
+	Channel    string `json:"channel"`
+	Type       string `json:"type"`
+	DecisionID string `json:"decision_id,omitempty"`
+	At         string `json:"at"`
+}
+
+// EventsResponse says what happened to each event of a batch.
+type EventsResponse struct {
+	Accepted   int              `json:"accepted"`   // new events, written
+	Duplicates int              `json:"duplicates"` // already recorded (a retry): counted once
+	Rejected   []EventRejection `json:"rejected"`
+}
+
+// EventRejection is an event refused, with its index in the batch.
+type EventRejection struct {
+	Index   int    `json:"index"`
+	EventID string `json:"event_id,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Event rejection codes.
+const (
+	CodeInvalidEvent      = "invalid_event"
+	CodeInvalidEventID    = "invalid_event_id"
+	CodeInvalidType       = "invalid_type"
+	CodeUnknownProduct    = "unknown_product"
+	CodeInvalidDecisionID = "invalid_decision_id"
+	CodeInvalidTime       = "invalid_time"
+	CodeTimeInFuture      = "time_in_future"
+	CodeTooOld            = "too_old"
+	CodeTooManyEvents     = "too_many_events"
+	CodeDecisionNotFound  = "decision_not_found"
+	CodeInvalidDate       = "invalid_date"
+)
+
+// handleEvents serves POST /v1/events: every valid event is written
+// before the answer, each once however often it is sent; the invalid ones
+// are refused with their index and reason.
+func (s *Server) handleEvents(c *fiber.Ctx) error {
+	if s.events == nil {
+		return fiber.ErrNotFound
+	}
+	var req EventsRequest
+	d := json.NewDecoder(bytes.NewReader(c.Body()))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&req); err != nil || d.More() {
+		return badRequest(CodeBadRequest, `the body must be {"events": [...]}`)
+	}
+	if len(req.Events) == 0 {
+		return badRequest(CodeBadRequest, "no events")
+	}
+	if len(req.Events) > MaxEvents {
+		return badRequest(CodeTooManyEvents, fmt.Sprintf("at most %d events per request", MaxEvents))
+	}
+	cat := s.pipeline.Catalog()
+	now := s.pipeline.now()
+	resp := EventsResponse{Rejected: []EventRejection{}}
+	evs := make([]features.Event, 0, len(req.Events))
+	seen := make(map[string]bool, len(req.Events))
+	for i, raw := range req.Events {
+		ev, rej := parseEvent(raw, cat, now)
+		if rej != nil {
+			rej.Index = i
+			resp.Rejected = append(resp.Rejected, *rej)
+			continue
+		}
+		key := ev.CustomerID + "\x00" + ev.ID
+		if seen[key] {
+			resp.Duplicates++ // the same event twice in one batch counts once
+			continue
+		}
+		seen[key] = true
+		evs = append(evs, ev)
+	}
+	if len(evs) > 0 {
+		ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.EventsTimeout)
+		defer cancel()
+		if err := s.attribute(ctx, evs); err != nil {
+			return err
+		}
+		fresh, err := s.events.RecordEvents(ctx, evs, features.EventOptions{Policy: cat.Contact, Now: now})
+		if err != nil {
+			return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "events could not be stored; nothing was recorded, retry"}
+		}
+		for _, f := range fresh {
+			if f {
+				resp.Accepted++
+			} else {
+				resp.Duplicates++
+			}
+		}
+	}
+	return c.JSON(resp)
+}
+
+// attribute sets each event's strategy from its decision's audit record.
+func (s *Server) attribute(ctx context.Context, evs []features.Event) error {
+	var ids []string
+	for i := range evs {
+		evs[i].Strategy = "unknown"
+		if evs[i].DecisionID != "" {
+			ids = append(ids, evs[i].DecisionID)
+		}
+	}
+	if s.audit == nil || len(ids) == 0 {
+		return nil
+	}
+	strategies, err := s.audit.Strategies(ctx, ids)
+	if err != nil {
+		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "events could not be stored; nothing was recorded, retry"}
+	}
+	for i := range evs {
+		if st, ok := strategies[evs[i].DecisionID]; ok {
+			evs[i].Strategy = st
+		}
+	}
+	return nil
+}
+
+func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (features.Event, *EventRejection) {
+	var e EventRequest
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil {
+		msg := "an event is an object of event_id, customer_id, product_id, channel, type, decision_id and at"
+		if strings.Contains(err.Error(), "unknown field") {
+			msg = "unknown field in event: " + strings.TrimPrefix(err.Error(), "json: ")
+		}
+		return features.Event{}, &EventRejection{Code: CodeInvalidEvent, Message: msg}
+	}
+	rej := func(code, msg string) (features.Event, *EventRejection) {
+		id := e.EventID
+		if !features.ValidID(id) {
+			id = ""
+		}
+		return features.Event{}, &EventRejection{EventID: id, Code: code, Message: msg}
+	}
+	if !features.ValidID(e.EventID) {
+		return rej(CodeInvalidEventID, "event_id must be 1 to 64 of A-Z a-z 0-9 _ -")
+	}
+	if !features.ValidID(e.CustomerID) {
+		return rej(CodeInvalidCustomerID, "customer_id must be 1 to 64 of A-Z a-z 0-9 _ -")
+	}
+	ch, err := catalog.ParseChannel(e.Channel)
+	if err != nil {
+		return rej(CodeInvalidChannel, "channel must be app_feed, wecom_agent or batch")
+	}
+	switch e.Type {
+	case features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss:
+	default:
+		return rej(CodeInvalidType, "type must be impression, click, conversion or dismiss")
+	}
+	if _, err := cat.Product(e.ProductID); err != nil {
+		return rej(CodeUnknownProduct, "product_id is not in the catalog")
+	}
+	if e.DecisionID != "" && !ValidDecisionID(e.DecisionID) {
+		return rej(CodeInvalidDecisionID, "decision_id is not a decision id")
+	}
+	at, err := time.Parse(time.RFC3339Nano, e.At)
+	if err != nil {
+		return rej(CodeInvalidTime, "at must be an RFC 3339 time")
+	}
+	if at.After(now.Add(clockSkew)) {
+		return rej(CodeTimeInFuture, "at is in the future")
+	}
+	window := time.Duration(cat.Contact.EventWindowDays) * 24 * time.Hour
+	if at.Before(now.Add(-window)) {
+		return rej(CodeTooOld, fmt.Sprintf("at is older than the %d-day window", cat.Contact.EventWindowDays))
+	}
+	return features.Event{
+		ID: e.EventID, CustomerID: e.CustomerID, ProductID: e.ProductID, Channel: ch,
+		Type: e.Type, DecisionID: e.DecisionID, At: at,
+	}, nil
+}
+
+// StatsResponse is the body of GET /v1/stats.
+type StatsResponse struct {
+	From string     `json:"from"`
+	To   string     `json:"to"`
+	Rows []StatsRow `json:"rows"`
+}
+
+// StatsRow is what a product achieved on a channel under a strategy over
+// the range.
+type StatsRow struct {
+	ProductID      string   `json:"product_id"`
+	Channel        string   `json:"channel"`
+	Strategy       string   `json:"strategy"`
+	Impressions    int64    `json:"impressions"`
+	Clicks         int64    `json:"clicks"`
+	Conversions    int64    `json:"conversions"`
+	Dismissals     int64    `json:"dismissals"`
+	ClickThrough   *float64 `json:"click_through_rate"` // clicks / impressions; null without impressions
+	ConversionRate *float64 `json:"conversion_rate"`    // conversions / impressions; null without impressions
+}
+
+// handleStats serves GET /v1/stats?from=YYYY-MM-DD&to=YYYY-MM-DD.
+func (s *Server) handleStats(c *fiber.Ctx) error {
+	if s.events == nil {
+		return fiber.ErrNotFound
+	}
+	now := s.pipeline.now().In(chinaTime)
+	today := now.Format(time.DateOnly)
+	var fromS, toS string
+	var bad error
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		switch string(k) {
+		case "from":
+			fromS = string(v)
+		case "to":
+			toS = string(v)
+		default:
+			bad = badRequest(CodeUnknownParameter, "unknown query parameter; allowed: from, to")
+		}
+	})
+	if bad != nil {
+		return bad
+	}
+	if toS == "" {
+		toS = today
+	}
+	to, err := time.ParseInLocation(time.DateOnly, toS, chinaTime)
+	if err != nil {
+		return badRequest(CodeInvalidDate, "to must be a date, YYYY-MM-DD")
+	}
+	if fromS == "" {
+		fromS = to.AddDate(0, 0, -6).Format(time.DateOnly)
+	}
+	from, err := time.ParseInLocation(time.DateOnly, fromS, chinaTime)
+	if err != nil {
+		return badRequest(CodeInvalidDate, "from must be a date, YYYY-MM-DD")
+	}
+	if from.After(to) || to.Sub(from) > 366*24*time.Hour {
+		return badRequest(CodeInvalidDate, "from must not be after to, and the range at most 366 days")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	days, err := s.events.Stats(ctx, from, to)
+	if err != nil {
+		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "statistics unavailable"}
+	}
+	sum := map[[3]string]*StatsRow{}
+	for _, d := range days {
+		k := [3]string{d.ProductID, d.Channel, d.Strategy}
+		r := sum[k]
+		if r == nil {
+			r = &StatsRow{ProductID: d.ProductID, Channel: d.Channel, Strategy: d.Strategy}
+			sum[k] = r
+		}
+		r.Impressions += d.Impressions
+		r.Clicks += d.Clicks
+		r.Conversions += d.Conversions
+		r.Dismissals += d.Dismisses
+	}
+	resp := StatsResponse{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Rows: make([]StatsRow, 0, len(sum))}
+	for _, r := range sum {
+		if r.Impressions > 0 {
+			ctr := math.Round(float64(r.Clicks)/float64(r.Impressions)*1e4) / 1e4
+			cvr := math.Round(float64(r.Conversions)/float64(r.Impressions)*1e4) / 1e4
+			r.ClickThrough, r.ConversionRate = &ctr, &cvr
+		}
+		resp.Rows = append(resp.Rows, *r)
+	}
+	sort.Slice(resp.Rows, func(i, j int) bool {
+		a, b := resp.Rows[i], resp.Rows[j]
+		if a.ProductID != b.ProductID {
+			return a.ProductID < b.ProductID
+		}
+		if a.Channel != b.Channel {
+			return a.Channel < b.Channel
+		}
+		return a.Strategy < b.Strategy
+	})
+	return c.JSON(resp)
+}
+
+// handleDecision serves GET /v1/decisions/{decision_id}: the audit record.
+func (s *Server) handleDecision(c *fiber.Ctx) error {
+	if s.audit == nil {
+		return fiber.ErrNotFound
+	}
+	id := c.Params("decision_id")
+	if !ValidDecisionID(id) {
+		return badRequest(CodeInvalidDecisionID, "decision_id must be a 26-character decision id")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	r, err := s.audit.Get(ctx, id)
+	if errors.Is(err, ErrDecisionNotFound) {
+		return &apiError{status: fiber.StatusNotFound, code: CodeDecisionNotFound, message: "no record of this decision (never made, or past its retention)"}
+	}
+	if err != nil {
+		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "audit trail unavailable"}
+	}
+	return c.JSON(r)
+}
