@@ -65,6 +65,10 @@ type envOptions struct {
 	down      bool                        // the store points at a port nobody listens on
 	// scorerRules scores with the rules alone (no ONNX sessions): for fuzzing.
 	scorerRules bool
+	// now is the clock; default testNow.
+	now func() time.Time
+	// hook, when set, sees every command the pipeline's Redis client sends.
+	hook redis.Hook
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -84,7 +88,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.rdb = redis.NewUniversalClient(features.RedisOptions([]string{addr}, "", features.DefaultTimeouts()))
 	t.Cleanup(func() { _ = e.rdb.Close() })
-	e.store = features.NewStore(e.rdb, features.Options{Prefix: e.prefix, Now: func() time.Time { return testNow }})
+	if o.hook != nil {
+		e.rdb.AddHook(o.hook)
+	}
+	if o.now == nil {
+		o.now = func() time.Time { return testNow }
+	}
+	e.store = features.NewStore(e.rdb, features.Options{Prefix: e.prefix, Now: o.now})
 	e.bank, err = demobank.New(42, testNow.Truncate(24*time.Hour), cat)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +141,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.pipeline, err = service.NewPipeline(service.PipelineConfig{
 		Catalog: cat, Store: e.store, Scorer: scorer,
 		FeatureTimeout: 200 * time.Millisecond,
-		Now:            func() time.Time { return testNow },
+		Now:            o.now,
 		NewID: func() string {
 			return fmt.Sprintf("01TEST%020d", seq.Add(1))
 		},
