@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/directops/nbp/catalog"
 )
@@ -464,5 +465,49 @@ func TestReasonTextsRevealNoValues(t *testing.T) {
 		if strings.ContainsAny(text, "0123456789元%¥") {
 			t.Errorf("%s: %q", code, text)
 		}
+	}
+}
+
+func TestParseArbitration(t *testing.T) {
+	c, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.ParseArbitration([]byte(`{"version": "x", "business_value": {"TD_1Y": 2}, "context_weights": {"app_feed": {"wealth": 3}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, _ := c.Product("TD_1Y")
+	wm, _ := c.Product("WM_CASH")
+	at := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	if got := a.Factor(td, catalog.AppFeed, at); got != 2*1.0 {
+		t.Errorf("TD_1Y factor %v, want 2 (value 2 × deposit weight 1)", got)
+	}
+	if got, want := a.Factor(wm, catalog.AppFeed, at), wm.BusinessValue*3; got != want {
+		t.Errorf("WM_CASH factor %v, want %v", got, want)
+	}
+	if len(a.Levers) != len(c.Levers) {
+		t.Errorf("levers not named keep the catalog's")
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{`{"version": ""}`, "version"},
+		{`{"version": "x", "business_value": {"NOPE": 1}}`, "business_value.NOPE"},
+		{`{"version": "x", "business_value": {"TD_1Y": -1}}`, "product TD_1Y: business_value"},
+		{`{"version": "x", "context_weights": {"sms": {"wealth": 1}}}`, "context_weights.sms"},
+		{`{"version": "x", "context_weights": {"app_feed": {"crypto": 1}}}`, "context_weights.app_feed.crypto"},
+		{`{"version": "x", "levers": [{"product": "TD_1Y", "factor": 11}]}`, "levers[0].factor"},
+		{`{"version": "x", "levers": [{"product": "TD_1Y", "factor": 2, "from": "2027-01-01", "until": "2026-01-01"}]}`, "levers[0]"},
+		{`{"version": "x", "surprise": 1}`, "unknown field"},
+	} {
+		if _, err := c.ParseArbitration([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one naming %s", tc.doc, err, tc.want)
+		}
+	}
+	b, err := c.MarshalArbitration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ParseArbitration(b); err != nil {
+		t.Fatalf("the printed arbitration does not parse back: %v", err)
 	}
 }

@@ -31,6 +31,7 @@ type AuditRecord struct {
 	CustomerHash    string      `json:"customer_hash"`
 	ModelVersion    string      `json:"model_version"`
 	CatalogVersion  string      `json:"catalog_version"`
+	ConfigVersion   string      `json:"config_version"`
 	Strategy        string      `json:"strategy"`
 	Degraded        bool        `json:"degraded"`
 	DegradedReasons []string    `json:"degraded_reasons"`
@@ -74,6 +75,7 @@ func NewAuditRecord(d *Decision, h *CustomerHasher) AuditRecord {
 		CustomerHash:    h.Hash(d.CustomerID),
 		ModelVersion:    d.ModelVersion,
 		CatalogVersion:  d.CatalogVersion,
+		ConfigVersion:   d.ConfigVersion,
 		Strategy:        d.Strategy,
 		Degraded:        d.Degraded,
 		DegradedReasons: d.DegradedReasons,

@@ -67,8 +67,16 @@ func TestEventsValidation(t *testing.T) {
 		{"bad time", ev{"event_id": "E7", "customer_id": "C000000001", "product_id": "WM_CASH", "channel": "app_feed", "type": "click", "at": "yesterday"}, service.CodeInvalidTime},
 		{"bad event id", event("E 8", "C000000001", "WM_CASH", "app_feed", "click", at), service.CodeInvalidEventID},
 		{"bad customer id", event("E9", "C{1}", "WM_CASH", "app_feed", "click", at), service.CodeInvalidCustomerID},
-		{"bad decision id", func() ev { x := event("E10", "C000000001", "WM_CASH", "app_feed", "click", at); x["decision_id"] = "nope"; return x }(), service.CodeInvalidDecisionID},
-		{"unknown field", func() ev { x := event("E11", "C000000001", "WM_CASH", "app_feed", "click", at); x["amount"] = 5; return x }(), service.CodeInvalidEvent},
+		{"bad decision id", func() ev {
+			x := event("E10", "C000000001", "WM_CASH", "app_feed", "click", at)
+			x["decision_id"] = "nope"
+			return x
+		}(), service.CodeInvalidDecisionID},
+		{"unknown field", func() ev {
+			x := event("E11", "C000000001", "WM_CASH", "app_feed", "click", at)
+			x["amount"] = 5
+			return x
+		}(), service.CodeInvalidEvent},
 		{"wrong type of field", ev{"event_id": 12, "customer_id": "C000000001"}, service.CodeInvalidEvent},
 	}
 	evs := []ev{good}

@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/directops/nbp/catalog"
@@ -67,6 +68,7 @@ type Decision struct {
 	Strategy        string // model, rules, non_personalised or control
 	ModelVersion    string // which model version or rule set ranked the list
 	CatalogVersion  string
+	ConfigVersion   string // of the arbitration (business values, weights, levers) in force
 	Degraded        bool
 	DegradedReasons []string
 	Items           []Item
@@ -130,7 +132,15 @@ type Pipeline struct {
 	newID          func() string
 	controlVersion string
 	scratches      sync.Pool // *scratch
+	arb            atomic.Pointer[catalog.Arbitration]
 }
+
+// SetArbitration puts new business values, context weights and levers in
+// force. Decisions under way finish with the old ones; none fails.
+func (p *Pipeline) SetArbitration(a *catalog.Arbitration) { p.arb.Store(a) }
+
+// Arbitration returns the arbitration in force.
+func (p *Pipeline) Arbitration() *catalog.Arbitration { return p.arb.Load() }
 
 // NewPipeline checks the catalog against the feature schema and returns the
 // pipeline.
@@ -166,6 +176,7 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 		p.newID = NewDecisionID
 	}
 	p.controlVersion = "control@" + c.Catalog.Version
+	p.arb.Store(c.Catalog.DefaultArbitration())
 	return p, nil
 }
 
@@ -258,6 +269,7 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 	now := p.now()
 	sc := p.scratch(len(ins))
 	defer p.scratches.Put(sc)
+	arb := p.arb.Load() // one arbitration for the whole call
 	scores := sc.scores
 	kind := sc.kind
 
@@ -305,7 +317,7 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		if kind[i] != kindScored {
 			copy(scores[i*P:(i+1)*P], p.prior.Rates())
 		}
-		out[i] = p.finish(&ins[i], kind[i], by, row[i], scores[i*P:(i+1)*P], sc, now)
+		out[i] = p.finish(&ins[i], kind[i], by, row[i], scores[i*P:(i+1)*P], sc, arb, now)
 	}
 	return nil
 }
@@ -397,7 +409,7 @@ func controlOrder(id string, now time.Time, n int) []int {
 var chinaTime = time.FixedZone("CST", 8*3600)
 
 // finish applies the policies, arbitrates and renders one decision.
-func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int, scores []float32, mem *scratch, now time.Time) Decision {
+func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int, scores []float32, mem *scratch, arb *catalog.Arbitration, now time.Time) Decision {
 	d := Decision{
 		ID:             p.newID(),
 		At:             now,
@@ -406,6 +418,7 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 		Strategy:       sc.Strategy,
 		ModelVersion:   sc.Version,
 		CatalogVersion: p.cat.Version,
+		ConfigVersion:  arb.Version,
 	}
 	switch {
 	case in.unavailable:
@@ -446,7 +459,7 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 		if p.cat.Check(pr, &cu, ch, now) != catalog.ExclusionNone {
 			continue
 		}
-		prio := float64(scores[k]) * pr.BusinessValue * p.cat.ContextWeight(ch, pr) * p.cat.Lever(pr, now)
+		prio := float64(scores[k]) * arb.Factor(pr, ch, now)
 		cands = append(cands, cand{k: k, priority: prio})
 	}
 	if kind == kindControl {

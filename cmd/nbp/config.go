@@ -46,6 +46,8 @@ type config struct {
 	healthcheck     bool
 	auditKey        string
 	auditRetention  time.Duration
+	arbitration     string
+	printArb        bool
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -98,6 +100,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.redisBin, "redis-server", env("NBP_REDIS_SERVER", "redis-server"), "redis-server binary for -demo")
 	fs.DurationVar(&c.staleAfter, "stale-after", dur("NBP_STALE_AFTER", 48*time.Hour), "features older than this are flagged stale (env NBP_STALE_AFTER)")
 	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (env NBP_CATALOG; default: the embedded demo catalog)")
+	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file: business values, context weights, campaign levers; reloaded on change and on SIGHUP (env NBP_ARBITRATION; default: the catalog's)")
+	fs.BoolVar(&c.printArb, "print-arbitration", false, "print the catalog's arbitration as a file to start from, and exit")
 	fs.StringVar(&c.modelPath, "model", env("NBP_MODEL", "models/propensity.onnx"), "ONNX model file (env NBP_MODEL)")
 	fs.IntVar(&c.modelWorkers, "model-workers", num("NBP_MODEL_WORKERS", 4), "concurrent model calls (env NBP_MODEL_WORKERS)")
 	fs.DurationVar(&c.modelBudget, "model-budget", dur("NBP_MODEL_BUDGET", 20*time.Millisecond), "latency budget of one model call; over it the rules answer (env NBP_MODEL_BUDGET)")
@@ -156,7 +160,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.demoN < 1 {
 		errs = append(errs, fmt.Errorf("-demo-n must be at least 1"))
 	}
-	if !c.rulesOnly && !c.healthcheck {
+	if !c.rulesOnly && !c.healthcheck && !c.printArb {
 		abs, err := filepath.Abs(c.ortLib)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("onnxruntime: %w", err))

@@ -61,11 +61,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		debug.SetGCPercent(400)
 	}
 	log := newLogger(cfg.logLevel, stdout)
-	log.Info("starting", slog.Any("config", cfg.redacted()))
-
 	cat, err := loadCatalog(cfg.catalog)
 	if err != nil {
 		return err
+	}
+	if cfg.printArb {
+		b, err := cat.MarshalArbitration()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	log.Info("starting", slog.Any("config", cfg.redacted()))
+	var arb *catalog.Arbitration
+	if cfg.arbitration != "" {
+		if arb, err = cat.LoadArbitration(cfg.arbitration); err != nil {
+			return err
+		}
 	}
 
 	if cfg.demo && len(cfg.redisAddrs) == 0 {
@@ -134,6 +147,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	if err != nil {
 		return err
+	}
+	if arb != nil {
+		pipe.SetArbitration(arb)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reload := make(chan struct{}, 1)
+		go func() {
+			for range hup {
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		go service.WatchArbitration(ctx, pipe, cfg.arbitration, 2*time.Second, reload, log)
 	}
 	auditKey := []byte(cfg.auditKey)
 	if len(auditKey) == 0 {
