@@ -106,7 +106,7 @@ func toResponse(d *Decision) RecommendationResponse {
 			Reasons: make([]ReasonResponse, len(it.Reasons)),
 		}
 		for j, rs := range it.Reasons {
-			r.Items[i].Reasons[j] = ReasonResponse{Code: rs.Code, Text: rs.Text}
+			r.Items[i].Reasons[j] = ReasonResponse(rs)
 		}
 	}
 	return r
