@@ -114,6 +114,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 				if err := good.PutMany(context.Background(), e.ids[start:end], vs[start:end]); err != nil {
 					t.Fatal(err)
 				}
+				if err := good.Reindex(context.Background(), e.ids[start:end]); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}

@@ -1,0 +1,249 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/directops/nbp/service"
+)
+
+// memParts collects committed output parts in memory.
+type memParts struct {
+	mu    sync.Mutex
+	parts map[string][]service.BatchRow
+}
+
+type memPart struct {
+	m    *memParts
+	name string
+	rows []service.BatchRow
+}
+
+func (m *memParts) open(name string) (service.PartWriter, error) {
+	return &memPart{m: m, name: name}, nil
+}
+
+func (p *memPart) Write(rows []service.BatchRow) error {
+	p.rows = append(p.rows, rows...)
+	return nil
+}
+
+func (p *memPart) Commit() error {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	if p.m.parts == nil {
+		p.m.parts = map[string][]service.BatchRow{}
+	}
+	if _, dup := p.m.parts[p.name]; dup {
+		return fmt.Errorf("part %s committed twice", p.name)
+	}
+	p.m.parts[p.name] = p.rows
+	return nil
+}
+
+func (p *memPart) Abort() {}
+
+// all returns every row, in part order, with the run id blanked.
+func (m *memParts) all() []service.BatchRow {
+	names := make([]string, 0, len(m.parts))
+	for n := range m.parts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var rows []service.BatchRow
+	for _, n := range names {
+		for _, r := range m.parts[n] {
+			r.RunID = ""
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+func runner(e *env) (*service.BatchRunner, *service.BatchStore) {
+	bs := service.NewBatchStore(e.rdb, e.prefix)
+	return service.NewBatchRunner(e.pipeline, bs, e.store), bs
+}
+
+func TestBatchParityWithOnline(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 2000})
+	r, _ := runner(e)
+	var parts memParts
+	ck, flipped, err := r.Run(context.Background(), service.BatchOptions{RunID: "parity", Chunk: 300, Segment: 2}, parts.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Customers != 2000 || !flipped || !ck.Done {
+		t.Fatalf("checkpoint %+v, flipped %v", ck, flipped)
+	}
+	byCustomer := map[string][]service.BatchRow{}
+	for _, row := range parts.all() {
+		byCustomer[row.CustomerID] = append(byCustomer[row.CustomerID], row)
+	}
+	s := newServer(t, e)
+	for _, id := range e.ids {
+		_, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel=batch&limit=3")
+		var online service.RecommendationResponse
+		if err := json.Unmarshal(body, &online); err != nil {
+			t.Fatal(err)
+		}
+		rows := byCustomer[id]
+		if len(rows) != len(online.Items) {
+			t.Fatalf("%s: batch %d rows, online %d items", id, len(rows), len(online.Items))
+		}
+		for i, it := range online.Items {
+			b := rows[i]
+			if b.Rank != it.Rank || b.ProductID != it.ProductID || b.Propensity != it.Propensity || b.Priority != it.Priority ||
+				b.Title != it.Copy.Title || b.Body != it.Copy.Body || b.Strategy != online.Strategy || b.ModelVersion != online.ModelVersion {
+				t.Fatalf("%s rank %d: batch %+v, online %+v (%s)", id, i+1, b, it, online.Strategy)
+			}
+		}
+	}
+}
+
+func TestBatchShardsAndPointer(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 1500, scorer: func(e *env) service.Scorer { return e.rules }})
+	r, bs := runner(e)
+	seen := map[string]int{}
+	const shards = 3
+	for i := 0; i < shards; i++ {
+		if cur, _ := bs.Current(context.Background()); cur == "sharded" {
+			t.Fatalf("the pointer moved before shard %d ran", i)
+		}
+		var parts memParts
+		ck, flipped, err := r.Run(context.Background(), service.BatchOptions{RunID: "sharded", Shard: i, Shards: shards, Chunk: 200}, parts.open)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flipped != (i == shards-1) {
+			t.Fatalf("shard %d: flipped %v", i, flipped)
+		}
+		customers := map[string]bool{}
+		for _, row := range parts.all() {
+			customers[row.CustomerID] = true
+		}
+		for c := range customers {
+			seen[c]++
+		}
+		if ck.Customers < 1500/shards/2 {
+			t.Fatalf("shard %d got %d customers: the split is lopsided", i, ck.Customers)
+		}
+	}
+	if cur, _ := bs.Current(context.Background()); cur != "sharded" {
+		t.Fatalf("pointer %q after every shard finished", cur)
+	}
+	offered := 0
+	for _, id := range e.ids {
+		switch seen[id] {
+		case 0:
+		case 1:
+			offered++
+		default:
+			t.Fatalf("%s in %d shards", id, seen[id])
+		}
+	}
+	if offered < 1000 {
+		t.Fatalf("only %d of 1500 customers got offers", offered)
+	}
+	// Each customer's offers are in Redis under the run.
+	got, err := e.rdb.Get(context.Background(), bs.ResultKey(e.ids[1], "sharded")).Result()
+	if err != nil {
+		t.Fatalf("result of %s: %v", e.ids[1], err)
+	}
+	t.Logf("%s: %s", e.ids[1], got)
+}
+
+func TestBatchResumeGivesTheSameOutput(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 3000})
+	r, _ := runner(e)
+	opts := service.BatchOptions{Chunk: 100, Segment: 3, Volume: map[string]int{"WM_CASH": 120, "TD_1Y": 200}}
+
+	var whole memParts
+	opts.RunID = "whole"
+	if _, _, err := r.Run(context.Background(), opts, whole.open); err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill the run after its second checkpoint, mid-way through the third
+	// segment, then resume.
+	var killed memParts
+	opts.RunID = "killed"
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	opts.Progress = func(service.Checkpoint) {
+		if n++; n == 2 {
+			cancel()
+		}
+	}
+	if _, _, err := r.Run(ctx, opts, killed.open); !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed run: %v", err)
+	}
+	opts.Progress = nil
+	if _, _, err := r.Run(context.Background(), opts, killed.open); !errors.Is(err, service.ErrRunExists) {
+		t.Fatalf("a second start without resume: %v", err)
+	}
+	opts.Resume = true
+	ck, flipped, err := r.Run(context.Background(), opts, killed.open)
+	if err != nil || !flipped {
+		t.Fatalf("resume: %v %v", err, flipped)
+	}
+	a, b := whole.all(), killed.all()
+	if len(a) != len(b) {
+		t.Fatalf("uninterrupted %d rows, resumed %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("row %d differs:\n whole   %+v\n resumed %+v", i, a[i], b[i])
+		}
+	}
+	// Re-running a finished run changes nothing.
+	before := len(killed.parts)
+	again, _, err := r.Run(context.Background(), opts, killed.open)
+	if err != nil || len(killed.parts) != before || again.Customers != ck.Customers {
+		t.Fatalf("re-run of a finished run: %v, %d parts (was %d)", err, len(killed.parts), before)
+	}
+}
+
+func TestBatchVolumeLimitsAreExact(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 3000, scorer: func(e *env) service.Scorer { return e.rules }})
+	r, bs := runner(e)
+	limits := map[string]int{"WM_CASH": 37, "TD_1Y": 100, "DCEP_WALLET": 0}
+	// Two shards at once, racing for the same volume.
+	var wg sync.WaitGroup
+	counts := make([]map[string]int, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var parts memParts
+			_, _, err := r.Run(context.Background(), service.BatchOptions{RunID: "volume", Shard: i, Shards: 2, Chunk: 150, Volume: limits}, parts.open)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			counts[i] = map[string]int{}
+			for _, row := range parts.all() {
+				counts[i][row.ProductID]++
+			}
+		}(i)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	vol, err := bs.Volume(context.Background(), "volume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, max := range limits {
+		rows := counts[0][p] + counts[1][p]
+		if rows != max || vol[p] != max {
+			t.Errorf("%s: %d offers in the output, %d counted, want exactly %d", p, rows, vol[p], max)
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+)
+
+// BatchOptions configure one shard of a batch run.
+type BatchOptions struct {
+	RunID string
+	// Limit is the offers per customer; default 3.
+	Limit int
+	// Chunk is the customers asked of the feature store per page (a page is
+	// decided in one call); default 512.
+	Chunk int
+	// Segment is the chunks per output part and checkpoint; default 32.
+	Segment int
+	// Shard and Shards split the customers by a stable hash of their id.
+	Shard, Shards int
+	// Volume caps the offers of a product in the whole run (all shards).
+	Volume map[string]int
+	// Resume continues from the shard's checkpoint. Without it, a run that
+	// already has one is refused.
+	Resume bool
+	// TTL is how long the run's results and state are kept; default 72h.
+	TTL time.Duration
+	// Progress, when set, is told of each checkpoint.
+	Progress func(Checkpoint)
+}
+
+// PartWriter receives one output part. Commit makes it visible (the part
+// is complete); Abort throws it away.
+type PartWriter interface {
+	Write(rows []BatchRow) error
+	Commit() error
+	Abort()
+}
+
+// CustomerPager lists a shard's customers a page at a time, in a fixed
+// order, from a cursor ("" first, "" again at the end), resumable from any
+// cursor it returned.
+type CustomerPager interface {
+	PageIDs(ctx context.Context, cursor string, count int64, shard, shards int) ([]string, string, error)
+}
+
+// ErrRunExists is returned when a run already has a checkpoint for the
+// shard and Resume is not set.
+var ErrRunExists = errors.New("the run already has progress for this shard")
+
+// BatchRunner scores every customer of a shard through the pipeline (the
+// same decisions the online API makes for channel=batch), writes each
+// customer's offers to Redis under the run, streams the rows to output
+// parts, and checkpoints after each part so that a killed run resumes
+// where it stopped and ends with the same output as an uninterrupted one.
+type BatchRunner struct {
+	p     *Pipeline
+	store *BatchStore
+	pager CustomerPager
+}
+
+// NewBatchRunner returns a runner.
+func NewBatchRunner(p *Pipeline, store *BatchStore, pager CustomerPager) *BatchRunner {
+	return &BatchRunner{p: p, store: store, pager: pager}
+}
+
+// InShard reports whether a customer belongs to shard i of n: shards own
+// whole buckets of the customer index.
+func InShard(id string, i, n int) bool {
+	return n <= 1 || features.Bucket(id)%n == i
+}
+
+func (o *BatchOptions) defaults() error {
+	if o.Limit <= 0 {
+		o.Limit = 3
+	}
+	if o.Chunk <= 0 {
+		o.Chunk = 512
+	}
+	if o.Segment <= 0 {
+		o.Segment = 32
+	}
+	if o.Shards <= 0 {
+		o.Shards = 1
+	}
+	if o.TTL <= 0 {
+		o.TTL = 72 * time.Hour
+	}
+	switch {
+	case o.RunID == "" || !validRunID(o.RunID):
+		return fmt.Errorf("run id %q: want 1 to 64 letters, digits, dots, dashes or underscores", o.RunID)
+	case o.Shard < 0 || o.Shard >= o.Shards:
+		return fmt.Errorf("shard %d of %d", o.Shard, o.Shards)
+	case o.Limit > MaxLimit:
+		return fmt.Errorf("limit %d above %d", o.Limit, MaxLimit)
+	}
+	return nil
+}
+
+func validRunID(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Run runs the shard to its end (or until ctx ends: then it returns the
+// error and the checkpoint stands). open makes the output part of a name.
+// It returns the shard's final checkpoint and whether this shard, as the
+// last of the run, flipped the pointer to it.
+func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name string) (PartWriter, error)) (Checkpoint, bool, error) {
+	if err := o.defaults(); err != nil {
+		return Checkpoint{}, false, err
+	}
+	shardKey := strconv.Itoa(o.Shard) + "/" + strconv.Itoa(o.Shards)
+	ck, err := r.store.LoadCheckpoint(ctx, o.RunID, shardKey)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	switch {
+	case ck != nil && !o.Resume:
+		return *ck, false, fmt.Errorf("%w: run %s shard %s (use resume)", ErrRunExists, o.RunID, shardKey)
+	case ck == nil:
+		ck = &Checkpoint{Products: map[string]int{}, Strategy: map[string]int{}}
+	}
+	if ck.Done {
+		// A finished shard changes nothing; make sure the run is finished too.
+		flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
+		return *ck, flipped, err
+	}
+	reqs := make([]Request, 0, o.Chunk)
+	out := make([]Decision, o.Chunk*2)
+	rows := make([]BatchRow, 0, o.Chunk*o.Limit)
+	spare := o.Limit
+	if len(o.Volume) > 0 {
+		spare = MaxLimit // candidates to fall back on when a product runs out
+	}
+	for {
+		name := fmt.Sprintf("part-%04d-of-%04d-%06d", o.Shard, o.Shards, ck.Segment)
+		part, err := open(name)
+		if err != nil {
+			return *ck, false, fmt.Errorf("open %s: %w", name, err)
+		}
+		next := *ck
+		next.Products, next.Strategy = copyCounts(ck.Products), copyCounts(ck.Strategy)
+		for c := 0; c < o.Segment; c++ {
+			start := next.Cursor
+			ids, cursor, err := r.pager.PageIDs(ctx, start, int64(o.Chunk), o.Shard, o.Shards)
+			if err != nil {
+				part.Abort()
+				return *ck, false, err
+			}
+			reqs = reqs[:0]
+			for _, id := range ids {
+				reqs = append(reqs, Request{CustomerID: id, Channel: catalog.Batch, Limit: spare})
+			}
+			if len(reqs) > len(out) {
+				out = make([]Decision, len(reqs))
+			}
+			if len(reqs) > 0 {
+				if err := r.p.DecideMany(ctx, reqs, out); err != nil {
+					part.Abort()
+					return *ck, false, err
+				}
+				chunkID := shardKey + "@" + start
+				rows, err = r.settle(ctx, o, chunkID, out[:len(reqs)], rows[:0], &next)
+				if err != nil {
+					part.Abort()
+					return *ck, false, err
+				}
+				if err := part.Write(rows); err != nil {
+					part.Abort()
+					return *ck, false, err
+				}
+			}
+			next.Cursor = cursor
+			if cursor == "" {
+				break
+			}
+		}
+		if err := part.Commit(); err != nil {
+			return *ck, false, fmt.Errorf("commit %s: %w", name, err)
+		}
+		next.Segment++
+		next.Done = next.Cursor == ""
+		if err := r.store.SaveCheckpoint(ctx, o.RunID, shardKey, &next, o.TTL); err != nil {
+			return *ck, false, err
+		}
+		*ck = next
+		if o.Progress != nil {
+			o.Progress(*ck)
+		}
+		if ck.Done {
+			flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
+			return *ck, flipped, err
+		}
+	}
+}
+
+// settle applies the volume limits to a chunk's decisions, writes each
+// customer's offers to Redis and returns the output rows.
+func (r *BatchRunner) settle(ctx context.Context, o BatchOptions, chunkID string, ds []Decision, rows []BatchRow, ck *Checkpoint) ([]BatchRow, error) {
+	offers := make(map[string][]string, len(ds))
+	if len(o.Volume) > 0 {
+		cands := make([][2]any, len(ds))
+		for i := range ds {
+			ps := make([]string, len(ds[i].Items))
+			for j, it := range ds[i].Items {
+				ps[j] = it.Product.ID
+			}
+			cands[i] = [2]any{ds[i].CustomerID, ps}
+		}
+		var err error
+		if offers, err = r.store.ReserveVolume(ctx, o.RunID, chunkID, o.Limit, o.Volume, cands, o.TTL); err != nil {
+			return rows, err
+		}
+		for i := range ds {
+			keep(&ds[i], offers[ds[i].CustomerID])
+		}
+	} else {
+		for i := range ds {
+			if len(ds[i].Items) > o.Limit {
+				ds[i].Items = ds[i].Items[:o.Limit]
+			}
+			ps := make([]string, len(ds[i].Items))
+			for j, it := range ds[i].Items {
+				ps[j] = it.Product.ID
+			}
+			offers[ds[i].CustomerID] = ps
+		}
+	}
+	if err := r.store.WriteResults(ctx, o.RunID, offers, o.TTL); err != nil {
+		return rows, err
+	}
+	for i := range ds {
+		d := &ds[i]
+		ck.Customers++
+		ck.Strategy[d.Strategy]++
+		if len(d.Items) == 0 {
+			ck.Skipped++
+		}
+		for _, it := range d.Items {
+			ck.Products[it.Product.ID]++
+		}
+		rows = BatchRows(rows, o.RunID, d)
+	}
+	ck.Rows += len(rows)
+	return rows, nil
+}
+
+// keep narrows a decision to the chosen products, in rank order, ranks
+// renumbered.
+func keep(d *Decision, chosen []string) {
+	items := d.Items[:0]
+	for _, it := range d.Items {
+		for _, p := range chosen {
+			if it.Product.ID == p {
+				it.Rank = len(items) + 1
+				items = append(items, it)
+				break
+			}
+		}
+	}
+	d.Items = items
+}
+
+func copyCounts(m map[string]int) map[string]int {
+	c := make(map[string]int, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
