@@ -23,14 +23,23 @@ import (
 //	    s:<product>                   suppressed until, Unix seconds
 //	    v:<product>                   last conversion, Unix seconds
 //	<prefix>{<id>}:e   sorted set: event ids seen (score: event time, ms), for idempotency
+//	<prefix>{<id>}:p   sorted set: those of them whose stream entry and count are not
+//	                   confirmed yet (score: event time, ms); see RecordEvents
 //
-// Outcome events also go to a bounded stream and to daily counters:
+// Outcome events also go to a bounded stream and to daily counters. Each of
+// these keys hashes to a slot of its own:
 //
-//	<prefix>events            stream: every accepted event
+//	<prefix>events            stream: every accepted event, at least once
 //	<prefix>stats:<YYYYMMDD>  hash: <product>|<channel>|<strategy>|<type> -> count
+//	<prefix>{<prefix>stats:<YYYYMMDD>}:m:<customer_id>:<event_id>
+//	                          string: the event is counted in that day's hash. Its
+//	                          hash tag is the hash's name, so it lives in the
+//	                          hash's slot and is set in the same script as the count.
 //
-// The event script touches all four keys at once, so it needs a single
-// Redis node (or a cluster where they share a slot); see RecordEvents.
+// No command and no script touches keys of two slots, so the same code
+// runs on a single Redis and on a Redis Cluster. (A prefix that holds a
+// hash tag of its own puts every key in that one slot, which works too; a
+// prefix with an unmatched brace is not supported on a cluster.)
 
 // Event types.
 const (
@@ -61,9 +70,36 @@ type Record struct {
 
 func (s *Store) contactKey(id string) string { return s.prefix + "{" + id + "}:c" }
 func (s *Store) eventsKey(id string) string  { return s.prefix + "{" + id + "}:e" }
+func (s *Store) pendingKey(id string) string { return s.prefix + "{" + id + "}:p" }
 func (s *Store) streamKey() string           { return s.prefix + "events" }
 func (s *Store) statsKey(day time.Time) string {
 	return s.prefix + "stats:" + day.In(chinaTime).Format("20060102")
+}
+
+// countedKey returns the key of the mark that says an event is counted in
+// the statistics hash stats. It hashes to the hash's slot: its hash tag is
+// the hash's name or, when the prefix holds a tag, the same tag.
+func (s *Store) countedKey(stats, customerID, eventID string) string {
+	suffix := ":m:" + customerID + ":" + eventID
+	if hashTag(stats) != "" {
+		return stats + suffix
+	}
+	return s.prefix + "{" + stats + "}" + suffix
+}
+
+// hashTag returns the part of a key Redis Cluster hashes when it is not
+// the whole key: what is between the first '{' and the first '}' after
+// it, when that is not empty; "" otherwise.
+func hashTag(key string) string {
+	_, rest, ok := strings.Cut(key, "{")
+	if !ok {
+		return ""
+	}
+	tag, _, ok := strings.Cut(rest, "}")
+	if !ok {
+		return ""
+	}
+	return tag
 }
 
 // Read fetches a customer's vector and contact state in one pipelined
@@ -75,7 +111,8 @@ func (s *Store) Read(ctx context.Context, id string) (Record, error) {
 }
 
 // ReadMany fetches many customers' vectors and contact states in one
-// pipelined round trip.
+// pipelined round trip (on a cluster, one to each node that holds some of
+// them, in parallel).
 func (s *Store) ReadMany(ctx context.Context, ids []string, dst []Record) error {
 	if len(dst) < len(ids) {
 		return fmt.Errorf("read many: short destination")
@@ -110,18 +147,31 @@ func (s *Store) ReadMany(ctx context.Context, ids []string, dst []Record) error 
 	return nil
 }
 
-// recordScript records one event atomically: idempotent on its id, it
-// updates the contact state, appends to the stream and counts it in the
-// day's statistics. It returns 1 for a new event, 0 for a repeat.
+// recordScript is the first step of recording one event, on the customer's
+// slot, atomically. A new event id is remembered as seen and as pending
+// (its stream entry and count not yet confirmed), and the contact state is
+// updated. It returns {state, event time in ms}: eventNew with the event's
+// time; eventPending, for an id an earlier attempt recorded but did not
+// confirm, with the time that attempt recorded; eventDone for an id
+// recorded and confirmed, a duplicate. The contact state changes only for
+// a new event.
 var recordScript = redis.NewScript(`
-local contact, seen, stream, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local contact, seen, pending = KEYS[1], KEYS[2], KEYS[3]
 local id, at, typ, prod, ch, day = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local outbound, dismissAfter, dismissDays = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local now, windowMs, keepDays, keepSec = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-if redis.call('ZSCORE', seen, id) then return 0 end
+local t = redis.call('ZSCORE', seen, id)
+if t then
+  local p = redis.call('ZSCORE', pending, id)
+  if p then return {2, p} end
+  return {0, t}
+end
 redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - windowMs)
 redis.call('ZADD', seen, at, id)
 redis.call('PEXPIRE', seen, windowMs)
+redis.call('ZREMRANGEBYSCORE', pending, '-inf', now - windowMs)
+redis.call('ZADD', pending, at, id)
+redis.call('PEXPIRE', pending, windowMs)
 if typ == 'impression' then
   redis.call('HINCRBY', contact, 'i:' .. prod .. ':' .. ch .. ':' .. day, 1)
   if outbound == '1' then redis.call('HINCRBY', contact, 'p:' .. ch .. ':' .. day, 1) end
@@ -145,12 +195,36 @@ elseif typ == 'conversion' then
   if sec > old then redis.call('HSET', contact, 'v:' .. prod, sec) end
 end
 redis.call('EXPIRE', contact, keepSec)
-redis.call('XADD', stream, 'MAXLEN', '~', ARGV[14], '*', 'event_id', id, 'customer_id', ARGV[15],
-  'product_id', prod, 'channel', ch, 'type', typ, 'at', ARGV[2], 'decision_id', ARGV[16], 'strategy', ARGV[17])
-redis.call('HINCRBY', stats, prod .. '|' .. ch .. '|' .. ARGV[17] .. '|' .. typ, 1)
-redis.call('EXPIRE', stats, ARGV[18])
+return {1, ARGV[2]}
+`)
+
+// The states recordScript returns.
+const (
+	eventDone    = 0
+	eventNew     = 1
+	eventPending = 2
+)
+
+// countScript counts one event in a day's statistics once: only the call
+// that sets the event's mark (KEYS[2], in the hash's slot) increments the
+// counter. It returns 1 when it counted, 0 when the event was counted
+// before.
+var countScript = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
+
+const (
+	// attemptLimit bounds one call of RecordEvents.
+	attemptLimit = time.Minute
+	// countedLinger is how long an event's counted mark is kept once the
+	// event is confirmed: long enough for any attempt still under way
+	// (one that saw the event pending before it was confirmed) to find
+	// it. It must exceed attemptLimit by far more than a write can lag.
+	countedLinger = time.Hour
+)
 
 // EventOptions are the contact policy and retention an event write needs.
 type EventOptions struct {
@@ -158,12 +232,60 @@ type EventOptions struct {
 	StreamMax int64         // approximate bound of the stream; default 1,000,000
 	StatsTTL  time.Duration // how long daily statistics are kept; default 400 days
 	Now       time.Time
+
+	failAfter int // tests: fail as Redis would, right after this step (1 to 3)
 }
 
-// RecordEvents writes events, each atomically and idempotently (a repeated
-// event id is not counted again), in one pipelined round trip, and reports
-// per event whether it was new. Nothing is acknowledged before Redis has
-// it: an error means none may be assumed written, and a retry is safe.
+// recorded is evs[i] as step 1 found it: at is the time first recorded.
+type recorded struct {
+	i  int
+	at time.Time
+}
+
+// RecordEvents writes events idempotently (an event id already recorded
+// for its customer is not counted again) and reports per event whether it
+// was new. Nothing is acknowledged before Redis has it: an error means none
+// may be assumed written, and a retry of the same events is safe. The
+// error wraps ErrUnavailable.
+//
+// An event touches keys in three hash slots (the customer's, the stream's
+// and its day's statistics), which on a Redis Cluster may live on three
+// nodes, so it is written in steps, each pipelined for the whole batch and
+// each safe to repeat:
+//
+//  1. On the customer's slot, one script: an id seen before is a duplicate
+//     (reported not new; nothing more is written) unless it is still
+//     pending; a new id is remembered as seen and as pending, and the
+//     contact state is updated. So the contact state changes once per
+//     event id, whatever is retried.
+//  2. For every new or pending event: its count in the day's statistics,
+//     by a script on the statistics' slot that increments only when it
+//     sets the event's counted mark (so once, however often this step
+//     runs), and its stream entry.
+//  3. On the customer's slot: the events are confirmed (no longer pending).
+//  4. The counted marks of the batch's confirmed events (new ones and
+//     duplicates: this also finishes a call that failed after step 3),
+//     kept for twice the event window while their event may be pending,
+//     are shortened to countedLinger. A failure here is no error: the
+//     events are recorded, the marks just expire later.
+//
+// A failure in steps 1 to 3 is an error; what was done stays done, and the
+// retry goes on from there: an event it finds pending (recorded, not
+// confirmed) goes through steps 2 and 3 again and is reported new, since
+// no call has reported it yet; an event it finds confirmed is a duplicate.
+// The count is never repeated. The stream entry may be, when the failed
+// call had written it: the stream holds every acknowledged event at least
+// once, and a consumer that needs each exactly once drops the
+// (customer_id, event_id) pairs it has seen. Two calls racing with the same
+// new event may both report it new and both add it to the stream; it is
+// still counted once and changes the contact state once. A retry records
+// the event as first recorded: its time, and so its statistics day, is the
+// first attempt's.
+//
+// The count is exact as long as no write reaches Redis more than
+// countedLinger after the call that sent it started (a call gives up after
+// attemptLimit): a call that saw an event pending could otherwise count it
+// after another call had confirmed it and its mark had expired.
 func (s *Store) RecordEvents(ctx context.Context, evs []Event, o EventOptions) ([]bool, error) {
 	if o.StreamMax <= 0 {
 		o.StreamMax = 1_000_000
@@ -174,6 +296,50 @@ func (s *Store) RecordEvents(ctx context.Context, evs []Event, o EventOptions) (
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
+	ctx, cancel := context.WithTimeout(ctx, attemptLimit)
+	defer cancel()
+	fresh := make([]bool, len(evs))
+	todo, done, err := s.recordContact(ctx, evs, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.fail(1); err != nil {
+		return nil, err
+	}
+	if len(todo) > 0 {
+		window := time.Duration(o.Policy.EventWindowDays) * 24 * time.Hour
+		if err := s.publish(ctx, evs, todo, o, 2*window+24*time.Hour); err != nil {
+			return nil, err
+		}
+		if err := o.fail(2); err != nil {
+			return nil, err
+		}
+		if err := s.confirm(ctx, evs, todo); err != nil {
+			return nil, err
+		}
+		if err := o.fail(3); err != nil {
+			return nil, err
+		}
+	}
+	s.shortenMarks(ctx, evs, append(todo, done...))
+	for _, p := range todo {
+		fresh[p.i] = true
+	}
+	return fresh, nil
+}
+
+func (o *EventOptions) fail(step int) error {
+	if o.failAfter == step {
+		return fmt.Errorf("record events: %w: failure injected after step %d", ErrUnavailable, step)
+	}
+	return nil
+}
+
+// recordContact is step 1: it returns the events that are new or pending
+// (todo), and those recorded and confirmed before (done), in the order
+// given. The second of two events with the same customer and id in one
+// batch is a duplicate, in neither.
+func (s *Store) recordContact(ctx context.Context, evs []Event, o EventOptions) (todo, done []recorded, err error) {
 	pol := o.Policy
 	// Day counters are kept as long as the longest cap can look back (caps
 	// are at most 366 days); the hash as long as a suppression or a
@@ -183,31 +349,121 @@ func (s *Store) RecordEvents(ctx context.Context, evs []Event, o EventOptions) (
 	window := time.Duration(pol.EventWindowDays) * 24 * time.Hour
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(evs))
+	first := make(map[[2]string]bool, len(evs))
 	for i := range evs {
 		e := &evs[i]
+		k := [2]string{e.CustomerID, e.ID}
+		if first[k] {
+			continue
+		}
+		first[k] = true
 		outbound := "0"
 		if pol.PushCaps[e.Channel].Days > 0 {
 			outbound = "1"
 		}
 		cmds[i] = recordScript.Eval(ctx, pipe,
-			[]string{s.contactKey(e.CustomerID), s.eventsKey(e.CustomerID), s.streamKey(), s.statsKey(e.At)},
+			[]string{s.contactKey(e.CustomerID), s.eventsKey(e.CustomerID), s.pendingKey(e.CustomerID)},
 			e.ID, e.At.UnixMilli(), e.Type, e.ProductID, e.Channel.String(), catalog.Day(e.At),
 			outbound, pol.DismissAfter, pol.DismissDays,
-			o.Now.UnixMilli(), window.Milliseconds(), pruneDays, keepSec,
-			o.StreamMax, e.CustomerID, e.DecisionID, e.Strategy, int64(o.StatsTTL.Seconds()))
+			o.Now.UnixMilli(), window.Milliseconds(), pruneDays, keepSec)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
 	}
-	fresh := make([]bool, len(evs))
 	for i, c := range cmds {
-		n, err := c.Int()
-		if err != nil {
-			return nil, fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
+		if c == nil {
+			continue
 		}
-		fresh[i] = n == 1
+		state, at, err := recordResult(c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
+		}
+		switch state {
+		case eventNew, eventPending:
+			todo = append(todo, recorded{i: i, at: at})
+		case eventDone:
+			done = append(done, recorded{i: i, at: at})
+		}
 	}
-	return fresh, nil
+	return todo, done, nil
+}
+
+// recordResult reads recordScript's answer.
+func recordResult(c *redis.Cmd) (state int64, at time.Time, err error) {
+	r, err := c.Slice()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if len(r) != 2 {
+		return 0, time.Time{}, fmt.Errorf("record script answered %v", r)
+	}
+	state, ok := r[0].(int64)
+	score, ok2 := r[1].(string)
+	ms, err := strconv.ParseFloat(score, 64)
+	if !ok || !ok2 || err != nil {
+		return 0, time.Time{}, fmt.Errorf("record script answered %v", r)
+	}
+	return state, time.UnixMilli(int64(ms)), nil
+}
+
+// publish is step 2: each event's count, exactly once, and its stream
+// entry. markTTL is how long a counted mark is kept while its event may be
+// pending.
+func (s *Store) publish(ctx context.Context, evs []Event, todo []recorded, o EventOptions, markTTL time.Duration) error {
+	statsTTL := int64(o.StatsTTL.Seconds())
+	pipe := s.rdb.Pipeline()
+	for _, p := range todo {
+		e := &evs[p.i]
+		ch := e.Channel.String()
+		stats := s.statsKey(p.at)
+		countScript.Eval(ctx, pipe, []string{stats, s.countedKey(stats, e.CustomerID, e.ID)},
+			e.ProductID+"|"+ch+"|"+e.Strategy+"|"+e.Type, statsTTL, markTTL.Milliseconds())
+		pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: s.streamKey(), MaxLen: o.StreamMax, Approx: true,
+			Values: []any{"event_id", e.ID, "customer_id", e.CustomerID, "product_id", e.ProductID,
+				"channel", ch, "type", e.Type, "at", p.at.UnixMilli(),
+				"decision_id", e.DecisionID, "strategy", e.Strategy},
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// confirm is step 3: the events are no longer pending.
+func (s *Store) confirm(ctx context.Context, evs []Event, todo []recorded) error {
+	ids := make(map[string][]any)
+	var customers []string
+	for _, p := range todo {
+		e := &evs[p.i]
+		if _, ok := ids[e.CustomerID]; !ok {
+			customers = append(customers, e.CustomerID)
+		}
+		ids[e.CustomerID] = append(ids[e.CustomerID], e.ID)
+	}
+	pipe := s.rdb.Pipeline()
+	for _, c := range customers {
+		pipe.ZRem(ctx, s.pendingKey(c), ids[c]...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// shortenMarks is step 4: confirmed events' counted marks need only
+// outlive the attempts still under way.
+func (s *Store) shortenMarks(ctx context.Context, evs []Event, confirmed []recorded) {
+	if len(confirmed) == 0 {
+		return
+	}
+	pipe := s.rdb.Pipeline()
+	for _, p := range confirmed {
+		e := &evs[p.i]
+		pipe.PExpire(ctx, s.countedKey(s.statsKey(p.at), e.CustomerID, e.ID), countedLinger)
+	}
+	_, _ = pipe.Exec(ctx) // the marks expire anyway
 }
 
 // reserveScript takes one push from a customer's budget on an outbound

@@ -1,10 +1,14 @@
 package features_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
+	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +23,14 @@ import (
 // srv is the package's private redis-server (or NBP_TEST_REDIS_ADDR).
 var srv *redistest.Server
 
+// The package's private Redis Cluster (or NBP_TEST_REDIS_CLUSTER_ADDRS),
+// started by the first test that needs it and stopped by TestMain.
+var (
+	clusterOnce sync.Once
+	cluster     *redistest.Cluster
+	clusterErr  error
+)
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// A fuzzing worker runs only the fuzz target, which needs no Redis; it
@@ -27,6 +39,8 @@ func TestMain(m *testing.M) {
 	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
 		os.Exit(m.Run())
 	}
+	// The unavailable-Redis tests make go-redis complain at every dial.
+	redis.SetLogger(features.RedisLogger{Log: slog.New(slog.DiscardHandler)})
 	s, err := redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "features tests need a Redis server:", err)
@@ -35,22 +49,111 @@ func TestMain(m *testing.M) {
 	srv = s
 	code := m.Run()
 	s.Stop()
+	if cluster != nil {
+		cluster.Stop()
+	}
 	os.Exit(code)
+}
+
+// testRedis is a Redis the store's tests run on: the single server or the
+// cluster.
+type testRedis struct {
+	name  string
+	addrs []string
+}
+
+// single returns the package's server.
+func single(t testing.TB) testRedis {
+	t.Helper()
+	if srv == nil {
+		t.Fatal("no Redis server")
+	}
+	return testRedis{name: "single", addrs: []string{srv.Addr}}
+}
+
+// clustered returns the package's cluster, starting it on first use.
+func clustered(t testing.TB) testRedis {
+	t.Helper()
+	clusterOnce.Do(func() { cluster, clusterErr = redistest.StartCluster() })
+	if clusterErr != nil {
+		t.Fatalf("features tests need a Redis Cluster: %v", clusterErr)
+	}
+	return testRedis{name: "cluster", addrs: cluster.Addrs}
+}
+
+// onEachRedis runs f as a subtest on the single server and on the cluster.
+func onEachRedis(t *testing.T, f func(t *testing.T, r testRedis)) {
+	t.Helper()
+	for _, get := range []func(testing.TB) testRedis{single, clustered} {
+		r := get(t)
+		t.Run(r.name, func(t *testing.T) { f(t, r) })
+	}
+}
+
+func (r testRedis) options() *redis.UniversalOptions {
+	o := features.RedisOptions(r.addrs, "", features.DefaultTimeouts())
+	// A cluster named by one address is still a cluster.
+	o.IsClusterMode = r.name == "cluster"
+	return o
+}
+
+// store returns a store with keys of its own, on a client built as
+// production builds it.
+func (r testRedis) store(t testing.TB, o features.Options) *features.Store {
+	t.Helper()
+	if o.Prefix == "" {
+		o.Prefix = redistest.Prefix(t)
+	}
+	rdb := redis.NewUniversalClient(r.options())
+	t.Cleanup(func() { _ = rdb.Close() })
+	return features.NewStore(rdb, o)
+}
+
+// client returns a client to inspect and tamper with what the store wrote:
+// a cluster client on the cluster.
+func (r testRedis) client(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	o := r.options()
+	o.ReadTimeout, o.WriteTimeout = time.Second, time.Second
+	rdb := redis.NewUniversalClient(o)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// keysOf lists the keys that match pattern, on every master of a cluster.
+func keysOf(t testing.TB, rdb redis.UniversalClient, pattern string) []string {
+	t.Helper()
+	ctx := context.Background()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		keys, err := rdb.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(keys)
+		return keys
+	}
+	var mu sync.Mutex
+	var all []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		keys, err := m.Keys(ctx, pattern).Result()
+		mu.Lock()
+		all = append(all, keys...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(all)
+	return all
 }
 
 // newStore returns a store on the test server, with keys of its own, on a
 // client built as production builds it.
 func newStore(t *testing.T, o features.Options) *features.Store {
 	t.Helper()
-	if srv == nil {
-		t.Fatal("no Redis server")
-	}
-	if o.Prefix == "" {
-		o.Prefix = redistest.Prefix(t)
-	}
-	rdb := redis.NewUniversalClient(features.RedisOptions([]string{srv.Addr}, "", features.DefaultTimeouts()))
-	t.Cleanup(func() { _ = rdb.Close() })
-	return features.NewStore(rdb, o)
+	return single(t).store(t, o)
 }
 
 var (

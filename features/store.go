@@ -84,20 +84,17 @@ func (s *Store) Key(id string) string {
 	return s.prefix + "{" + id + "}:f"
 }
 
-// Put stores one customer's vector. The write is atomic: a reader sees the
-// old vector or the new one.
+// Put stores one customer's vector and lists the customer in the index.
+// The write is atomic: a reader sees the old vector or the new one.
 func (s *Store) Put(ctx context.Context, id string, v *Vector) error {
 	if !ValidID(id) {
 		return fmt.Errorf("put: malformed customer id")
 	}
-	if err := s.rdb.Set(ctx, s.Key(id), AppendRecord(nil, v), s.ttl).Err(); err != nil {
-		return fmt.Errorf("put: %w: %w", ErrUnavailable, err)
-	}
-	return nil
+	return s.PutMany(ctx, []string{id}, []Vector{*v})
 }
 
-// PutMany stores many vectors in one pipeline. Each customer's write is
-// atomic on its own.
+// PutMany stores many vectors in one pipeline, and lists the customers in
+// the index (see PageIDs). Each customer's write is atomic on its own.
 func (s *Store) PutMany(ctx context.Context, ids []string, vs []Vector) error {
 	if len(ids) != len(vs) {
 		return fmt.Errorf("put many: %d ids for %d vectors", len(ids), len(vs))
@@ -112,6 +109,7 @@ func (s *Store) PutMany(ctx context.Context, ids []string, vs []Vector) error {
 		buf = AppendRecord(buf, &vs[i])
 		pipe.Set(ctx, s.Key(id), buf[start:len(buf):len(buf)], s.ttl)
 	}
+	s.index(ctx, pipe, ids)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("put many: %w: %w", ErrUnavailable, err)
 	}

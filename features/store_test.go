@@ -18,244 +18,255 @@ import (
 )
 
 func TestStorePutGet(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t, features.Options{Now: func() time.Time { return loadTime }})
-	v := sampleVector()
-	v.UpdatedAt = time.Date(2026, 11, 27, 2, 30, 0, 987_654_321, time.UTC)
-	if err := s.Put(ctx, "C000000001", &v); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	got, st, err := s.Get(ctx, "C000000001")
-	if err != nil || st != features.Found {
-		t.Fatalf("Get = %v, %v; want found", st, err)
-	}
-	want := v
-	want.UpdatedAt = v.UpdatedAt.Truncate(time.Millisecond)
-	if diff := cmp.Diff(want, got, valueBits); diff != "" {
-		t.Errorf("Get (-want +got):\n%s", diff)
-	}
-
-	// A second Put replaces the vector.
-	v.Values[features.Age] = 46
-	v.Salutation = "李先生"
-	if err := s.Put(ctx, "C000000001", &v); err != nil {
-		t.Fatal(err)
-	}
-	got, _, err = s.Get(ctx, "C000000001")
-	if err != nil || got.Values[features.Age] != 46 || got.Salutation != "李先生" {
-		t.Errorf("after the second Put: age %v, salutation %q, %v", got.Values[features.Age], got.Salutation, err)
-	}
-}
-
-func TestStoreGetMissing(t *testing.T) {
-	s := newStore(t, features.Options{})
-	v, st, err := s.Get(context.Background(), "NOBODY")
-	if err != nil || st != features.NotFound {
-		t.Fatalf("Get = %v, %v; want not found and no error", st, err)
-	}
-	if diff := cmp.Diff(features.Vector{}, v); diff != "" {
-		t.Errorf("vector of a missing customer (-want +got):\n%s", diff)
-	}
-}
-
-func TestStoreStatus(t *testing.T) {
-	ctx := context.Background()
-	now := loadTime
-	tests := []struct {
-		name    string
-		updated time.Time
-		want    features.Status
-	}{
-		{"fresh", now.Add(-time.Hour), features.Found},
-		{"exactly max age", now.Add(-48 * time.Hour), features.Found},
-		{"just over max age", now.Add(-48*time.Hour - time.Millisecond), features.Stale},
-		{"a week old", now.AddDate(0, 0, -7), features.Stale},
-		{"from the future", now.Add(time.Hour), features.Found},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newStore(t, features.Options{Now: func() time.Time { return now }})
-			v := sampleVector()
-			v.UpdatedAt = tc.updated
-			if err := s.Put(ctx, "C1", &v); err != nil {
-				t.Fatal(err)
-			}
-			got, st, err := s.Get(ctx, "C1")
-			if err != nil || st != tc.want {
-				t.Fatalf("Get = %v, %v; want %v", st, err, tc.want)
-			}
-			if !st.Usable() || got.Values[features.Age] != 45 {
-				t.Errorf("a %v vector must be served: usable %v, age %v", st, st.Usable(), got.Values[features.Age])
-			}
-		})
-	}
-
-	t.Run("custom max age", func(t *testing.T) {
-		s := newStore(t, features.Options{MaxAge: time.Hour, Now: func() time.Time { return now }})
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		ctx := context.Background()
+		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
 		v := sampleVector()
-		v.UpdatedAt = now.Add(-2 * time.Hour)
-		if err := s.Put(ctx, "C1", &v); err != nil {
+		v.UpdatedAt = time.Date(2026, 11, 27, 2, 30, 0, 987_654_321, time.UTC)
+		if err := s.Put(ctx, "C000000001", &v); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		got, st, err := s.Get(ctx, "C000000001")
+		if err != nil || st != features.Found {
+			t.Fatalf("Get = %v, %v; want found", st, err)
+		}
+		want := v
+		want.UpdatedAt = v.UpdatedAt.Truncate(time.Millisecond)
+		if diff := cmp.Diff(want, got, valueBits); diff != "" {
+			t.Errorf("Get (-want +got):\n%s", diff)
+		}
+
+		// A second Put replaces the vector.
+		v.Values[features.Age] = 46
+		v.Salutation = "李先生"
+		if err := s.Put(ctx, "C000000001", &v); err != nil {
 			t.Fatal(err)
 		}
-		if _, st, err := s.Get(ctx, "C1"); err != nil || st != features.Stale {
-			t.Errorf("Get = %v, %v; want stale", st, err)
+		got, _, err = s.Get(ctx, "C000000001")
+		if err != nil || got.Values[features.Age] != 46 || got.Salutation != "李先生" {
+			t.Errorf("after the second Put: age %v, salutation %q, %v", got.Values[features.Age], got.Salutation, err)
 		}
 	})
 }
 
-func TestStoreCorrupt(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t, features.Options{})
-	rdb := srv.Client(t)
-	v := sampleVector()
-	other := features.AppendRecord(nil, &v)
-	other[1]++ // another schema version
-	values := map[string]string{
-		"garbage":      "not a vector",
-		"empty":        "",
-		"other schema": string(other),
-	}
-	for name, val := range values {
-		t.Run(name, func(t *testing.T) {
-			if err := rdb.Set(ctx, s.Key("C1"), val, 0).Err(); err != nil {
+func TestStoreGetMissing(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		s := r.store(t, features.Options{})
+		v, st, err := s.Get(context.Background(), "NOBODY")
+		if err != nil || st != features.NotFound {
+			t.Fatalf("Get = %v, %v; want not found and no error", st, err)
+		}
+		if diff := cmp.Diff(features.Vector{}, v); diff != "" {
+			t.Errorf("vector of a missing customer (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestStoreStatus(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		ctx := context.Background()
+		now := loadTime
+		tests := []struct {
+			name    string
+			updated time.Time
+			want    features.Status
+		}{
+			{"fresh", now.Add(-time.Hour), features.Found},
+			{"exactly max age", now.Add(-48 * time.Hour), features.Found},
+			{"just over max age", now.Add(-48*time.Hour - time.Millisecond), features.Stale},
+			{"a week old", now.AddDate(0, 0, -7), features.Stale},
+			{"from the future", now.Add(time.Hour), features.Found},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s := r.store(t, features.Options{Now: func() time.Time { return now }})
+				v := sampleVector()
+				v.UpdatedAt = tc.updated
+				if err := s.Put(ctx, "C1", &v); err != nil {
+					t.Fatal(err)
+				}
+				got, st, err := s.Get(ctx, "C1")
+				if err != nil || st != tc.want {
+					t.Fatalf("Get = %v, %v; want %v", st, err, tc.want)
+				}
+				if !st.Usable() || got.Values[features.Age] != 45 {
+					t.Errorf("a %v vector must be served: usable %v, age %v", st, st.Usable(), got.Values[features.Age])
+				}
+			})
+		}
+
+		t.Run("custom max age", func(t *testing.T) {
+			s := r.store(t, features.Options{MaxAge: time.Hour, Now: func() time.Time { return now }})
+			v := sampleVector()
+			v.UpdatedAt = now.Add(-2 * time.Hour)
+			if err := s.Put(ctx, "C1", &v); err != nil {
 				t.Fatal(err)
 			}
-			got, st, err := s.Get(ctx, "C1")
-			if err != nil || st != features.Corrupt || st.Usable() {
-				t.Fatalf("Get = %v, %v; want corrupt", st, err)
-			}
-			if diff := cmp.Diff(features.Vector{}, got); diff != "" {
-				t.Errorf("vector of a corrupt record (-want +got):\n%s", diff)
+			if _, st, err := s.Get(ctx, "C1"); err != nil || st != features.Stale {
+				t.Errorf("Get = %v, %v; want stale", st, err)
 			}
 		})
-	}
+	})
+}
+
+func TestStoreCorrupt(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		ctx := context.Background()
+		s := r.store(t, features.Options{})
+		rdb := r.client(t)
+		v := sampleVector()
+		other := features.AppendRecord(nil, &v)
+		other[1]++ // another schema version
+		values := map[string]string{
+			"garbage":      "not a vector",
+			"empty":        "",
+			"other schema": string(other),
+		}
+		for name, val := range values {
+			t.Run(name, func(t *testing.T) {
+				if err := rdb.Set(ctx, s.Key("C1"), val, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				got, st, err := s.Get(ctx, "C1")
+				if err != nil || st != features.Corrupt || st.Usable() {
+					t.Fatalf("Get = %v, %v; want corrupt", st, err)
+				}
+				if diff := cmp.Diff(features.Vector{}, got); diff != "" {
+					t.Errorf("vector of a corrupt record (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
 }
 
 func TestStoreGetMany(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t, features.Options{Now: func() time.Time { return loadTime }})
-	fresh, stale := sampleVector(), sampleVector()
-	fresh.UpdatedAt = loadTime.Add(-time.Hour)
-	stale.UpdatedAt = loadTime.AddDate(0, 0, -3)
-	stale.Salutation = "李先生"
-	if err := s.PutMany(ctx, []string{"FRESH", "STALE"}, []features.Vector{fresh, stale}); err != nil {
-		t.Fatalf("PutMany: %v", err)
-	}
-	if err := srv.Client(t).Set(ctx, s.Key("BROKEN"), "\x01garbage", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-
-	ids := []string{"STALE", "MISSING", "FRESH", "BROKEN", "FRESH"}
-	dst := make([]features.Vector, len(ids))
-	st := make([]features.Status, len(ids))
-	if err := s.GetMany(ctx, ids, dst, st); err != nil {
-		t.Fatalf("GetMany: %v", err)
-	}
-	want := []features.Status{features.Stale, features.NotFound, features.Found, features.Corrupt, features.Found}
-	if diff := cmp.Diff(want, st); diff != "" {
-		t.Errorf("statuses (-want +got):\n%s", diff)
-	}
-	for i, w := range map[int]features.Vector{0: stale, 2: fresh, 4: fresh} {
-		if diff := cmp.Diff(w, dst[i], valueBits); diff != "" {
-			t.Errorf("vector %d (%s) (-want +got):\n%s", i, ids[i], diff)
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		ctx := context.Background()
+		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
+		fresh, stale := sampleVector(), sampleVector()
+		fresh.UpdatedAt = loadTime.Add(-time.Hour)
+		stale.UpdatedAt = loadTime.AddDate(0, 0, -3)
+		stale.Salutation = "李先生"
+		if err := s.PutMany(ctx, []string{"FRESH", "STALE"}, []features.Vector{fresh, stale}); err != nil {
+			t.Fatalf("PutMany: %v", err)
 		}
-	}
+		if err := r.client(t).Set(ctx, s.Key("BROKEN"), "\x01garbage", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
 
-	// Only missing ids: the pipeline reports redis.Nil, which is no error.
-	if err := s.GetMany(ctx, []string{"M1", "M2"}, dst, st); err != nil || st[0] != features.NotFound || st[1] != features.NotFound {
-		t.Errorf("GetMany(missing) = %v, %v", st[:2], err)
-	}
-	if err := s.GetMany(ctx, nil, nil, nil); err != nil {
-		t.Errorf("GetMany(none): %v", err)
-	}
-	if err := s.GetMany(ctx, ids, dst[:2], st); err == nil {
-		t.Errorf("GetMany with a short destination succeeded")
-	}
+		ids := []string{"STALE", "MISSING", "FRESH", "BROKEN", "FRESH"}
+		dst := make([]features.Vector, len(ids))
+		st := make([]features.Status, len(ids))
+		if err := s.GetMany(ctx, ids, dst, st); err != nil {
+			t.Fatalf("GetMany: %v", err)
+		}
+		want := []features.Status{features.Stale, features.NotFound, features.Found, features.Corrupt, features.Found}
+		if diff := cmp.Diff(want, st); diff != "" {
+			t.Errorf("statuses (-want +got):\n%s", diff)
+		}
+		for i, w := range map[int]features.Vector{0: stale, 2: fresh, 4: fresh} {
+			if diff := cmp.Diff(w, dst[i], valueBits); diff != "" {
+				t.Errorf("vector %d (%s) (-want +got):\n%s", i, ids[i], diff)
+			}
+		}
+
+		// Only missing ids: the pipeline reports redis.Nil, which is no error.
+		if err := s.GetMany(ctx, []string{"M1", "M2"}, dst, st); err != nil || st[0] != features.NotFound || st[1] != features.NotFound {
+			t.Errorf("GetMany(missing) = %v, %v", st[:2], err)
+		}
+		if err := s.GetMany(ctx, nil, nil, nil); err != nil {
+			t.Errorf("GetMany(none): %v", err)
+		}
+		if err := s.GetMany(ctx, ids, dst[:2], st); err == nil {
+			t.Errorf("GetMany with a short destination succeeded")
+		}
+	})
 }
 
 func TestStorePutMany(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t, features.Options{Now: func() time.Time { return loadTime }})
-	const n = 250
-	ids := make([]string, n)
-	vs := make([]features.Vector, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("C%05d", i)
-		vs[i] = sampleVector()
-		vs[i].Values[features.Age] = float32(18 + i%70)
-		vs[i].Salutation = []string{"", "王女士", "欧阳娜娜女士"}[i%3] // records of different lengths
-	}
-	if err := s.PutMany(ctx, ids, vs); err != nil {
-		t.Fatalf("PutMany: %v", err)
-	}
-	dst := make([]features.Vector, n)
-	st := make([]features.Status, n)
-	if err := s.GetMany(ctx, ids, dst, st); err != nil {
-		t.Fatal(err)
-	}
-	for i := range ids {
-		if st[i] != features.Found {
-			t.Errorf("%s: %v", ids[i], st[i])
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		ctx := context.Background()
+		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
+		const n = 250
+		ids := make([]string, n)
+		vs := make([]features.Vector, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("C%05d", i)
+			vs[i] = sampleVector()
+			vs[i].Values[features.Age] = float32(18 + i%70)
+			vs[i].Salutation = []string{"", "王女士", "欧阳娜娜女士"}[i%3] // records of different lengths
 		}
-	}
-	if diff := cmp.Diff(vs, dst, valueBits); diff != "" {
-		t.Errorf("PutMany then GetMany (-want +got):\n%s", diff)
-	}
+		if err := s.PutMany(ctx, ids, vs); err != nil {
+			t.Fatalf("PutMany: %v", err)
+		}
+		dst := make([]features.Vector, n)
+		st := make([]features.Status, n)
+		if err := s.GetMany(ctx, ids, dst, st); err != nil {
+			t.Fatal(err)
+		}
+		for i := range ids {
+			if st[i] != features.Found {
+				t.Errorf("%s: %v", ids[i], st[i])
+			}
+		}
+		if diff := cmp.Diff(vs, dst, valueBits); diff != "" {
+			t.Errorf("PutMany then GetMany (-want +got):\n%s", diff)
+		}
 
-	if err := s.PutMany(ctx, ids[:2], vs[:1]); err == nil {
-		t.Error("PutMany with fewer vectors than ids succeeded")
-	}
-	if err := s.PutMany(ctx, []string{"OK_1", "not ok"}, vs[:2]); err == nil {
-		t.Error("PutMany with a malformed id succeeded")
-	}
-	if _, st, _ := s.Get(ctx, "OK_1"); st != features.NotFound {
-		t.Errorf("a rejected PutMany wrote OK_1 (%v)", st)
-	}
-	if err := s.PutMany(ctx, nil, nil); err != nil {
-		t.Errorf("PutMany(none): %v", err)
-	}
+		if err := s.PutMany(ctx, ids[:2], vs[:1]); err == nil {
+			t.Error("PutMany with fewer vectors than ids succeeded")
+		}
+		if err := s.PutMany(ctx, []string{"OK_1", "not ok"}, vs[:2]); err == nil {
+			t.Error("PutMany with a malformed id succeeded")
+		}
+		if _, st, _ := s.Get(ctx, "OK_1"); st != features.NotFound {
+			t.Errorf("a rejected PutMany wrote OK_1 (%v)", st)
+		}
+		if err := s.PutMany(ctx, nil, nil); err != nil {
+			t.Errorf("PutMany(none): %v", err)
+		}
+	})
 }
 
 func TestStoreKey(t *testing.T) {
-	ctx := context.Background()
-	prefix := redistest.Prefix(t)
-	s := newStore(t, features.Options{Prefix: prefix, TTL: time.Hour})
-	if got, want := s.Key("C000000042"), prefix+"{C000000042}:f"; got != want {
-		t.Errorf("Key = %q, want %q", got, want)
-	}
-	if got := features.NewStore(nil, features.Options{}).Key("C1"); got != "nbp:{C1}:f" {
-		t.Errorf("default Key = %q, want nbp:{C1}:f", got)
-	}
-
-	v := sampleVector()
-	if err := s.Put(ctx, "C000000042", &v); err != nil {
-		t.Fatal(err)
-	}
-	rdb := srv.Client(t)
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{prefix + "{C000000042}:f"}, keys); diff != "" {
-		t.Errorf("keys written (-want +got):\n%s", diff)
-	}
-	ttl, err := rdb.TTL(ctx, s.Key("C000000042")).Result()
-	if err != nil || ttl <= 0 || ttl > time.Hour {
-		t.Errorf("TTL = %v, %v; want up to an hour", ttl, err)
-	}
-	// Redis Cluster hashes only the hash tag, so every key of a customer
-	// lands in one slot.
-	for _, id := range []string{"C000000042", "a", "x-y_z"} {
-		if tag := hashTag(s.Key(id)); tag != id {
-			t.Errorf("Key(%q) = %q has hash tag %q, want the id", id, s.Key(id), tag)
+	onEachRedis(t, func(t *testing.T, r testRedis) {
+		ctx := context.Background()
+		prefix := redistest.Prefix(t)
+		s := r.store(t, features.Options{Prefix: prefix, TTL: time.Hour})
+		if got, want := s.Key("C000000042"), prefix+"{C000000042}:f"; got != want {
+			t.Errorf("Key = %q, want %q", got, want)
 		}
-	}
-
-	for _, id := range []string{"", "C 1", "C{1}", "客户"} {
-		if err := s.Put(ctx, id, &v); err == nil {
-			t.Errorf("Put(%q) succeeded", id)
+		if got := features.NewStore(nil, features.Options{}).Key("C1"); got != "nbp:{C1}:f" {
+			t.Errorf("default Key = %q, want nbp:{C1}:f", got)
 		}
-	}
+
+		v := sampleVector()
+		if err := s.Put(ctx, "C000000042", &v); err != nil {
+			t.Fatal(err)
+		}
+		rdb := r.client(t)
+		keys := keysOf(t, rdb, prefix+"*")
+		if diff := cmp.Diff([]string{prefix + "{C000000042}:f", prefix + fmt.Sprintf("{idx:%d}", features.Bucket("C000000042"))}, keys); diff != "" {
+			t.Errorf("keys written (-want +got):\n%s", diff)
+		}
+		ttl, err := rdb.TTL(ctx, s.Key("C000000042")).Result()
+		if err != nil || ttl <= 0 || ttl > time.Hour {
+			t.Errorf("TTL = %v, %v; want up to an hour", ttl, err)
+		}
+		// Redis Cluster hashes only the hash tag, so every key of a customer
+		// lands in one slot.
+		for _, id := range []string{"C000000042", "a", "x-y_z"} {
+			if tag := hashTag(s.Key(id)); tag != id {
+				t.Errorf("Key(%q) = %q has hash tag %q, want the id", id, s.Key(id), tag)
+			}
+		}
+
+		for _, id := range []string{"", "C 1", "C{1}", "客户"} {
+			if err := s.Put(ctx, id, &v); err == nil {
+				t.Errorf("Put(%q) succeeded", id)
+			}
+		}
+	})
 }
 
 // hashTag returns the part of a key Redis Cluster hashes: what is between

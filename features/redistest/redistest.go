@@ -1,9 +1,13 @@
-// Package redistest starts a private redis-server for tests, so that a test
-// run never depends on what another run left behind.
+// Package redistest starts a private redis-server, or a private Redis
+// Cluster, for tests, so that a test run never depends on what another run
+// left behind.
 //
 // Start runs redis-server on a free loopback port with persistence off.
-// When the environment names a server in NBP_TEST_REDIS_ADDR, that one is
-// used instead; tests then keep apart by their key prefixes (Prefix).
+// StartCluster runs three cluster-enabled ones the same way and splits the
+// slots between them. When the environment names a server in
+// NBP_TEST_REDIS_ADDR (or cluster nodes in NBP_TEST_REDIS_CLUSTER_ADDRS),
+// that one is used instead; tests then keep apart by their key prefixes
+// (Prefix).
 package redistest
 
 import (
