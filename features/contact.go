@@ -66,7 +66,14 @@ type Record struct {
 	Vector  Vector
 	Status  Status
 	Contact map[string]string // the raw contact hash; nil or empty when none
+	// Batch is the customer's offers in the batch run asked for (product
+	// ids by rank), nil when none.
+	Batch []string
 }
+
+// ResultKey is a customer's offers in a batch run: product ids by rank,
+// comma-separated.
+func (s *Store) ResultKey(id, run string) string { return s.prefix + "{" + id + "}:r:" + run }
 
 func (s *Store) contactKey(id string) string { return s.prefix + "{" + id + "}:c" }
 func (s *Store) eventsKey(id string) string  { return s.prefix + "{" + id + "}:e" }
@@ -114,15 +121,28 @@ func (s *Store) Read(ctx context.Context, id string) (Record, error) {
 // pipelined round trip (on a cluster, one to each node that holds some of
 // them, in parallel).
 func (s *Store) ReadMany(ctx context.Context, ids []string, dst []Record) error {
+	return s.ReadManyRun(ctx, ids, "", dst)
+}
+
+// ReadManyRun is ReadMany that also fetches, in the same round trip, each
+// customer's offers in a batch run (none when run is "").
+func (s *Store) ReadManyRun(ctx context.Context, ids []string, run string, dst []Record) error {
 	if len(dst) < len(ids) {
 		return fmt.Errorf("read many: short destination")
 	}
 	pipe := s.rdb.Pipeline()
 	gets := make([]*redis.StringCmd, len(ids))
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
+	var batch []*redis.StringCmd
+	if run != "" {
+		batch = make([]*redis.StringCmd, len(ids))
+	}
 	for i, id := range ids {
 		gets[i] = pipe.Get(ctx, s.Key(id))
 		hashes[i] = pipe.HGetAll(ctx, s.contactKey(id))
+		if batch != nil {
+			batch[i] = pipe.Get(ctx, s.ResultKey(id, run))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read: %w: %w", ErrUnavailable, err)
@@ -143,6 +163,11 @@ func (s *Store) ReadMany(ctx context.Context, ids []string, dst []Record) error 
 			return fmt.Errorf("read: %w: %w", ErrUnavailable, err)
 		}
 		dst[i].Contact = m
+		if batch != nil {
+			if list, err := batch[i].Result(); err == nil && list != "" {
+				dst[i].Batch = strings.Split(list, ",")
+			}
+		}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ type LoadSummary struct {
 	Rejected int
 }
 
-// LoadOptions configures LoadCSV.
+// LoadOptions configures LoadCSV and LoadParquet.
 type LoadOptions struct {
 	// Chunk is how many vectors go in one pipeline; default 1000.
 	Chunk int
@@ -30,17 +30,27 @@ type LoadOptions struct {
 // rejected whole (never half-written) and reported; a bad header or an
 // unreachable store stops the load.
 func (s *Store) LoadCSV(ctx context.Context, r io.Reader, o LoadOptions) (LoadSummary, error) {
-	var sum LoadSummary
+	o.defaults()
+	rd, err := NewReader(r, o.Now)
+	if err != nil {
+		return LoadSummary{}, err
+	}
+	return s.loadRows(ctx, rd.Next, o)
+}
+
+func (o *LoadOptions) defaults() {
 	if o.Chunk <= 0 {
 		o.Chunk = 1000
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	rd, err := NewReader(r, o.Now)
-	if err != nil {
-		return sum, err
-	}
+}
+
+// loadRows stores the vectors next returns, in chunks of o.Chunk, until
+// io.EOF. Every loader shares it.
+func (s *Store) loadRows(ctx context.Context, next func() (string, Vector, error), o LoadOptions) (LoadSummary, error) {
+	var sum LoadSummary
 	ids := make([]string, 0, o.Chunk)
 	vs := make([]Vector, 0, o.Chunk)
 	flush := func() error {
@@ -55,7 +65,7 @@ func (s *Store) LoadCSV(ctx context.Context, r io.Reader, o LoadOptions) (LoadSu
 		return nil
 	}
 	for {
-		id, v, err := rd.Next()
+		id, v, err := next()
 		if err == io.EOF {
 			break
 		}

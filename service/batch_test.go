@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 )
 
@@ -245,5 +248,46 @@ func TestBatchVolumeLimitsAreExact(t *testing.T) {
 		if rows != max || vol[p] != max {
 			t.Errorf("%s: %d offers in the output, %d counted, want exactly %d", p, rows, vol[p], max)
 		}
+	}
+}
+
+func TestBatchListBacksUpTheModel(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 400, scorer: func(e *env) service.Scorer {
+		return model.NewGuarded(failingModel{}, e.rules, len(e.cat.Products), model.GuardOptions{})
+	}})
+	r, bs := runner(e)
+	var parts memParts
+	if _, flipped, err := r.Run(context.Background(), service.BatchOptions{RunID: "nightly", Limit: 5}, parts.open); err != nil || !flipped {
+		t.Fatalf("run: %v %v", err, flipped)
+	}
+	run, err := bs.Current(context.Background())
+	if err != nil || run != "nightly" {
+		t.Fatalf("current run %q %v", run, err)
+	}
+	e.pipeline.SetBatchRun(run)
+	batched := 0
+	for _, id := range e.ids {
+		d, err := e.pipeline.Decide(context.Background(), service.Request{CustomerID: id, Channel: catalog.Batch, Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := e.rdb.Get(context.Background(), bs.ResultKey(id, run)).Result()
+		if err != nil || list == "" || d.Strategy == service.StrategyControl || d.Strategy == model.StrategyNonPersonalised {
+			continue
+		}
+		if d.Strategy != service.StrategyBatch || d.ModelVersion != "batch@nightly" || !d.Degraded {
+			t.Fatalf("%s: model down, batch list %q: strategy %s %s", id, list, d.Strategy, d.ModelVersion)
+		}
+		var got []string
+		for _, it := range d.Items {
+			got = append(got, it.Product.ID)
+		}
+		if strings.Join(got, ",") != list {
+			t.Fatalf("%s: served %v, the batch ranked %s", id, got, list)
+		}
+		batched++
+	}
+	if batched < 100 {
+		t.Fatalf("only %d decisions came from the batch list", batched)
 	}
 }

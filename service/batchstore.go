@@ -43,7 +43,8 @@ func (b *BatchStore) runKey(run, name string) string {
 // PointerKey is the key naming the current (last completed) run.
 func (b *BatchStore) PointerKey() string { return b.prefix + "batch:current" }
 
-// ResultKey is a customer's offers in a run.
+// ResultKey is a customer's offers in a run (features.Store.ResultKey
+// reads the same key).
 func (b *BatchStore) ResultKey(id, run string) string { return b.prefix + "{" + id + "}:r:" + run }
 
 // Checkpoint is where a shard of a run stands.

@@ -43,8 +43,9 @@ var ErrInvalidRequest = errors.New("invalid request")
 
 // FeatureStore reads customer vectors.
 type FeatureStore interface {
-	// ReadMany reads vectors and contact states in one round trip.
-	ReadMany(ctx context.Context, ids []string, dst []features.Record) error
+	// ReadManyRun reads vectors, contact states and, when run is not "",
+	// the customers' offers in that batch run, in one round trip.
+	ReadManyRun(ctx context.Context, ids []string, run string, dst []features.Record) error
 }
 
 // Scorer scores n feature vectors (see package model).
@@ -133,6 +134,18 @@ type Pipeline struct {
 	controlVersion string
 	scratches      sync.Pool // *scratch
 	arb            atomic.Pointer[catalog.Arbitration]
+	run            atomic.Pointer[string] // the batch run whose lists back up the model
+}
+
+// SetBatchRun names the completed batch run whose precomputed lists stand
+// in, before the rules, when the model cannot score ("" for none).
+func (p *Pipeline) SetBatchRun(run string) { p.run.Store(&run) }
+
+func (p *Pipeline) batchRun() string {
+	if r := p.run.Load(); r != nil {
+		return *r
+	}
+	return ""
 }
 
 // SetArbitration puts new business values, context weights and levers in
@@ -205,7 +218,7 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
 	var rec [1]features.Record
-	err := p.store.ReadMany(fctx, []string{r.CustomerID}, rec[:])
+	err := p.store.ReadManyRun(fctx, []string{r.CustomerID}, p.batchRun(), rec[:])
 	cancel()
 	if err != nil && ctx.Err() != nil {
 		return Decision{}, ctx.Err()
@@ -229,7 +242,7 @@ func (p *Pipeline) DecideMany(ctx context.Context, reqs []Request, out []Decisio
 		ids[i] = r.CustomerID
 	}
 	recs := make([]features.Record, len(reqs))
-	err := p.store.ReadMany(ctx, ids, recs)
+	err := p.store.ReadManyRun(ctx, ids, p.batchRun(), recs)
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -314,6 +327,11 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		case kindControl:
 			by = model.Scored{Strategy: StrategyControl, Version: p.controlVersion}
 		}
+		if kind[i] == kindScored && scored.Fallback && len(ins[i].rec.Batch) > 0 {
+			// The model failed: last night's list ranks before the rules do.
+			kind[i] = kindBatch
+			by.Strategy, by.Version = StrategyBatch, "batch@"+p.batchRun()
+		}
 		if kind[i] != kindScored {
 			copy(scores[i*P:(i+1)*P], p.prior.Rates())
 		}
@@ -372,7 +390,12 @@ const (
 	kindPrior   decisionKind = iota // non-personalised: the catalog's prior
 	kindScored                      // ranked by the scorer (model or rules)
 	kindControl                     // the control group: eligible products in random order
+	kindBatch                       // the model failed: the batch run's list, still filtered
 )
+
+// StrategyBatch marks a decision ranked by the last batch run's list,
+// because the model could not score.
+const StrategyBatch = "batch"
 
 // inControl reports whether the customer is in this month's control
 // group: a stable hash of the id and the month (China time) under the
@@ -428,7 +451,7 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	case in.rec.Status == features.Corrupt:
 		d.DegradedReasons = append(d.DegradedReasons, ReasonFeaturesCorrupt)
 	}
-	if kind == kindScored && sc.Fallback {
+	if (kind == kindScored || kind == kindBatch) && sc.Fallback {
 		d.DegradedReasons = append(d.DegradedReasons, ReasonModelFallback)
 	}
 	d.Degraded = len(d.DegradedReasons) > 0
@@ -462,7 +485,10 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 		prio := float64(scores[k]) * arb.Factor(pr, ch, now)
 		cands = append(cands, cand{k: k, priority: prio})
 	}
-	if kind == kindControl {
+	if kind == kindBatch {
+		// The batch run's order; what it ranked still passes today's filters.
+		cands = byBatchRank(cands, p.cat, in.rec.Batch)
+	} else if kind == kindControl {
 		// No ranking at all: a random order, and no priority to report.
 		order := controlOrder(in.req.CustomerID, now, len(cands))
 		ks := make([]int, len(cands))
@@ -505,6 +531,20 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	}
 	mem.perCat = perCat
 	return d
+}
+
+// byBatchRank keeps the candidates the batch list names, in its order.
+func byBatchRank(cands []cand, cat *catalog.Catalog, list []string) []cand {
+	out := cands[:0:0]
+	for _, id := range list {
+		for _, c := range cands {
+			if cat.Products[c.k].ID == id {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // takeCategory counts one more item of a category, unless the category

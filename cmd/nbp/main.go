@@ -164,6 +164,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}()
 		go service.WatchArbitration(ctx, pipe, cfg.arbitration, 2*time.Second, reload, log)
 	}
+	// Last night's lists stand in for the model, before the rules: follow
+	// the batch pointer.
+	batches := service.NewBatchStore(rdb, cfg.redisPrefix)
+	go followBatch(ctx, batches, pipe, log)
 	auditKey := []byte(cfg.auditKey)
 	if len(auditKey) == 0 {
 		auditKey = make([]byte, 32)
@@ -221,6 +225,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// followBatch keeps the pipeline on the last completed batch run.
+func followBatch(ctx context.Context, b *service.BatchStore, p *service.Pipeline, log *slog.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	last := ""
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		run, err := b.Current(cctx)
+		cancel()
+		if err == nil && run != last {
+			p.SetBatchRun(run)
+			log.Info("batch run in use as the model's backup", slog.String("run", run))
+			last = run
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // probe asks the local server's /healthz; it is the container health check

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/service"
+)
+
+var errHelp = errors.New("help requested")
+
+type config struct {
+	redisAddrs  []string
+	password    string
+	prefix      string
+	catalog     string
+	arbitration string
+	modelPath   string
+	rulesOnly   bool
+	ortLib      string
+	out         string
+	format      string
+	opts        service.BatchOptions
+}
+
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	var c config
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("nbp-batch", flag.ContinueOnError)
+	var redisAddr, shard, volume string
+	var shards int
+	fs.StringVar(&redisAddr, "redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
+	c.password = getenv("REDIS_PASSWORD")
+	fs.StringVar(&c.prefix, "redis-prefix", env("NBP_REDIS_PREFIX", "nbp:"), "key prefix (env NBP_REDIS_PREFIX)")
+	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (default: the embedded demo catalog)")
+	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file (default: the catalog's)")
+	fs.StringVar(&c.modelPath, "model", env("NBP_MODEL", "models/propensity.onnx"), "ONNX model (env NBP_MODEL)")
+	fs.BoolVar(&c.rulesOnly, "rules-only", getenv("NBP_RULES_ONLY") == "1", "score with the rules alone")
+	fs.StringVar(&c.ortLib, "onnxruntime", env("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime library (env ONNXRUNTIME_LIB)")
+	fs.StringVar(&c.opts.RunID, "run", time.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102"), "run id")
+	fs.IntVar(&c.opts.Limit, "limit", 3, "offers per customer")
+	fs.IntVar(&c.opts.Chunk, "chunk", 512, "customers per decision call")
+	fs.IntVar(&c.opts.Segment, "segment", 32, "chunks per output part and checkpoint")
+	fs.StringVar(&shard, "shard", "", "this machine's shard, i/N (default: JOB_COMPLETION_INDEX of -shards, else 0/1)")
+	fs.IntVar(&shards, "shards", 0, "number of shards, with JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
+	fs.StringVar(&volume, "volume", "", "per-product volume limits of the run, PRODUCT=N,PRODUCT=N")
+	fs.BoolVar(&c.opts.Resume, "resume", false, "continue the run from its checkpoint")
+	fs.StringVar(&c.out, "out", "var/batch", "output directory (a folder per run)")
+	fs.StringVar(&c.format, "format", "parquet", "output format: parquet or csv")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	var errs []error
+	for _, a := range strings.Split(redisAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.redisAddrs = append(c.redisAddrs, a)
+		}
+	}
+	switch {
+	case shard != "":
+		i, n, ok := strings.Cut(shard, "/")
+		var err1, err2 error
+		c.opts.Shard, err1 = strconv.Atoi(i)
+		c.opts.Shards, err2 = strconv.Atoi(n)
+		if !ok || err1 != nil || err2 != nil {
+			errs = append(errs, fmt.Errorf("-shard %q: want i/N", shard))
+		}
+	case shards > 0:
+		idx := getenv("JOB_COMPLETION_INDEX")
+		i, err := strconv.Atoi(idx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-shards %d needs JOB_COMPLETION_INDEX, got %q", shards, idx))
+		}
+		c.opts.Shard, c.opts.Shards = i, shards
+	default:
+		c.opts.Shard, c.opts.Shards = 0, 1
+	}
+	if c.opts.Shards < 1 || c.opts.Shard < 0 || c.opts.Shard >= c.opts.Shards {
+		errs = append(errs, fmt.Errorf("shard %d of %d", c.opts.Shard, c.opts.Shards))
+	}
+	if volume != "" {
+		c.opts.Volume = map[string]int{}
+		for _, kv := range strings.Split(volume, ",") {
+			p, n, ok := strings.Cut(kv, "=")
+			v, err := strconv.Atoi(n)
+			if !ok || err != nil || v < 0 {
+				errs = append(errs, fmt.Errorf("-volume %q: want PRODUCT=N", kv))
+				continue
+			}
+			c.opts.Volume[strings.TrimSpace(p)] = v
+		}
+	}
+	if c.format != "parquet" && c.format != "csv" {
+		errs = append(errs, fmt.Errorf("-format %q: want parquet or csv", c.format))
+	}
+	if c.opts.Limit < 1 || c.opts.Limit > service.MaxLimit {
+		errs = append(errs, fmt.Errorf("-limit %d: want 1..%d", c.opts.Limit, service.MaxLimit))
+	}
+	if !c.rulesOnly {
+		abs, err := filepath.Abs(c.ortLib)
+		if err == nil {
+			c.ortLib = abs
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	redis.SetLogger(features.RedisLogger{Log: log})
+	cat := (*catalog.Catalog)(nil)
+	if cfg.catalog == "" {
+		cat, err = catalog.Default()
+	} else {
+		cat, err = catalog.Load(cfg.catalog)
+	}
+	if err != nil {
+		return err
+	}
+	for p := range cfg.opts.Volume {
+		if _, err := cat.Product(p); err != nil {
+			return fmt.Errorf("-volume: %w", err)
+		}
+	}
+	// Batch calls carry hundreds of rows: roomier timeouts than online.
+	t := features.Timeouts{Dial: time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Pool: 5 * time.Second}
+	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.password, t))
+	defer rdb.Close()
+	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
+
+	rules, err := model.NewRules(cat, features.Names())
+	if err != nil {
+		return err
+	}
+	var scorer service.Scorer = rules
+	if !cfg.rulesOnly {
+		stopRT, err := model.StartRuntime(cfg.ortLib)
+		if err != nil {
+			return err
+		}
+		defer stopRT()
+		m, err := model.LoadONNX(cfg.modelPath, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 1, FeatureReasons: cat.FeatureReasons})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		scorer = model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{BatchBudget: 10 * time.Second})
+	}
+	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: store, Scorer: scorer, FeatureTimeout: 10 * time.Second, Logger: log})
+	if err != nil {
+		return err
+	}
+	if cfg.arbitration != "" {
+		a, err := cat.LoadArbitration(cfg.arbitration)
+		if err != nil {
+			return err
+		}
+		pipe.SetArbitration(a)
+	}
+
+	dir := filepath.Join(cfg.out, cfg.opts.RunID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	prog := newProgress(stdout)
+	cfg.opts.Progress = prog.update
+	runner := service.NewBatchRunner(pipe, service.NewBatchStore(rdb, cfg.prefix), store)
+	start := time.Now()
+	ck, flipped, err := runner.Run(ctx, cfg.opts, func(name string) (service.PartWriter, error) {
+		return openPart(dir, name, cfg.format)
+	})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	summary(stdout, cfg, ck, flipped, time.Since(start), dir)
+	return nil
+}
+
+func summary(w io.Writer, cfg config, ck service.Checkpoint, flipped bool, took time.Duration, dir string) {
+	fmt.Fprintf(w, "run %s shard %d/%d: %d customers, %d offers, %d without an offer, in %s (%.0f customers/s this session)\n",
+		cfg.opts.RunID, cfg.opts.Shard, cfg.opts.Shards, ck.Customers, ck.Rows, ck.Skipped, took.Round(time.Millisecond),
+		float64(ck.Customers)/took.Seconds())
+	fmt.Fprintf(w, "strategies: %s\n", counts(ck.Strategy))
+	fmt.Fprintf(w, "offers by product: %s\n", counts(ck.Products))
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(w, "peak memory: %d MiB resident, %d MiB Go heap in use\n", ru.Maxrss/1024, ms.HeapInuse>>20)
+	fmt.Fprintf(w, "output: %s\n", dir)
+	if flipped {
+		fmt.Fprintf(w, "run %s complete: readers now see it\n", cfg.opts.RunID)
+	}
+}
+
+func counts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, m[k])
+	}
+	return b.String()
+}
