@@ -139,13 +139,18 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 		flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
 		return *ck, flipped, err
 	}
-	reqs := make([]Request, 0, o.Chunk)
-	out := make([]Decision, o.Chunk*2)
-	rows := make([]BatchRow, 0, o.Chunk*o.Limit)
 	spare := o.Limit
 	if len(o.Volume) > 0 {
 		spare = MaxLimit // candidates to fall back on when a product runs out
 	}
+	// One page is read ahead while the current one is decided: Redis and
+	// the CPU work at the same time. Pages come in cursor order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan page, 1)
+	go r.readAhead(ctx, o, ck.Cursor, pages)
+	out := make([]Decision, 0)
+	rows := make([]BatchRow, 0, o.Chunk*o.Limit)
 	for {
 		name := fmt.Sprintf("part-%04d-of-%04d-%06d", o.Shard, o.Shards, ck.Segment)
 		part, err := open(name)
@@ -155,26 +160,30 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 		next := *ck
 		next.Products, next.Strategy = copyCounts(ck.Products), copyCounts(ck.Strategy)
 		for c := 0; c < o.Segment; c++ {
-			start := next.Cursor
-			ids, cursor, err := r.pager.PageIDs(ctx, start, int64(o.Chunk), o.Shard, o.Shards)
-			if err != nil {
+			pg, ok := <-pages
+			if !ok {
 				part.Abort()
-				return *ck, false, err
+				return *ck, false, ctx.Err()
 			}
-			reqs = reqs[:0]
-			for _, id := range ids {
-				reqs = append(reqs, Request{CustomerID: id, Channel: catalog.Batch, Limit: spare})
+			if pg.err != nil {
+				part.Abort()
+				return *ck, false, pg.err
 			}
-			if len(reqs) > len(out) {
-				out = make([]Decision, len(reqs))
-			}
-			if len(reqs) > 0 {
-				if err := r.p.DecideMany(ctx, reqs, out); err != nil {
+			if len(pg.ids) > 0 {
+				reqs := make([]Request, len(pg.ids))
+				for i, id := range pg.ids {
+					reqs[i] = Request{CustomerID: id, Channel: catalog.Batch, Limit: spare}
+				}
+				if cap(out) < len(reqs) {
+					out = make([]Decision, len(reqs))
+				}
+				out = out[:len(reqs)]
+				if err := r.p.DecideRecords(ctx, reqs, pg.recs, out); err != nil {
 					part.Abort()
 					return *ck, false, err
 				}
-				chunkID := shardKey + "@" + start
-				rows, err = r.settle(ctx, o, chunkID, out[:len(reqs)], rows[:0], &next)
+				chunkID := shardKey + "@" + pg.start
+				rows, err = r.settle(ctx, o, chunkID, out, rows[:0], &next)
 				if err != nil {
 					part.Abort()
 					return *ck, false, err
@@ -184,8 +193,8 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 					return *ck, false, err
 				}
 			}
-			next.Cursor = cursor
-			if cursor == "" {
+			next.Cursor = pg.next
+			if pg.next == "" {
 				break
 			}
 		}
@@ -205,6 +214,36 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 			flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
 			return *ck, flipped, err
 		}
+	}
+}
+
+// page is one page of a shard's customers, read.
+type page struct {
+	start, next string // the cursor it was read from, and the next one
+	ids         []string
+	recs        Records
+	err         error
+}
+
+// readAhead pages through the shard from cursor, reading each page's
+// records, until the last page or ctx ends; then it closes pages.
+func (r *BatchRunner) readAhead(ctx context.Context, o BatchOptions, cursor string, pages chan<- page) {
+	defer close(pages)
+	for {
+		pg := page{start: cursor}
+		pg.ids, pg.next, pg.err = r.pager.PageIDs(ctx, cursor, int64(o.Chunk), o.Shard, o.Shards)
+		if pg.err == nil && len(pg.ids) > 0 {
+			pg.recs, pg.err = r.p.Read(ctx, pg.ids)
+		}
+		select {
+		case pages <- pg:
+		case <-ctx.Done():
+			return
+		}
+		if pg.err != nil || pg.next == "" {
+			return
+		}
+		cursor = pg.next
 	}
 }
 

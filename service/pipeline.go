@@ -241,14 +241,45 @@ func (p *Pipeline) DecideMany(ctx context.Context, reqs []Request, out []Decisio
 		}
 		ids[i] = r.CustomerID
 	}
-	recs := make([]features.Record, len(reqs))
+	recs, err := p.Read(ctx, ids)
+	if err != nil {
+		return err
+	}
+	return p.DecideRecords(ctx, reqs, recs, out)
+}
+
+// Records is what one read of the store returned for a batch of
+// customers, to decide on (see Read and DecideRecords).
+type Records struct {
+	recs        []features.Record
+	unavailable bool
+}
+
+// Read reads the customers' features, contact states and batch lists in
+// one round trip. A store that cannot answer is not an error: the
+// decisions will be degraded. It fails only when ctx ends.
+func (p *Pipeline) Read(ctx context.Context, ids []string) (Records, error) {
+	recs := make([]features.Record, len(ids))
 	err := p.store.ReadManyRun(ctx, ids, p.batchRun(), recs)
 	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
+		return Records{}, ctx.Err()
+	}
+	return Records{recs: recs, unavailable: err != nil}, nil
+}
+
+// DecideRecords decides on records read before (Read, for the same ids in
+// the same order), so that a batch can read the next page while it
+// decides this one. The decisions equal DecideMany's.
+func (p *Pipeline) DecideRecords(ctx context.Context, reqs []Request, r Records, out []Decision) error {
+	if len(out) < len(reqs) || len(r.recs) != len(reqs) {
+		return fmt.Errorf("decide records: %d requests, %d records, room for %d", len(reqs), len(r.recs), len(out))
 	}
 	ins := make([]input, len(reqs))
 	for i := range reqs {
-		ins[i] = input{req: reqs[i], rec: &recs[i], unavailable: err != nil}
+		if err := p.check(reqs[i]); err != nil {
+			return fmt.Errorf("request %d: %w", i, err)
+		}
+		ins[i] = input{req: reqs[i], rec: &r.recs[i], unavailable: r.unavailable}
 	}
 	return p.decideInto(ctx, ins, out)
 }
