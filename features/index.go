@@ -69,27 +69,25 @@ func (s *Store) PageIDs(ctx context.Context, cursor string, count int64, shard, 
 		}
 		bucket, after = n, a
 	}
+	// Fill the page across buckets: a sparse index must not make pages of
+	// one or two ids.
+	var page []string
 	for ; bucket < Buckets; bucket += shards {
 		min := "-"
 		if after != "" {
 			min = "(" + after
 		}
-		ids, err := s.rdb.ZRangeByLex(ctx, s.indexKey(bucket), &redis.ZRangeBy{Min: min, Max: "+", Count: count}).Result()
+		want := count - int64(len(page))
+		ids, err := s.rdb.ZRangeByLex(ctx, s.indexKey(bucket), &redis.ZRangeBy{Min: min, Max: "+", Count: want}).Result()
 		if err != nil {
 			return nil, "", fmt.Errorf("page ids: %w: %w", ErrUnavailable, err)
 		}
-		if len(ids) > 0 {
-			next := strconv.Itoa(bucket) + "|" + ids[len(ids)-1]
-			if int64(len(ids)) < count {
-				// The bucket is done: the next page starts at the next one.
-				next = ""
-				if nb := bucket + shards; nb < Buckets {
-					next = strconv.Itoa(nb) + "|"
-				}
-			}
-			return ids, next, nil
+		page = append(page, ids...)
+		if int64(len(ids)) == want {
+			// Full: the next page goes on from here.
+			return page, strconv.Itoa(bucket) + "|" + ids[len(ids)-1], nil
 		}
 		after = ""
 	}
-	return nil, "", nil
+	return page, "", nil
 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/features/redistest"
+	"github.com/directops/nbp/model/modeltest"
+	"github.com/directops/nbp/service"
+)
+
+var redisServer *redistest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	if redisServer, err = redistest.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	redisServer.Stop()
+	os.Exit(code)
+}
+
+func TestBatchCommand(t *testing.T) {
+	ctx := context.Background()
+	prefix := redistest.Prefix(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr})
+	defer rdb.Close()
+	store := features.NewStore(rdb, features.Options{Prefix: prefix})
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank, err := demobank.New(42, time.Now().UTC().Truncate(24*time.Hour), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	ids := make([]string, n)
+	vs := make([]features.Vector, n)
+	for i := range ids {
+		ids[i], vs[i] = bank.Customer(i)
+	}
+	if err := store.PutMany(ctx, ids, vs); err != nil {
+		t.Fatal(err)
+	}
+	lib, _ := modeltest.LibPath()
+	mp, _ := modeltest.ModelPath()
+	env := map[string]string{"REDIS_ADDR": redisServer.Addr, "NBP_REDIS_PREFIX": prefix, "ONNXRUNTIME_LIB": lib, "NBP_MODEL": mp}
+	getenv := func(k string) string { return env[k] }
+	out := t.TempDir()
+	args := []string{"-run", "t1", "-out", out, "-format", "csv", "-chunk", "100", "-segment", "4"}
+	var stdout bytes.Buffer
+	if err := run(ctx, args, getenv, &stdout); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "run t1 complete") || !strings.Contains(stdout.String(), fmt.Sprintf("%d customers", n)) {
+		t.Fatalf("summary:\n%s", stdout.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "t1", "part-*.csv"))
+	if len(files) < 2 {
+		t.Fatalf("parts: %v", files)
+	}
+	rows := 0
+	customers := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(recs[0], ",") != strings.Join(service.BatchColumns, ",") {
+			t.Fatalf("%s: header %v", f, recs[0])
+		}
+		for _, r := range recs[1:] {
+			rows++
+			customers[r[1]] = true
+		}
+	}
+	if rows == 0 || len(customers) < n/2 {
+		t.Fatalf("%d rows for %d customers", rows, len(customers))
+	}
+	if cur, _ := rdb.Get(ctx, prefix+"batch:current").Result(); cur != "t1" {
+		t.Fatalf("pointer %q", cur)
+	}
+	// Again without -resume: refused. With it: nothing changes.
+	if err := run(ctx, args, getenv, &stdout); !errors.Is(err, service.ErrRunExists) {
+		t.Fatalf("second start: %v", err)
+	}
+	if err := run(ctx, append(args, "-resume"), getenv, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := filepath.Glob(filepath.Join(out, "t1", "part-*.csv"))
+	if len(again) != len(files) {
+		t.Fatalf("re-running a finished run wrote parts: %d, was %d", len(again), len(files))
+	}
+	// Parquet, another run, sharded.
+	for i := 0; i < 2; i++ {
+		if err := run(ctx, []string{"-run", "t2", "-out", out, "-shard", fmt.Sprintf("%d/2", i)}, getenv, &stdout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pq, _ := filepath.Glob(filepath.Join(out, "t2", "part-*.parquet")); len(pq) != 2 {
+		t.Fatalf("parquet parts: %v", pq)
+	}
+	if cur, _ := rdb.Get(ctx, prefix+"batch:current").Result(); cur != "t2" {
+		t.Fatalf("pointer %q after both shards of t2", cur)
+	}
+}
+
+func TestBatchConfig(t *testing.T) {
+	getenv := func(k string) string {
+		if k == "JOB_COMPLETION_INDEX" {
+			return "3"
+		}
+		return ""
+	}
+	c, err := parseConfig([]string{"-shards", "8", "-rules-only"}, getenv)
+	if err != nil || c.opts.Shard != 3 || c.opts.Shards != 8 {
+		t.Fatalf("indexed job: %+v %v", c.opts, err)
+	}
+	for _, bad := range [][]string{{"-shard", "8/8"}, {"-shard", "x"}, {"-volume", "TD_1Y"}, {"-format", "xml"}, {"-limit", "11"}} {
+		if _, err := parseConfig(append(bad, "-rules-only"), func(string) string { return "" }); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
