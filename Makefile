@@ -9,7 +9,7 @@ export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 
-.PHONY: demo test build ort redis lint unit bench load model docker-check clean
+.PHONY: demo test build ort redis lint unit bench load batch-bench model clean
 
 demo: ort redis build
 	./bin/nbp -demo -addr :8080
@@ -46,6 +46,11 @@ bench: ort redis
 # Load test: nbp against a bare fiber+Redis handler, side by side, p50/p99 and throughput.
 load: ort redis build
 	./bin/nbp-load
+
+# Batch throughput end to end, and Redis alone doing the same reads and writes (N customers).
+N ?= 1000000
+batch-bench: ort redis build
+	.ci/batch-bench $(N)
 
 # Retrain the committed model and its card on the demo bank.
 model: ort
