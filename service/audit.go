@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,9 +109,12 @@ type AuditOptions struct {
 	Logger    *slog.Logger
 }
 
-// AuditLog keeps audit records in Redis, one key per decision:
+// AuditLog keeps audit records in Redis, in hashes by minute:
 //
-//	<prefix>decision:<decision_id>  ->  the record as JSON, expiring after Retention
+//	<prefix>decisions:<YYYYMMDDHHMM>:<0..15>  hash: decision id -> the record as JSON
+//
+// (the minute the decision id was made in, UTC; the shard a hash of the
+// id), each hash expiring Retention after its last write.
 //
 // Writes leave the request path: Write queues the record and a background
 // writer pipelines batches, so a decision still costs one Redis round trip.
@@ -148,7 +154,25 @@ func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) *AuditLog {
 	return a
 }
 
-func (a *AuditLog) key(id string) string { return a.o.Prefix + "decision:" + id }
+// key returns the hash holding a decision's record: records are grouped
+// by the minute their id was made in (ids are time-ordered) and spread
+// over 16 hashes a minute, so that a flush of hundreds of records is a few
+// HSETs rather than one command each.
+func (a *AuditLog) key(id string) string {
+	minute := time.UnixMilli(decisionMillis(id)).UTC().Format("200601021504")
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return a.o.Prefix + "decisions:" + minute + ":" + strconv.Itoa(int(h.Sum32()%16))
+}
+
+// decisionMillis reads the Unix milliseconds at the head of a decision id.
+func decisionMillis(id string) int64 {
+	var ms int64
+	for i := 0; i < 10 && i < len(id); i++ {
+		ms = ms<<5 | int64(strings.IndexByte(crockford, id[i])&31)
+	}
+	return ms // the first character holds 3 bits, the next nine 45: the 48-bit time
+}
 
 // Write queues a record. It waits while the queue is full, until ctx ends.
 func (a *AuditLog) Write(ctx context.Context, r AuditRecord) error {
@@ -203,14 +227,23 @@ func (a *AuditLog) run() {
 func (a *AuditLog) flush(batch []AuditRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	buf := make([]byte, 0, 512*len(batch))
+	vals := make([][]byte, len(batch))
+	for i := range batch {
+		start := len(buf)
+		buf = batch[i].AppendJSON(buf)
+		vals[i] = buf[start:len(buf):len(buf)]
+	}
+	fields := map[string][]any{}
+	for i := range batch {
+		k := a.key(batch[i].DecisionID)
+		fields[k] = append(fields[k], batch[i].DecisionID, vals[i])
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		pipe := a.rdb.Pipeline()
-		for i := range batch {
-			b, err := json.Marshal(&batch[i])
-			if err != nil {
-				continue
-			}
-			pipe.Set(ctx, a.key(batch[i].DecisionID), b, a.o.Retention)
+		for k, fv := range fields {
+			pipe.HSet(ctx, k, fv...)
+			pipe.Expire(ctx, k, a.o.Retention)
 		}
 		if _, err := pipe.Exec(ctx); err == nil {
 			return
@@ -243,7 +276,7 @@ func (a *AuditLog) Close(ctx context.Context) error {
 // ErrDecisionNotFound.
 func (a *AuditLog) Get(ctx context.Context, id string) (AuditRecord, error) {
 	var r AuditRecord
-	b, err := a.rdb.Get(ctx, a.key(id)).Bytes()
+	b, err := a.rdb.HGet(ctx, a.key(id), id).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return r, fmt.Errorf("%w: %s", ErrDecisionNotFound, id)
 	}
@@ -266,7 +299,7 @@ func (a *AuditLog) Strategies(ctx context.Context, ids []string) (map[string]str
 	pipe := a.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.Get(ctx, a.key(id))
+		cmds[i] = pipe.HGet(ctx, a.key(id), id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("audit strategies: %w", err)

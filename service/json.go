@@ -2,6 +2,7 @@ package service
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -181,4 +182,58 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// AppendJSON appends the audit record as JSON, as encoding/json would.
+func (r *AuditRecord) AppendJSON(b []byte) []byte {
+	b = append(b, `{"decision_id":`...)
+	b = appendString(b, r.DecisionID)
+	b = append(b, `,"at":"`...)
+	b = r.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","channel":`...)
+	b = appendString(b, r.Channel)
+	b = append(b, `,"customer_hash":`...)
+	b = appendString(b, r.CustomerHash)
+	b = append(b, `,"model_version":`...)
+	b = appendString(b, r.ModelVersion)
+	b = append(b, `,"catalog_version":`...)
+	b = appendString(b, r.CatalogVersion)
+	b = append(b, `,"config_version":`...)
+	b = appendString(b, r.ConfigVersion)
+	b = append(b, `,"strategy":`...)
+	b = appendString(b, r.Strategy)
+	b = append(b, `,"degraded":`...)
+	b = strconv.AppendBool(b, r.Degraded)
+	b = append(b, `,"degraded_reasons":`...)
+	b = appendStrings(b, r.DegradedReasons)
+	b = append(b, `,"feature_status":`...)
+	b = appendString(b, r.FeatureStatus)
+	if r.FeaturesHash != "" {
+		b = append(b, `,"features_hash":`...)
+		b = appendString(b, r.FeaturesHash)
+	}
+	b = append(b, `,"items":`...)
+	if r.Items == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, it := range r.Items {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"rank":`...)
+			b = strconv.AppendInt(b, int64(it.Rank), 10)
+			b = append(b, `,"product_id":`...)
+			b = appendString(b, it.ProductID)
+			b = append(b, `,"propensity":`...)
+			b = appendFloat(b, it.Propensity)
+			b = append(b, `,"priority":`...)
+			b = appendFloat(b, it.Priority)
+			b = append(b, `,"reasons":`...)
+			b = appendStrings(b, it.Reasons)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
