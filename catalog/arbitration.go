@@ -131,21 +131,7 @@ func (c *Catalog) ParseArbitration(b []byte) (*Arbitration, error) {
 		a.ContextWeight[ch] = merged
 	}
 	if f.Levers != nil {
-		a.Levers = nil
-		for i, fl := range f.Levers {
-			field := fmt.Sprintf("levers[%d]", i)
-			if _, ok := c.byID[fl.Product]; !ok {
-				probs.addf("", field+".product", "unknown product %q", fl.Product)
-			}
-			if !(fl.Factor > 0 && fl.Factor <= 10) {
-				probs.addf(fl.Product, field+".factor", "%v: want (0, 10]", fl.Factor)
-			}
-			w, err := parseWindow(fl.From, fl.Until)
-			if err != nil {
-				probs.addf(fl.Product, field, "%v", err)
-			}
-			a.Levers = append(a.Levers, Lever{Product: fl.Product, Factor: fl.Factor, Window: w, Note: fl.Note})
-		}
+		a.Levers = c.parseLevers(f.Levers, &probs)
 	}
 	if err := probs.err(); err != nil {
 		return nil, err

@@ -330,7 +330,18 @@ func Parse(b []byte) (*Catalog, error) {
 		c.Products = append(c.Products, p)
 	}
 
-	for i, fl := range f.Levers {
+	c.Levers = c.parseLevers(f.Levers, &probs)
+
+	if err := probs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parseLevers checks campaign levers against the catalog's products.
+func (c *Catalog) parseLevers(fls []fileLever, probs *problems) []Lever {
+	var levers []Lever
+	for i, fl := range fls {
 		field := fmt.Sprintf("levers[%d]", i)
 		if _, ok := c.byID[fl.Product]; !ok {
 			probs.addf("", field+".product", "unknown product %q", fl.Product)
@@ -342,13 +353,9 @@ func Parse(b []byte) (*Catalog, error) {
 		if err != nil {
 			probs.addf(fl.Product, field, "%v", err)
 		}
-		c.Levers = append(c.Levers, Lever{Product: fl.Product, Factor: fl.Factor, Window: w, Note: fl.Note})
+		levers = append(levers, Lever{Product: fl.Product, Factor: fl.Factor, Window: w, Note: fl.Note})
 	}
-
-	if err := probs.err(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return levers
 }
 
 func parseProduct(c *Catalog, raw json.RawMessage, i int, probs *problems) (Product, bool) {
