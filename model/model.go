@@ -51,6 +51,9 @@ type Scored struct {
 	// scored batch, the reason codes behind the score, strongest first. It
 	// is nil when the scorer cannot explain.
 	Explain func(row, product int, dst []string) []string
+	// Release, when set, returns the scorer's buffers behind Explain;
+	// Explain must not be called after it.
+	Release func()
 }
 
 // ReasonPopular explains a non-personalised score: the product's base

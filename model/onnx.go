@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -79,8 +80,9 @@ type ONNX struct {
 	batch    int
 	workers  chan *worker
 	all      []*worker
-	explains bool     // the model has the contributions output
-	reasons  []string // per model feature, its reason code or ""
+	explains bool      // the model has the contributions output
+	reasons  []string  // per model feature, its reason code or ""
+	contribs sync.Pool // *[]float32, kept for Explain until Release
 }
 
 // worker owns one session per batch size, bound to its tensors.
@@ -408,12 +410,22 @@ func (m *ONNX) Score(ctx context.Context, x []float32, n int, out []float32) (Sc
 		b = w.many
 	}
 	var contrib []float32 // n × F × P in model order, kept for Explain
+	var cp *[]float32
 	if m.explains {
-		contrib = make([]float32, n*len(m.cols)*len(m.perm))
+		size := n * len(m.cols) * len(m.perm)
+		cp, _ = m.contribs.Get().(*[]float32)
+		if cp == nil || cap(*cp) < size {
+			b := make([]float32, size)
+			cp = &b
+		}
+		contrib = (*cp)[:size]
 	}
 	for start := 0; start < n; start += b.rows {
 		rows := min(b.rows, n-start)
 		if err := m.run(ctx, w, b, x[start*m.schemaN:], rows, out[start*m.products:]); err != nil {
+			if cp != nil {
+				m.contribs.Put(cp)
+			}
 			return Scored{}, err
 		}
 		if contrib != nil {
@@ -424,6 +436,7 @@ func (m *ONNX) Score(ctx context.Context, x []float32, n int, out []float32) (Sc
 	sc := Scored{Strategy: StrategyModel, Version: m.info.Version}
 	if contrib != nil {
 		sc.Explain = m.explainer(contrib)
+		sc.Release = func() { m.contribs.Put(cp) }
 	}
 	return sc, nil
 }

@@ -346,6 +346,9 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		if err != nil {
 			return fmt.Errorf("score: %w", err)
 		}
+		if scored.Release != nil {
+			defer scored.Release() // after every decision's reasons are made
+		}
 		for j, i := range rows {
 			copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
 		}
