@@ -34,6 +34,7 @@ const (
 	CodeUnavailable       = "unavailable"
 	CodeInternal          = "internal"
 	CodeBadRequest        = "bad_request"
+	CodeOverloaded        = "overloaded"
 )
 
 // errorHandler maps every error to the JSON error shape. Only server-side

@@ -100,6 +100,19 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 	return req, nil
 }
 
+// limit sheds a request at once when MaxInFlight decisions are under way:
+// a quick 503 the caller can retry elsewhere beats a slow one for all.
+func (s *Server) limit(c *fiber.Ctx) error {
+	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+		s.inFlight.Add(-1)
+		s.Shed.Add(1)
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeOverloaded, message: "too many requests in progress; retry shortly"}
+	}
+	defer s.inFlight.Add(-1)
+	return c.Next()
+}
+
 // handleHealthz says the process is alive.
 func (s *Server) handleHealthz(c *fiber.Ctx) error {
 	return c.JSON(HealthResponse{Status: "ok"})

@@ -313,3 +313,54 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 }
+
+func TestOverloadIsShedQuickly(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 5, scorer: func(e *env) service.Scorer { return slowScorer{e.rules, 300 * time.Millisecond} }})
+	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, HTTP: service.HTTPConfig{RequestTimeout: 2 * time.Second, MaxInFlight: 4}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	defer s.Shutdown(context.Background())
+	url := "http://" + ln.Addr().String() + "/v1/customers/C000000001/recommendations?channel=app_feed"
+	type result struct {
+		status int
+		retry  string
+		code   string
+		took   time.Duration
+	}
+	results := make(chan result, 20)
+	for i := 0; i < 20; i++ {
+		go func() {
+			start := time.Now()
+			resp, err := http.Get(url)
+			if err != nil {
+				results <- result{status: -1}
+				return
+			}
+			var er service.ErrorResponse
+			_ = json.NewDecoder(resp.Body).Decode(&er)
+			resp.Body.Close()
+			results <- result{resp.StatusCode, resp.Header.Get("Retry-After"), er.Error.Code, time.Since(start)}
+		}()
+	}
+	ok, shed := 0, 0
+	for i := 0; i < 20; i++ {
+		r := <-results
+		switch r.status {
+		case 200:
+			ok++
+		case 503:
+			shed++
+			if r.retry == "" || r.code != service.CodeOverloaded || r.took > 150*time.Millisecond {
+				t.Errorf("shed request: %+v, want a quick 503 overloaded with Retry-After", r)
+			}
+		default:
+			t.Errorf("status %d", r.status)
+		}
+	}
+	if ok < 4 || shed == 0 || s.Shed.Load() != int64(shed) {
+		t.Fatalf("%d served, %d shed (counted %d) with 4 in flight allowed", ok, shed, s.Shed.Load())
+	}
+}

@@ -5,7 +5,7 @@ package service
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
-	s.app.Get("/v1/customers/:customer_id/recommendations", s.handleRecommend)
+	s.app.Get("/v1/customers/:customer_id/recommendations", s.limit, s.handleRecommend)
 	s.app.Post("/v1/events", s.handleEvents)
 	s.app.Get("/v1/stats", s.handleStats)
 	s.app.Get("/v1/decisions/:decision_id", s.handleDecision)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +24,10 @@ type HTTPConfig struct {
 	BodyLimit int
 	// EventsTimeout is the deadline of an events batch; default 2s.
 	EventsTimeout time.Duration
+	// MaxInFlight caps the decisions under way; past it a request is shed
+	// at once with 503 and Retry-After instead of queueing behind the
+	// others until every one misses its deadline. Default 64 per CPU.
+	MaxInFlight int
 }
 
 func (c *HTTPConfig) defaults() {
@@ -42,6 +48,9 @@ func (c *HTTPConfig) defaults() {
 	}
 	if c.EventsTimeout <= 0 {
 		c.EventsTimeout = 2 * time.Second
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64 * runtime.GOMAXPROCS(0)
 	}
 }
 
@@ -77,6 +86,8 @@ type Server struct {
 	events   EventStore
 	audit    *AuditLog
 	hasher   *CustomerHasher
+	inFlight atomic.Int64
+	Shed     atomic.Int64 // requests shed for overload
 }
 
 // NewServer returns the HTTP server of a pipeline.

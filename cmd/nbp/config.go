@@ -48,6 +48,7 @@ type config struct {
 	auditRetention  time.Duration
 	arbitration     string
 	printArb        bool
+	maxInFlight     int
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -113,6 +114,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", dur("NBP_WRITE_TIMEOUT", 5*time.Second), "HTTP write timeout")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", dur("NBP_IDLE_TIMEOUT", 30*time.Second), "HTTP keep-alive idle timeout")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", dur("NBP_SHUTDOWN_TIMEOUT", 10*time.Second), "graceful shutdown limit")
+	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "decisions under way before requests are shed with 503 (env NBP_MAX_IN_FLIGHT; default 64 per CPU)")
 	fs.StringVar(&logLevel, "log-level", env("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.demo, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.demoN, "demo-n", 10000, "demo bank size")

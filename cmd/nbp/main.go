@@ -182,6 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			ReadTimeout:    cfg.readTimeout,
 			WriteTimeout:   cfg.writeTimeout,
 			IdleTimeout:    cfg.idleTimeout,
+			MaxInFlight:    cfg.maxInFlight,
 		},
 		Logger: log,
 		Checks: []service.Check{
