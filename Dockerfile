@@ -15,7 +15,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN .ci/fetch-onnxruntime /out/lib
-RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/nbp ./cmd/nbp
+RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/nbp ./cmd/nbp-batch ./cmd/nbp-import
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -24,7 +24,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 nbp \
  && useradd --system --uid 10001 --gid nbp --home-dir /app --shell /usr/sbin/nologin nbp
 WORKDIR /app
-COPY --from=build /out/nbp /app/nbp
+COPY --from=build /out/nbp /out/nbp-batch /out/nbp-import /app/
 COPY --from=build /out/lib/libonnxruntime.so.1 /app/lib/libonnxruntime.so.1
 COPY models/ /app/models/
 ENV NBP_ADDR=:8080 \
