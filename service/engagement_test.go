@@ -33,6 +33,7 @@ func postEvents(t testing.TB, s *service.Server, body string) (int, service.Even
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
+	checkAgainstOpenAPI(t, "POST", "/v1/events", []byte(body), resp.StatusCode, resp.Header, buf.Bytes())
 	var r service.EventsResponse
 	_ = json.Unmarshal(buf.Bytes(), &r)
 	return resp.StatusCode, r, buf.Bytes()

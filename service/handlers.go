@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -134,4 +135,15 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 		res.Checks[ch.Name] = "ok"
 	}
 	return c.Status(status).JSON(res)
+}
+
+// OpenAPI is the API's OpenAPI 3 document.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// handleOpenAPI serves the OpenAPI document.
+func (s *Server) handleOpenAPI(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(OpenAPI)
 }

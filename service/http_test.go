@@ -55,6 +55,7 @@ func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s %s: content type %q", method, target, ct)
 	}
+	checkAgainstOpenAPI(t, method, target, nil, resp.StatusCode, resp.Header, body)
 	return resp.StatusCode, body
 }
 

@@ -9,4 +9,5 @@ func (s *Server) routes() {
 	s.app.Post("/v1/events", s.handleEvents)
 	s.app.Get("/v1/stats", s.handleStats)
 	s.app.Get("/v1/decisions/:decision_id", s.handleDecision)
+	s.app.Get("/openapi.json", s.handleOpenAPI)
 }
