@@ -22,6 +22,9 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if !allowsChannel(c, req.Channel) {
+		return &apiError{status: fiber.StatusForbidden, code: CodeForbidden, message: "this client may not use this channel"}
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	d, err := s.pipeline.Decide(ctx, req)

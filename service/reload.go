@@ -9,16 +9,16 @@ import (
 	"time"
 )
 
-// WatchArbitration keeps the pipeline's arbitration in step with a file:
-// it reloads it when its content changes (checked every interval) and when
-// reload fires (SIGHUP). A file that does not parse or validate is refused,
-// logged, and the arbitration in force stays. It returns when ctx ends.
-func WatchArbitration(ctx context.Context, p *Pipeline, path string, interval time.Duration, reload <-chan struct{}, log *slog.Logger) {
+// WatchFile applies a file when its content changes (checked every
+// interval) and when reload fires (SIGHUP). When apply refuses the content,
+// the refusal is logged and what is in force stays. It returns when ctx
+// ends.
+func WatchFile(ctx context.Context, path string, interval time.Duration, reload <-chan struct{}, apply func([]byte) error, log *slog.Logger) {
 	var last []byte // hash of the content last tried
 	load := func(trigger string) {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			log.ErrorContext(ctx, "arbitration file unreadable; keeping the one in force", slog.String("path", path), slog.String("error", err.Error()))
+			log.ErrorContext(ctx, "file unreadable; keeping what is in force", slog.String("path", path), slog.String("error", err.Error()))
 			return
 		}
 		sum := sha256.Sum256(b)
@@ -26,14 +26,11 @@ func WatchArbitration(ctx context.Context, p *Pipeline, path string, interval ti
 			return
 		}
 		last = sum[:]
-		a, err := p.Catalog().ParseArbitration(b)
-		if err != nil {
-			log.ErrorContext(ctx, "arbitration file refused; keeping the one in force",
-				slog.String("in_force", p.Arbitration().Version), slog.String("error", err.Error()))
+		if err := apply(b); err != nil {
+			log.ErrorContext(ctx, "file refused; keeping what is in force", slog.String("path", path), slog.String("error", err.Error()))
 			return
 		}
-		p.SetArbitration(a)
-		log.InfoContext(ctx, "arbitration reloaded", slog.String("version", a.Version), slog.String("trigger", trigger))
+		log.InfoContext(ctx, "file reloaded", slog.String("path", path), slog.String("trigger", trigger))
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -47,4 +44,18 @@ func WatchArbitration(ctx context.Context, p *Pipeline, path string, interval ti
 			load("signal")
 		}
 	}
+}
+
+// WatchArbitration keeps the pipeline's arbitration in step with a file
+// (see WatchFile): a file that does not parse or validate is refused and
+// the arbitration in force stays.
+func WatchArbitration(ctx context.Context, p *Pipeline, path string, interval time.Duration, reload <-chan struct{}, log *slog.Logger) {
+	WatchFile(ctx, path, interval, reload, func(b []byte) error {
+		a, err := p.Catalog().ParseArbitration(b)
+		if err != nil {
+			return err
+		}
+		p.SetArbitration(a)
+		return nil
+	}, log)
 }

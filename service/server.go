@@ -68,6 +68,8 @@ type ServerConfig struct {
 	// /v1/decisions. Hasher hashes customer ids for it.
 	Audit  *AuditLog
 	Hasher *CustomerHasher
+	// Clients, when set, turns access control on (see ParseClients).
+	Clients *Clients
 }
 
 // Check is a named readiness check.
@@ -88,6 +90,7 @@ type Server struct {
 	hasher   *CustomerHasher
 	inFlight atomic.Int64
 	Shed     atomic.Int64 // requests shed for overload
+	clients  atomic.Pointer[Clients]
 }
 
 // NewServer returns the HTTP server of a pipeline.
@@ -99,6 +102,7 @@ func NewServer(sc ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher}
+	s.clients.Store(sc.Clients)
 	if s.audit != nil && s.hasher == nil {
 		s.hasher = NewCustomerHasher(nil)
 	}

@@ -49,6 +49,7 @@ type config struct {
 	arbitration     string
 	printArb        bool
 	maxInFlight     int
+	clients         string
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -114,6 +115,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", dur("NBP_WRITE_TIMEOUT", 5*time.Second), "HTTP write timeout")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", dur("NBP_IDLE_TIMEOUT", 30*time.Second), "HTTP keep-alive idle timeout")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", dur("NBP_SHUTDOWN_TIMEOUT", 10*time.Second), "graceful shutdown limit")
+	fs.StringVar(&c.clients, "clients", getenv("NBP_CLIENTS"), "API clients file: key hashes, endpoints, channels, rate limits; reloaded on change and SIGHUP (env NBP_CLIENTS; none: the API is open)")
 	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "decisions under way before requests are shed with 503 (env NBP_MAX_IN_FLIGHT; default 64 per CPU)")
 	fs.StringVar(&logLevel, "log-level", env("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.demo, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")

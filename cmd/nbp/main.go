@@ -148,21 +148,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if arb != nil {
-		pipe.SetArbitration(arb)
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		reload := make(chan struct{}, 1)
-		go func() {
-			for range hup {
+	// SIGHUP reloads the arbitration and the clients files (each also
+	// reloads when its content changes).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadArb, reloadClients := make(chan struct{}, 1), make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			for _, r := range []chan struct{}{reloadArb, reloadClients} {
 				select {
-				case reload <- struct{}{}:
+				case r <- struct{}{}:
 				default:
 				}
 			}
-		}()
-		go service.WatchArbitration(ctx, pipe, cfg.arbitration, 2*time.Second, reload, log)
+		}
+	}()
+	if arb != nil {
+		pipe.SetArbitration(arb)
+		go service.WatchArbitration(ctx, pipe, cfg.arbitration, 2*time.Second, reloadArb, log)
+	}
+	var clients *service.Clients
+	if cfg.clients != "" {
+		b, err := os.ReadFile(cfg.clients)
+		if err != nil {
+			return fmt.Errorf("clients: %w", err)
+		}
+		if clients, err = service.ParseClients(b); err != nil {
+			return fmt.Errorf("%s: %w", cfg.clients, err)
+		}
+	} else {
+		log.Warn("no clients file (-clients): the API is open to anyone who can reach it")
 	}
 	// Last night's lists stand in for the model, before the rules: follow
 	// the batch pointer.
@@ -189,10 +205,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			{Name: "redis", Run: store.Ping},
 			{Name: "model", Run: modelReady},
 		},
-		Events: store,
-		Audit:  audit,
-		Hasher: service.NewCustomerHasher(auditKey),
+		Events:  store,
+		Audit:   audit,
+		Hasher:  service.NewCustomerHasher(auditKey),
+		Clients: clients,
 	})
+	if cfg.clients != "" {
+		go service.WatchFile(ctx, cfg.clients, 2*time.Second, reloadClients, func(b []byte) error {
+			cs, err := service.ParseClients(b)
+			if err != nil {
+				return err
+			}
+			srv.SetClients(cs)
+			return nil
+		}, log)
+	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
