@@ -9,7 +9,7 @@ export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 
-.PHONY: demo test build ort redis lint unit bench load batch-bench model clean
+.PHONY: demo test build ort redis promtool lint unit metrics-check bench load batch-bench model clean
 
 demo: ort redis build
 	./bin/nbp -demo -addr :8080
@@ -28,7 +28,14 @@ redis:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi; }
 
-test: ort redis lint unit
+# promtool (Debian package prometheus) lints the /metrics scrape.
+promtool:
+	@command -v promtool >/dev/null || { \
+		echo "installing promtool (package prometheus)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; fi; }
+
+test: ort redis promtool lint unit metrics-check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -38,6 +45,13 @@ lint:
 
 unit:
 	go test $(GO_TEST_FLAGS) ./...
+
+# A /metrics scrape after real traffic, linted by promtool (the test also
+# runs promtool itself whenever it is on the PATH).
+metrics-check:
+	@mkdir -p var
+	NBP_METRICS_SCRAPE=$(CURDIR)/var/metrics.txt go test -count=1 -run '^TestMetricsScrape$$' ./service/
+	promtool check metrics < var/metrics.txt
 
 # Benchmarks of the request path (go test -bench).
 bench: ort redis

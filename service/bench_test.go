@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/service"
@@ -99,6 +102,25 @@ func hammer(b *testing.B, addr string, ids []string) {
 func BenchmarkHTTPRecommend(b *testing.B) {
 	e := newEnv(b, envOptions{customers: benchCustomers})
 	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline})
+	hammer(b, serveHTTP(b, s.App()), e.ids)
+}
+
+// BenchmarkHTTPRecommendMetrics is BenchmarkHTTPRecommend with the
+// metrics on, as cmd/nbp serves: the OTel SDK read by the Prometheus
+// exporter, the Redis hook on the pipeline's client.
+func BenchmarkHTTPRecommendMetrics(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	hook, err := service.NewRedisHook(mp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := newEnv(b, envOptions{customers: benchCustomers, meters: mp, hook: hook})
+	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp})
 	hammer(b, serveHTTP(b, s.App()), e.ids)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
@@ -40,13 +41,18 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 			s.log.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()))
 		}
 	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(decisionAttributes(&d)...)
+	}
 	r := toResponse(&d)
 	bp := jsonBufs.Get().(*[]byte)
 	*bp = r.AppendJSON((*bp)[:0])
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	err = c.Send(*bp) // copies into the response
+	// SetBody copies into the response; c.Send would keep the pooled
+	// buffer, and the next request would overwrite it while it is written.
+	c.Response().SetBody(*bp)
 	jsonBufs.Put(bp)
-	return err
+	return nil
 }
 
 var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

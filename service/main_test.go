@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
@@ -69,6 +71,9 @@ type envOptions struct {
 	now func() time.Time
 	// hook, when set, sees every command the pipeline's Redis client sends.
 	hook redis.Hook
+	// meters and tracers, when set, record the pipeline's telemetry.
+	meters  metric.MeterProvider
+	tracers trace.TracerProvider
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -145,6 +150,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Catalog: cat, Store: e.store, Scorer: scorer,
 		FeatureTimeout: 2 * time.Second,
 		Now:            o.now,
+		MeterProvider:  o.meters,
+		TracerProvider: o.tracers,
 		NewID: func() string {
 			return fmt.Sprintf("01TEST%020d", seq.Add(1))
 		},

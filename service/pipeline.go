@@ -22,6 +22,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
@@ -118,6 +122,13 @@ type PipelineConfig struct {
 	Logger         *slog.Logger
 	// NewID makes decision ids; default NewDecisionID.
 	NewID func() string
+	// MeterProvider counts decisions by strategy and channel, and
+	// degraded ones by reason; nil counts nothing.
+	MeterProvider metric.MeterProvider
+	// TracerProvider traces the steps of a decision (spans
+	// nbp.features.read, nbp.score and nbp.finish) under the caller's
+	// span; nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Pipeline makes decisions. It is safe for concurrent use.
@@ -135,6 +146,7 @@ type Pipeline struct {
 	scratches      sync.Pool // *scratch
 	arb            atomic.Pointer[catalog.Arbitration]
 	run            atomic.Pointer[string] // the batch run whose lists back up the model
+	tel            *decisionTelemetry
 }
 
 // SetBatchRun names the completed batch run whose precomputed lists stand
@@ -188,6 +200,9 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 	if p.newID == nil {
 		p.newID = NewDecisionID
 	}
+	if p.tel, err = newDecisionTelemetry(c.MeterProvider, c.TracerProvider); err != nil {
+		return nil, fmt.Errorf("pipeline: telemetry: %w", err)
+	}
 	p.controlVersion = "control@" + c.Catalog.Version
 	p.arb.Store(c.Catalog.DefaultArbitration())
 	return p, nil
@@ -217,8 +232,10 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 		return Decision{}, err
 	}
 	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
+	fctx, span := p.tel.start(fctx, spanFeaturesRead)
 	var rec [1]features.Record
 	err := p.store.ReadManyRun(fctx, []string{r.CustomerID}, p.batchRun(), rec[:])
+	endSpan(span, err)
 	cancel()
 	if err != nil && ctx.Err() != nil {
 		return Decision{}, ctx.Err()
@@ -260,7 +277,12 @@ type Records struct {
 // decisions will be degraded. It fails only when ctx ends.
 func (p *Pipeline) Read(ctx context.Context, ids []string) (Records, error) {
 	recs := make([]features.Record, len(ids))
-	err := p.store.ReadManyRun(ctx, ids, p.batchRun(), recs)
+	sctx, span := p.tel.start(ctx, spanFeaturesRead)
+	if span != nil {
+		span.SetAttributes(attribute.Int("customers", len(ids)))
+	}
+	err := p.store.ReadManyRun(sctx, ids, p.batchRun(), recs)
+	endSpan(span, err)
 	if err != nil && ctx.Err() != nil {
 		return Records{}, ctx.Err()
 	}
@@ -341,8 +363,13 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 			copy(x[j*F:], ins[i].rec.Vector.Values[:])
 		}
 		ps := sc.ps[:len(rows)*P]
+		sctx, span := p.tel.start(ctx, spanScore)
 		var err error
-		scored, err = p.scorer.Score(ctx, x, len(rows), ps)
+		scored, err = p.scorer.Score(sctx, x, len(rows), ps)
+		if span != nil {
+			span.SetAttributes(attribute.Int("rows", len(rows)), attrStrategy.String(scored.Strategy), attrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
+		}
+		endSpan(span, err)
 		if err != nil {
 			return fmt.Errorf("score: %w", err)
 		}
@@ -353,6 +380,8 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 			copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
 		}
 	}
+	_, span := p.tel.start(ctx, spanFinish)
+	defer endSpan(span, nil)
 	for i := range ins {
 		by := model.Scored{Strategy: model.StrategyNonPersonalised, Version: p.prior.Version()}
 		switch kind[i] {
@@ -370,6 +399,10 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 			copy(scores[i*P:(i+1)*P], p.prior.Rates())
 		}
 		out[i] = p.finish(&ins[i], kind[i], by, row[i], scores[i*P:(i+1)*P], sc, arb, now)
+		p.tel.count(ctx, &out[i])
+	}
+	if span != nil && len(ins) == 1 {
+		span.SetAttributes(decisionAttributes(&out[0])...)
 	}
 	return nil
 }

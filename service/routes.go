@@ -1,12 +1,20 @@
 package service
 
-// routes lists every endpoint. /healthz, /readyz and /openapi.json are
-// open; the /v1 endpoints need an API key when clients are configured. Anything else is a JSON 404, or a JSON 405
+import "github.com/gofiber/fiber/v2/middleware/adaptor"
+
+// routeRecommend is the recommendation route's pattern.
+const routeRecommend = "/v1/customers/:customer_id/recommendations"
+
+// routes lists every endpoint. /healthz, /readyz, /openapi.json and
+// /metrics (when the server has one) are open; the /v1 endpoints need an API key when clients are configured. Anything else is a JSON 404, or a JSON 405
 // for a known path with another method (see errorHandler).
 func (s *Server) routes() {
+	if s.metrics != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(s.metrics))
+	}
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
-	s.app.Get("/v1/customers/:customer_id/recommendations", s.authorize(EndpointRecommend), s.limit, s.handleRecommend)
+	s.app.Get(routeRecommend, s.authorize(EndpointRecommend), s.limit, s.handleRecommend)
 	s.app.Post("/v1/events", s.authorize(EndpointEvents), s.handleEvents)
 	s.app.Get("/v1/stats", s.authorize(EndpointStats), s.handleStats)
 	s.app.Get("/v1/decisions/:decision_id", s.authorize(EndpointDecisions), s.handleDecision)

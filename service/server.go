@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // HTTPConfig bounds the HTTP server.
@@ -70,6 +73,14 @@ type ServerConfig struct {
 	Hasher *CustomerHasher
 	// Clients, when set, turns access control on (see ParseClients).
 	Clients *Clients
+	// MeterProvider records the request metrics (latency by route
+	// pattern, channel and status; requests shed); nil records nothing.
+	MeterProvider metric.MeterProvider
+	// TracerProvider traces each request; nil traces nothing.
+	TracerProvider trace.TracerProvider
+	// Metrics, when set, is served at GET /metrics, open like /healthz
+	// (the Prometheus exporter's handler).
+	Metrics http.Handler
 }
 
 // Check is a named readiness check.
@@ -91,6 +102,8 @@ type Server struct {
 	inFlight atomic.Int64
 	Shed     atomic.Int64 // requests shed for overload
 	clients  atomic.Pointer[Clients]
+	metrics  http.Handler
+	tel      *httpTelemetry
 }
 
 // NewServer returns the HTTP server of a pipeline.
@@ -101,7 +114,14 @@ func NewServer(sc ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher}
+	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher, metrics: sc.Metrics}
+	tel, err := newHTTPTelemetry(s, sc.MeterProvider, sc.TracerProvider)
+	if err != nil {
+		// Only a bad instrument name fails, and ours are constants.
+		log.Error("request metrics off", slog.String("error", err.Error()))
+		tel, _ = newHTTPTelemetry(s, nil, sc.TracerProvider)
+	}
+	s.tel = tel
 	s.clients.Store(sc.Clients)
 	if s.audit != nil && s.hasher == nil {
 		s.hasher = NewCustomerHasher(nil)
@@ -120,8 +140,14 @@ func NewServer(sc ServerConfig) *Server {
 	})
 	// Tell keep-alive clients to go away while shutting down.
 	s.app.Server().CloseOnShutdown = true
+	// Outermost, so that it sees every status, panics included.
+	s.app.Use(s.observe)
 	s.app.Use(recover.New())
 	s.routes()
+	for _, r := range s.app.GetRoutes(true) {
+		s.tel.route(r.Path)
+	}
+	s.tel.recommend = s.tel.routes[routeRecommend]
 	return s
 }
 

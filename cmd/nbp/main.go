@@ -93,9 +93,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(cfg.redisAddrs) == 0 {
 		cfg.redisAddrs = []string{"127.0.0.1:6379"}
 	}
+	tel, err := newTelemetry(ctx, getenv, "")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		if err := tel.close(sctx); err != nil {
+			log.Warn("telemetry shutdown", slog.String("error", err.Error()))
+		}
+	}()
+	if tel.otlp {
+		log.Info("exporting traces over OTLP/HTTP (OTEL_* variables)")
+	}
 	redis.SetLogger(features.RedisLogger{Log: log})
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))
 	defer rdb.Close()
+	redisHook, err := service.NewRedisHook(tel.meters)
+	if err != nil {
+		return err
+	}
+	rdb.AddHook(redisHook)
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.redisPrefix, MaxAge: cfg.staleAfter})
 
 	if cfg.demo {
@@ -111,6 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var scorer service.Scorer = rules
 	modelVersion := "none (rules only)"
 	modelReady := func(context.Context) error { return nil }
+	var breakerState func() gobreaker.State
 	if !cfg.rulesOnly {
 		stopRT, err := model.StartRuntime(cfg.ortLib)
 		if err != nil {
@@ -130,6 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			},
 		})
 		scorer = g
+		breakerState = g.State
 		modelReady = func(context.Context) error {
 			if g.State() == gobreaker.StateOpen {
 				return errors.New("model breaker open")
@@ -144,8 +165,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Scorer:         scorer,
 		FeatureTimeout: cfg.featureTimeout,
 		Logger:         log,
+		MeterProvider:  tel.meters,
+		TracerProvider: tel.tracers,
 	})
 	if err != nil {
+		return err
+	}
+	if err := observeModel(tel.meters, modelVersion, cat.Version, breakerState); err != nil {
 		return err
 	}
 	// SIGHUP reloads the arbitration and the clients files (each also
@@ -205,10 +231,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			{Name: "redis", Run: store.Ping},
 			{Name: "model", Run: modelReady},
 		},
-		Events:  store,
-		Audit:   audit,
-		Hasher:  service.NewCustomerHasher(auditKey),
-		Clients: clients,
+		Events:         store,
+		Audit:          audit,
+		Hasher:         service.NewCustomerHasher(auditKey),
+		Clients:        clients,
+		MeterProvider:  tel.meters,
+		TracerProvider: tel.tracers,
+		Metrics:        tel.metrics,
 	})
 	if cfg.clients != "" {
 		go service.WatchFile(ctx, cfg.clients, 2*time.Second, reloadClients, func(b []byte) error {

@@ -118,6 +118,21 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("metrics: %v %v", resp, err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`nbp_model_info{catalog_version="`, `nbp_model_breaker_state{`, `nbp_decisions_total{channel="wecom_agent"`,
+		`nbp_redis_command_duration_seconds_count{command="pipeline"`, `http_server_request_duration_seconds_count{channel="app_feed"`, "go_goroutines "} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("the scrape has no %s", want)
+		}
+	}
+	if strings.Contains(string(scrape), "C000000001") {
+		t.Error("the scrape holds a customer id")
+	}
 	if _, err := os.Stat(filepath.Join(dir, "customers.csv")); err != nil {
 		t.Errorf("the demo bank's CSV was not written: %v", err)
 	}
@@ -196,6 +211,28 @@ func TestStartupRefusals(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not mention %q:\n%v", w, err)
 				}
+			}
+		})
+	}
+}
+
+func TestTracesWanted(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"nothing set: off", nil, false},
+		{"endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, true},
+		{"traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, true},
+		{"exporter otlp", map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{"exporter none wins", map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, false},
+		{"sdk disabled", map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tracesWanted(func(k string) string { return tt.env[k] }); got != tt.want {
+				t.Errorf("tracesWanted = %v, want %v", got, tt.want)
 			}
 		})
 	}
