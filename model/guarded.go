@@ -161,6 +161,12 @@ func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float
 	}
 	done := make(chan result, 1)
 	go func() {
+		// A model that panics is a failing model, not a dead server.
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: fmt.Errorf("model panicked: %v", p)}
+			}
+		}()
 		sc, err := g.model.Score(mctx, x, n, buf)
 		done <- result{sc, err}
 	}()

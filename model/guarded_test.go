@@ -29,6 +29,7 @@ const (
 	slow
 	nanOut
 	hang
+	panics
 )
 
 func (f *faulty) Score(ctx context.Context, x []float32, n int, out []float32) (model.Scored, error) {
@@ -44,6 +45,9 @@ func (f *faulty) Score(ctx context.Context, x []float32, n int, out []float32) (
 		}
 	case hang:
 		time.Sleep(f.delay) // ignores ctx, like a stuck native call
+	case panics:
+		var rows []float32
+		_ = rows[n+7] // an index out of range, as a broken model might
 	case nanOut:
 		sc, err := f.inner.Score(ctx, x, n, out)
 		out[0] = float32(math.NaN())
@@ -153,6 +157,15 @@ func TestGuardedBadOutput(t *testing.T) {
 		if !(p > 0 && p < 1) {
 			t.Fatalf("%v got through", p)
 		}
+	}
+}
+
+func TestGuardedModelPanic(t *testing.T) {
+	g, f, x, P := newGuarded(t, model.GuardOptions{})
+	f.mode.Store(panics)
+	sc, err := g.Score(context.Background(), x, 1, make([]float32, P))
+	if err != nil || sc.Strategy != model.StrategyRules || sc.Cause != "error" {
+		t.Fatalf("a panicking model: %+v %v, want the rules", sc, err)
 	}
 }
 

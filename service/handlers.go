@@ -36,8 +36,13 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		return err
 	}
 	if s.audit != nil {
-		// Queued, written in the background: no extra round trip.
-		if err := s.audit.Write(ctx, NewAuditRecord(&d, s.hasher)); err != nil {
+		// Queued, written in the background: no extra round trip. When the
+		// queue is full (Redis failing), the decision does not wait on it
+		// for more than a moment: the record is counted lost instead.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		err := s.audit.Write(actx, NewAuditRecord(&d, s.hasher))
+		cancel()
+		if err != nil {
 			s.log.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()))
 		}
 	}
