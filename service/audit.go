@@ -195,32 +195,40 @@ func (a *AuditLog) Write(ctx context.Context, r AuditRecord) error {
 	}
 }
 
+// run wakes every Linger and writes what the queue holds, in batches: a
+// busy server pays no wake-up per record.
 func (a *AuditLog) run() {
 	defer close(a.done)
 	batch := make([]AuditRecord, 0, a.o.Batch)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	tick := time.NewTicker(a.o.Linger)
+	defer tick.Stop()
 	for {
-		r, ok := <-a.queue
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], r)
-		timer.Reset(a.o.Linger)
-	fill:
-		for len(batch) < a.o.Batch {
+		<-tick.C
+		closed := false
+	drain:
+		for {
 			select {
 			case r, ok := <-a.queue:
 				if !ok {
-					break fill
+					closed = true
+					break drain
 				}
 				batch = append(batch, r)
-			case <-timer.C:
-				break fill
+				if len(batch) == a.o.Batch {
+					a.flush(batch)
+					batch = batch[:0]
+				}
+			default:
+				break drain
 			}
 		}
-		timer.Stop()
-		a.flush(batch)
+		if len(batch) > 0 {
+			a.flush(batch)
+			batch = batch[:0]
+		}
+		if closed {
+			return
+		}
 	}
 }
 
