@@ -79,6 +79,7 @@ type Guarded struct {
 	opts     GuardOptions
 	products int
 	bufs     sync.Pool // *[]float32 scratch for the model's input and output
+	inline   bool      // the model stops on cancel: no goroutine per call
 }
 
 // NewGuarded guards model with rules. products is the number of products a
@@ -86,6 +87,9 @@ type Guarded struct {
 func NewGuarded(model, rules scorer, products int, o GuardOptions) *Guarded {
 	o.defaults()
 	g := &Guarded{model: model, rules: rules, opts: o, products: products}
+	if c, ok := model.(Cancellable); ok && c.StopsOnCancel() {
+		g.inline = true
+	}
 	g.cb = gobreaker.NewCircuitBreaker[Scored](gobreaker.Settings{
 		Name:        "model",
 		MaxRequests: o.Probes,
@@ -138,10 +142,12 @@ func (g *Guarded) Score(ctx context.Context, x []float32, n int, out []float32) 
 	return sc, nil
 }
 
-// callModel runs the model on its own goroutine so that a model that hangs
-// cannot hold the caller past the budget. The model reads a copy of x and
-// writes to a scratch buffer, copied to out only when every value is a
-// probability: an abandoned call never touches the caller's memory.
+// callModel runs the model within its budget: on the caller's goroutine
+// when it stops on cancel (Cancellable), otherwise on its own goroutine, so
+// that a model that hangs cannot hold the caller past the budget. The model
+// reads a copy of x and writes to a scratch buffer, copied to out only when
+// every value is a probability: an abandoned call never touches the
+// caller's memory.
 func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float32, budget time.Duration) (Scored, error) {
 	size := n * g.products
 	in := len(x)
@@ -155,32 +161,30 @@ func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float
 	copy(xc, x)
 	x = xc
 	mctx, cancel := context.WithTimeout(ctx, budget)
-	type result struct {
-		sc  Scored
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// A model that panics is a failing model, not a dead server.
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{err: fmt.Errorf("model panicked: %v", p)}
-			}
-		}()
-		sc, err := g.model.Score(mctx, x, n, buf)
-		done <- result{sc, err}
-	}()
 	var r result
-	select {
-	case r = <-done:
+	if g.inline {
+		// The model stops when its context ends: run it here, without a
+		// hand-off to another goroutine on every request.
+		r = g.run(mctx, x, n, buf)
+		late := mctx.Err() != nil // before cancel, which would set it
 		cancel()
-	case <-mctx.Done():
-		cancel()
-		// Leave the buffer to the abandoned call; it is garbage once it ends.
-		if ctx.Err() != nil {
-			return Scored{}, fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
+		if r.err == nil && late && ctx.Err() == nil {
+			r.err = fmt.Errorf("%w (%s)", ErrTooSlow, budget)
 		}
-		return Scored{}, fmt.Errorf("%w (%s)", ErrTooSlow, budget)
+	} else {
+		done := make(chan result, 1)
+		go func() { done <- g.run(mctx, x, n, buf) }()
+		select {
+		case r = <-done:
+			cancel()
+		case <-mctx.Done():
+			cancel()
+			// Leave the buffer to the abandoned call; it is garbage once it ends.
+			if ctx.Err() != nil {
+				return Scored{}, fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
+			}
+			return Scored{}, fmt.Errorf("%w (%s)", ErrTooSlow, budget)
+		}
 	}
 	if r.err != nil {
 		g.bufs.Put(bp)
@@ -201,6 +205,31 @@ func (g *Guarded) callModel(ctx context.Context, x []float32, n int, out []float
 	copy(out[:size], buf)
 	g.bufs.Put(bp)
 	return r.sc, nil
+}
+
+type result struct {
+	sc  Scored
+	err error
+}
+
+// run calls the model; a model that panics is a failing model, not a dead
+// server.
+func (g *Guarded) run(ctx context.Context, x []float32, n int, buf []float32) (r result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = result{err: fmt.Errorf("model panicked: %v", p)}
+		}
+	}()
+	sc, err := g.model.Score(ctx, x, n, buf)
+	return result{sc, err}
+}
+
+// Cancellable is implemented by scorers that stop promptly when their
+// context ends (the ONNX scorer terminates its run). Guarded calls them on
+// the caller's goroutine; any other scorer runs on a goroutine of its own,
+// so that one that hangs cannot hold the caller past the budget.
+type Cancellable interface {
+	StopsOnCancel() bool
 }
 
 func cause(err error) string {

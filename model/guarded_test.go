@@ -181,3 +181,25 @@ func TestGuardedCallerGoneIsNotAFailure(t *testing.T) {
 		t.Fatalf("a caller giving up tripped the breaker")
 	}
 }
+
+// TestGuardedRealModelInline: the real model stops on cancel, so it runs
+// on the caller's goroutine, and an exhausted budget still gives the rules.
+func TestGuardedRealModelInline(t *testing.T) {
+	cat := defaultCatalog(t)
+	m := committedModel(t, cat, 1)
+	rules, err := model.NewRules(cat, features.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := demoRows(t, cat, 1)
+	out := make([]float32, len(cat.Products))
+	ok := model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{Budget: time.Second})
+	if sc, err := ok.Score(context.Background(), x, 1, out); err != nil || sc.Strategy != model.StrategyModel {
+		t.Fatalf("healthy: %+v %v", sc, err)
+	}
+	starved := model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{Budget: time.Nanosecond})
+	sc, err := starved.Score(context.Background(), x, 1, out)
+	if err != nil || sc.Strategy != model.StrategyRules || sc.Cause != "too_slow" {
+		t.Fatalf("no budget: %+v %v, want the rules, too_slow", sc, err)
+	}
+}

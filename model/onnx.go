@@ -355,6 +355,12 @@ func (w *worker) destroy() {
 	}
 }
 
+// StopsOnCancel reports that a call ends soon after its context does: the
+// run is terminated in ONNX Runtime (see Guarded). A call stuck inside the
+// runtime still holds one of the Workers, so at most that many callers can
+// be held by a runtime that ignores termination.
+func (m *ONNX) StopsOnCancel() bool { return true }
+
 // Info returns the model's metadata.
 func (m *ONNX) Info() ModelInfo { return m.info }
 
