@@ -20,6 +20,7 @@ type config struct {
 	warmup       time.Duration
 	concurrency  int
 	rate         float64
+	overload     bool
 	pool         int
 	rounds       int
 	n            int
@@ -68,6 +69,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
 	fs.IntVar(&c.concurrency, "concurrency", 32, "closed loop: concurrent workers (each one keep-alive connection)")
 	fs.Float64Var(&c.rate, "rate", 5000, "open loop: requests a second")
+	fs.BoolVar(&c.overload, "overload", false, "also offer nbp twice its closed-loop peak and report goodput, admitted latency and shedding")
 	fs.IntVar(&c.pool, "pool", 0, "open loop: goroutines sending requests; a due request finding none idle is dropped (0: rate/10, at least 64)")
 	fs.IntVar(&c.rounds, "rounds", 1, "closed loop: rounds of (baseline, nbp)")
 	fs.IntVar(&c.n, "n", 10000, "demo customers to load and draw from (nbp -demo-n)")

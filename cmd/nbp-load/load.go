@@ -16,10 +16,16 @@ type issueFunc func() (status int, err error)
 // keep buffers and a random source of its own.
 type issuerFactory func(worker int) issueFunc
 
+// goodputDeadline is the server's request deadline: a 200 later than this
+// is not good output.
+const goodputDeadline = 100 * time.Millisecond
+
 // tally is what one worker saw. Workers keep their own; merge adds them.
 type tally struct {
 	latency  histogram
+	admitted histogram // latency of the 200s alone
 	ok       uint64
+	okInTime uint64 // 200s within the deadline (goodput)
 	errors   uint64
 	statuses map[int]uint64 // by HTTP status; 0 is a transport error
 	firstErr string
@@ -32,6 +38,10 @@ func (t *tally) record(d time.Duration, status int, err error) {
 	t.statuses[status]++
 	if err == nil && status == 200 {
 		t.ok++
+		t.admitted.record(d)
+		if d <= goodputDeadline {
+			t.okInTime++
+		}
 		return
 	}
 	t.errors++
@@ -46,7 +56,9 @@ func (t *tally) record(d time.Duration, status int, err error) {
 
 func (t *tally) merge(o *tally) {
 	t.latency.merge(&o.latency)
+	t.admitted.merge(&o.admitted)
 	t.ok += o.ok
+	t.okInTime += o.okInTime
 	t.errors += o.errors
 	for s, n := range o.statuses {
 		t.statuses[s] += n

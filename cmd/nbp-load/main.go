@@ -201,6 +201,11 @@ func measure(ctx context.Context, cfg config, servers []server, ids []string, re
 			}
 		}
 	}
+	if cfg.overload {
+		if err := overload(ctx, cfg, servers, ids, rep, stdout); err != nil {
+			return err
+		}
+	}
 	for _, s := range servers {
 		fmt.Fprintf(stdout, "running open loop:   %-8s %g req/s for %s + %s warm-up, pool of %d\n",
 			s.t.name, cfg.rate, cfg.duration, cfg.warmup, cfg.pool)
@@ -294,4 +299,36 @@ func thisMachine() machine {
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 		NumCPU:      runtime.NumCPU(),
 	}
+}
+
+// overload offers nbp twice the throughput it sustained in the closed
+// loop, on a fixed schedule, and reports the goodput (200s within the
+// request deadline) against that peak, the latency of the admitted
+// requests, and how many were shed with 503.
+func overload(ctx context.Context, cfg config, servers []server, ids []string, rep *report, stdout io.Writer) error {
+	peak := 0.0
+	for _, c := range rep.Closed {
+		if c.Target == "nbp" && c.RPS > peak {
+			peak = c.RPS
+		}
+	}
+	for _, s := range servers {
+		if s.t.name != "nbp" || peak == 0 {
+			continue
+		}
+		rate := 2 * peak
+		pool := int(rate / 5)
+		fmt.Fprintf(stdout, "running overload:    nbp at 2x its peak, %.0f req/s for %s + %s warm-up, pool of %d\n", rate, cfg.duration, cfg.warmup, pool)
+		res := runOpen(ctx, rate, pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+2000))
+		if res.window <= 0 {
+			return ctx.Err()
+		}
+		secs := res.window.Seconds()
+		good := float64(res.okInTime) / secs
+		fmt.Fprintf(stdout, "overload: offered %.0f req/s (%d not sent: generator busy); goodput %.0f req/s = %.0f%% of the peak %.0f; "+
+			"admitted p50 %s ms, p99 %s ms; shed (503) %d, other errors %d\n",
+			rate, res.dropped, good, 100*good/peak, peak,
+			ms(res.admitted.quantile(0.5)), ms(res.admitted.quantile(0.99)), res.statuses[503], res.errors-res.statuses[503])
+	}
+	return nil
 }
