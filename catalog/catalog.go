@@ -342,27 +342,6 @@ func (c *Catalog) ProductIDs() []string {
 	return ids
 }
 
-// Lever returns the product's lever factor at time t: the product of every
-// lever in force for it, 1 when none is.
-func (c *Catalog) Lever(p *Product, t time.Time) float64 {
-	f := 1.0
-	for i := range c.Levers {
-		l := &c.Levers[i]
-		if l.Product == p.ID && l.Window.Contains(t) {
-			f *= l.Factor
-		}
-	}
-	return f
-}
-
-// ContextWeight returns the channel's weight for the product's category.
-func (c *Catalog) ContextWeight(ch Channel, p *Product) float64 {
-	if w, ok := c.Channels[ch].ContextWeight[p.Category]; ok {
-		return w
-	}
-	return 1
-}
-
 // Disclaimer returns the product's mandatory risk warning (empty for a
 // category that has none).
 func (c *Catalog) Disclaimer(p *Product) string {

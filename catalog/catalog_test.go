@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -304,18 +305,21 @@ func TestLeverAndContextWeight(t *testing.T) {
 		{"season over", pension, time.Date(2027, 1, 1, 0, 0, 0, 0, chinaTime), 1},
 		{"no lever", deposit, time.Date(2026, 12, 15, 0, 0, 0, 0, chinaTime), 1},
 	}
+	a := c.DefaultArbitration()
+	// app_feed weighs pension and deposit 1: the factor is value × lever.
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := c.Lever(tc.p, tc.t); got != tc.want {
-				t.Errorf("Lever = %v, want %v", got, tc.want)
+			if got := a.Factor(tc.p, catalog.AppFeed, tc.t) / tc.p.BusinessValue; math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("lever = %v, want %v", got, tc.want)
 			}
 		})
 	}
-	if got := c.ContextWeight(catalog.WecomAgent, pension); got != 1.3 {
-		t.Errorf("ContextWeight(wecom_agent, pension) = %v, want 1.3", got)
+	offSeason := time.Date(2027, 2, 1, 0, 0, 0, 0, chinaTime)
+	if got := a.Factor(pension, catalog.WecomAgent, offSeason) / pension.BusinessValue; math.Abs(got-1.3) > 1e-12 {
+		t.Errorf("context weight (wecom_agent, pension) = %v, want 1.3", got)
 	}
-	if got := c.ContextWeight(catalog.AppFeed, deposit); got != 1.0 {
-		t.Errorf("ContextWeight(app_feed, deposit) = %v, want 1", got)
+	if got := a.Factor(deposit, catalog.AppFeed, offSeason) / deposit.BusinessValue; got != 1.0 {
+		t.Errorf("context weight (app_feed, deposit) = %v, want 1", got)
 	}
 }
 

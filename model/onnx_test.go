@@ -234,8 +234,8 @@ func TestONNXShapeAndContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	// The only worker is free, but a cancelled call must not hang or panic.
-	if _, err := m.Score(ctx, make([]float32, F), 1, make([]float32, P)); err == nil {
-		t.Log("cancelled call still ran (the worker was free)")
+	// The only worker is free, but a cancelled call does not run.
+	if _, err := m.Score(ctx, make([]float32, F), 1, make([]float32, P)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call: err = %v, want context.Canceled", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/directops/nbp/catalog"
-	"github.com/directops/nbp/features"
 )
 
 // BatchOptions configure one shard of a batch run.
@@ -67,12 +66,6 @@ type BatchRunner struct {
 // NewBatchRunner returns a runner.
 func NewBatchRunner(p *Pipeline, store *BatchStore, pager CustomerPager) *BatchRunner {
 	return &BatchRunner{p: p, store: store, pager: pager}
-}
-
-// InShard reports whether a customer belongs to shard i of n: shards own
-// whole buckets of the customer index.
-func InShard(id string, i, n int) bool {
-	return n <= 1 || features.Bucket(id)%n == i
 }
 
 func (o *BatchOptions) defaults() error {

@@ -253,8 +253,8 @@ func (p *Pipeline) DecideMany(ctx context.Context, reqs []Request, out []Decisio
 	}
 	ids := make([]string, len(reqs))
 	for i, r := range reqs {
-		if err := p.check(r); err != nil {
-			return fmt.Errorf("request %d: %w", i, err)
+		if !features.ValidID(r.CustomerID) { // no key is built of a malformed id
+			return fmt.Errorf("request %d: %w: malformed customer id", i, ErrInvalidRequest)
 		}
 		ids[i] = r.CustomerID
 	}

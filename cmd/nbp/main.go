@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -352,6 +351,6 @@ nbp demo is ready. Try:
   curl -s '%[1]s/v1/customers/C999999999/recommendations?channel=app_feed'   # a cold start
   curl -s '%[1]s/readyz'
 
-Ctrl-C stops the server%[4]s.
-`, base, demoCustomer, demoCustomer2, strings.TrimSpace(" "))
+Ctrl-C stops the server.
+`, base, demoCustomer, demoCustomer2)
 }
