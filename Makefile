@@ -9,7 +9,7 @@ export CGO_ENABLED := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 
-.PHONY: demo test build ort redis promtool lint unit metrics-check bench load batch-bench model clean
+.PHONY: demo test build ort redis promtool lint unit metrics-check bench load overload batch-bench model clean
 
 demo: ort redis build
 	./bin/nbp -demo -addr :8080
@@ -46,12 +46,15 @@ lint:
 unit:
 	go test $(GO_TEST_FLAGS) ./...
 
-# A /metrics scrape after real traffic, linted by promtool (the test also
-# runs promtool itself whenever it is on the PATH).
+# A /metrics scrape of the server after real traffic, and one of nbp-batch
+# -metrics-addr after a small run, linted by promtool (the tests also run
+# promtool themselves whenever it is on the PATH).
 metrics-check:
 	@mkdir -p var
 	NBP_METRICS_SCRAPE=$(CURDIR)/var/metrics.txt go test -count=1 -run '^TestMetricsScrape$$' ./service/
+	NBP_BATCH_METRICS_SCRAPE=$(CURDIR)/var/batch-metrics.txt go test -count=1 -run '^TestBatchMetricsEndpoint$$' ./cmd/nbp-batch/
 	promtool check metrics < var/metrics.txt
+	promtool check metrics < var/batch-metrics.txt
 
 # Benchmarks of the request path (go test -bench).
 bench: ort redis
@@ -60,6 +63,12 @@ bench: ort redis
 # Load test: nbp against a bare fiber+Redis handler, side by side, p50/p99 and throughput.
 load: ort redis build
 	./bin/nbp-load
+
+# Overload and degraded mode: nbp (and its Redis) pinned to SERVER_CPUS, the generator to the
+# other CPUs; twice nbp's peak, then Redis black-holed and down.
+SERVER_CPUS ?= 1
+overload: ort redis build
+	./bin/nbp-load -skip-baseline -concurrency 16 -server-cpus $(SERVER_CPUS) -overload -degraded -json var/overload.json
 
 # Batch throughput end to end, and Redis alone doing the same reads and writes (N customers).
 N ?= 1000000

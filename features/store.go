@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // ErrUnavailable wraps every failure to reach Redis (refused, timed out,
@@ -207,6 +208,12 @@ func RedisOptions(addrs []string, password string, t Timeouts) *redis.UniversalO
 		MaxRetries:            1,
 		MinRetryBackoff:       time.Millisecond,
 		MaxRetryBackoff:       5 * time.Millisecond,
-		DisableIdentity:       true,
+		// No connection-setup commands that servers may refuse: CLIENT
+		// SETINFO (identity) and CLIENT MAINT_NOTIFICATIONS (Redis
+		// Enterprise maintenance events; Redis before 8 answers "unknown
+		// subcommand"). go-redis shrugs the refusal off, but it costs a
+		// round trip and shows as a failed command on every new connection.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 func keyHash(key string) string {
@@ -32,7 +34,7 @@ func doKey(t *testing.T, s *service.Server, method, target, key string) (int, st
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := s.App().Test(req, 5000)
+	resp, err := apitest.Test(t, s.App(), req, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,6 @@ func doKey(t *testing.T, s *service.Server, method, target, key string) (int, st
 	if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
 		t.Errorf("429 without Retry-After")
 	}
-	checkAgainstOpenAPI(t, method, target, nil, resp.StatusCode, resp.Header, body)
 	return resp.StatusCode, string(body)
 }
 

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/directops/nbp/catalog"
 )
 
@@ -31,6 +33,11 @@ type BatchOptions struct {
 	TTL time.Duration
 	// Progress, when set, is told of each checkpoint.
 	Progress func(Checkpoint)
+	// MeterProvider, when set, receives the run's progress metrics
+	// (nbp.batch.*: customers, offers, pages, parts and shards done,
+	// errors by stage, the shard's progress, start and checkpoint times);
+	// nil records none.
+	MeterProvider metric.MeterProvider
 }
 
 // PartWriter receives one output part. Commit makes it visible (the part
@@ -116,9 +123,14 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 	if err := o.defaults(); err != nil {
 		return Checkpoint{}, false, err
 	}
+	tel, err := newBatchTelemetry(o.MeterProvider)
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("batch telemetry: %w", err)
+	}
 	shardKey := strconv.Itoa(o.Shard) + "/" + strconv.Itoa(o.Shards)
 	ck, err := r.store.LoadCheckpoint(ctx, o.RunID, shardKey)
 	if err != nil {
+		tel.failed(ctx, batchStageCheckpoint, &Checkpoint{})
 		return Checkpoint{}, false, err
 	}
 	switch {
@@ -127,10 +139,24 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 	case ck == nil:
 		ck = &Checkpoint{Products: map[string]int{}, Strategy: map[string]int{}}
 	}
+	tel.start(ctx, &o, ck, r.pager)
+	// fail counts the error that stops the run and returns it with the
+	// checkpoint that stands.
+	fail := func(stage string, err error) (Checkpoint, bool, error) {
+		tel.failed(ctx, stage, ck)
+		return *ck, false, err
+	}
+	finish := func() (Checkpoint, bool, error) {
+		flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
+		if err != nil {
+			return fail(batchStageFinish, err)
+		}
+		tel.finished(ctx, ck, flipped)
+		return *ck, flipped, nil
+	}
 	if ck.Done {
 		// A finished shard changes nothing; make sure the run is finished too.
-		flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
-		return *ck, flipped, err
+		return finish()
 	}
 	spare := o.Limit
 	if len(o.Volume) > 0 {
@@ -148,7 +174,7 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 		name := fmt.Sprintf("part-%04d-of-%04d-%06d", o.Shard, o.Shards, ck.Segment)
 		part, err := open(name)
 		if err != nil {
-			return *ck, false, fmt.Errorf("open %s: %w", name, err)
+			return fail(batchStageOutput, fmt.Errorf("open %s: %w", name, err))
 		}
 		next := *ck
 		next.Products, next.Strategy = copyCounts(ck.Products), copyCounts(ck.Strategy)
@@ -156,13 +182,14 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 			pg, ok := <-pages
 			if !ok {
 				part.Abort()
-				return *ck, false, ctx.Err()
+				return fail(batchStageInterrupted, ctx.Err())
 			}
 			if pg.err != nil {
 				part.Abort()
-				return *ck, false, pg.err
+				return fail(batchStageRead, pg.err)
 			}
 			if len(pg.ids) > 0 {
+				began := time.Now()
 				reqs := make([]Request, len(pg.ids))
 				for i, id := range pg.ids {
 					reqs[i] = Request{CustomerID: id, Channel: catalog.Batch, Limit: spare}
@@ -173,18 +200,19 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 				out = out[:len(reqs)]
 				if err := r.p.DecideRecords(ctx, reqs, pg.recs, out); err != nil {
 					part.Abort()
-					return *ck, false, err
+					return fail(batchStageDecide, err)
 				}
 				chunkID := shardKey + "@" + pg.start
 				rows, err = r.settle(ctx, o, chunkID, out, rows[:0], &next)
 				if err != nil {
 					part.Abort()
-					return *ck, false, err
+					return fail(batchStageResults, err)
 				}
 				if err := part.Write(rows); err != nil {
 					part.Abort()
-					return *ck, false, err
+					return fail(batchStageOutput, err)
 				}
+				tel.page(ctx, out, time.Since(began), &next)
 			}
 			next.Cursor = pg.next
 			if pg.next == "" {
@@ -192,20 +220,20 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 			}
 		}
 		if err := part.Commit(); err != nil {
-			return *ck, false, fmt.Errorf("commit %s: %w", name, err)
+			return fail(batchStageOutput, fmt.Errorf("commit %s: %w", name, err))
 		}
 		next.Segment++
 		next.Done = next.Cursor == ""
 		if err := r.store.SaveCheckpoint(ctx, o.RunID, shardKey, &next, o.TTL); err != nil {
-			return *ck, false, err
+			return fail(batchStageCheckpoint, err)
 		}
 		*ck = next
+		tel.saved(ctx, ck)
 		if o.Progress != nil {
 			o.Progress(*ck)
 		}
 		if ck.Done {
-			flipped, err := r.store.FinishShard(ctx, o.RunID, o.Shard, o.Shards, o.TTL)
-			return *ck, flipped, err
+			return finish()
 		}
 	}
 }

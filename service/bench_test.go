@@ -67,8 +67,12 @@ func serveHTTP(b *testing.B, app *fiber.App) string {
 	return ln.Addr().String()
 }
 
-// hammer sends b.N GETs over keep-alive connections from parallel clients.
-func hammer(b *testing.B, addr string, ids []string) {
+// hammer sends b.N GETs over keep-alive connections from parallel
+// clients, each expecting a 200.
+func hammer(b *testing.B, addr string, ids []string) { hammerWant(b, addr, ids, 200) }
+
+// hammerWant is hammer expecting status want.
+func hammerWant(b *testing.B, addr string, ids []string, want int) {
 	b.Helper()
 	client := &fasthttp.Client{MaxConnsPerHost: 256}
 	var i atomic.Int64
@@ -85,7 +89,7 @@ func hammer(b *testing.B, addr string, ids []string) {
 				b.Error(err)
 				return
 			}
-			if resp.StatusCode() != 200 {
+			if resp.StatusCode() != want {
 				b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
 				return
 			}
@@ -103,6 +107,21 @@ func BenchmarkHTTPRecommend(b *testing.B) {
 	e := newEnv(b, envOptions{customers: benchCustomers})
 	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline})
 	hammer(b, serveHTTP(b, s.App()), e.ids)
+}
+
+// BenchmarkHTTPShed is the cost of shedding: every request finds the
+// limiter full and gets the 503, over the same path as
+// BenchmarkHTTPRecommendMetrics. Under overload this is what each excess
+// request costs the service, taken from the requests it serves.
+func BenchmarkHTTPShed(b *testing.B) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	e := newEnv(b, envOptions{customers: benchCustomers})
+	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
+		HTTP: service.HTTPConfig{MaxInFlight: 1}})
+	if !s.Limiter().Acquire() {
+		b.Fatal("the one slot is taken")
+	}
+	hammerWant(b, serveHTTP(b, s.App()), e.ids, 503)
 }
 
 // BenchmarkHTTPRecommendMetrics is BenchmarkHTTPRecommend with the

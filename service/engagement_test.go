@@ -17,6 +17,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 func postEvents(t testing.TB, s *service.Server, body string) (int, service.EventsResponse, []byte) {
@@ -26,14 +27,13 @@ func postEvents(t testing.TB, s *service.Server, body string) (int, service.Even
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.App().Test(req, 5000)
+	resp, err := apitest.Test(t, s.App(), req, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
-	checkAgainstOpenAPI(t, "POST", "/v1/events", []byte(body), resp.StatusCode, resp.Header, buf.Bytes())
 	var r service.EventsResponse
 	_ = json.Unmarshal(buf.Bytes(), &r)
 	return resp.StatusCode, r, buf.Bytes()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -54,10 +56,15 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		ae = &apiError{status: fiber.StatusInternalServerError, code: CodeInternal, message: "internal error"}
 	}
 	if ae.status >= 500 {
-		// The route pattern, never the path: the path holds a customer id.
-		s.log.ErrorContext(c.UserContext(), "request failed",
-			slog.String("route", c.Route().Path), slog.String("method", c.Method()),
-			slog.Int("status", ae.status), slog.String("error", err.Error()))
+		// At most a few lines a second: in an outage every request fails
+		// the same way, and a line each would cost more than the answer.
+		if ok, suppressed := s.errLog.allow(time.Now()); ok {
+			// The route pattern, never the path: the path holds a customer id.
+			s.log.ErrorContext(c.UserContext(), "request failed",
+				slog.String("route", c.Route().Path), slog.String("method", c.Method()),
+				slog.Int("status", ae.status), slog.String("error", err.Error()),
+				slog.Int64("similar_lines_suppressed", suppressed))
+		}
 	}
 	return c.Status(ae.status).JSON(ErrorResponse{Error: ErrorBody{Code: ae.code, Message: ae.message}})
 }
@@ -77,4 +84,27 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return &apiError{status: fe.Code, code: CodeBadRequest, message: "malformed request"}
 	}
 	return &apiError{status: fiber.StatusInternalServerError, code: CodeInternal, message: "internal error"}
+}
+
+// logSampler lets perSecond lines through each second and counts the rest,
+// so that the next line let through can say how many were dropped.
+type logSampler struct {
+	perSecond  int64
+	second     atomic.Int64 // unix second of the current budget
+	used       atomic.Int64
+	suppressed atomic.Int64
+}
+
+// allow reports whether a line may be written at now, and how many lines
+// were suppressed since the last one written.
+func (l *logSampler) allow(now time.Time) (bool, int64) {
+	sec := now.Unix()
+	if cur := l.second.Load(); cur != sec && l.second.CompareAndSwap(cur, sec) {
+		l.used.Store(0)
+	}
+	if l.used.Add(1) > l.perSecond {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
 }

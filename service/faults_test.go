@@ -7,6 +7,7 @@ package service_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,7 @@ import (
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 // The production budgets: the request's deadline and the feature read's.
@@ -131,7 +133,8 @@ func recommendTimed(t testing.TB, s *service.Server, id string, ch catalog.Chann
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkAgainstOpenAPI(t, "GET", target, nil, resp.StatusCode, resp.Header, body)
+	// Checked once timed: the check is not part of the answer's latency.
+	apitest.Check(t, "GET", target, nil, resp.StatusCode, resp.Header, body)
 	if a.status == http.StatusOK {
 		if err := json.Unmarshal(body, &a.r); err != nil {
 			t.Fatalf("%s: %v: %s", target, err, body)
@@ -270,7 +273,8 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	const workers = 16
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 5 * time.Second}
+	client := &http.Client{Transport: apitest.Transport(t, &http.Transport{MaxIdleConnsPerHost: workers}), Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
 	base := "http://" + ln.Addr().String()
 
 	// load sends n requests per worker, keep-alive, and checks each is a
@@ -508,8 +512,8 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	base := "http://" + inner.Addr().String()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
+	client := &http.Client{Transport: apitest.Transport(t, &http.Transport{MaxIdleConnsPerHost: 64}), Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
 
 	// ok: a 200 with the decision of the customer asked about.
 	var ok, fiveXX, otherStatus, degraded, refused, dropped, answered atomic.Int64
@@ -626,11 +630,14 @@ func TestFaultSlowClients(t *testing.T) {
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 
 	// closedWithin reads from c until the server closes it and says when,
-	// counted from start; it fails when c is still open after limit.
+	// counted from start; it fails when c is still open after limit. What
+	// the server sent before closing answers a request it never read whole
+	// (a 408): it is checked against openapi.json.
 	closedWithin := func(t *testing.T, c net.Conn, start time.Time, limit time.Duration) time.Duration {
 		t.Helper()
 		_ = c.SetReadDeadline(start.Add(limit + time.Second))
-		n, err := io.Copy(io.Discard, c)
+		var got bytes.Buffer
+		n, err := io.Copy(&got, c)
 		took := time.Since(start)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -638,6 +645,9 @@ func TestFaultSlowClients(t *testing.T) {
 		}
 		if took > limit {
 			t.Fatalf("connection closed after %s, want within %s", took, limit)
+		}
+		if answers := apitest.CheckRaw(t, "GET", "", got.Bytes()); answers > 0 {
+			t.Logf("%d answer(s) before the close, checked", answers)
 		}
 		return took
 	}
@@ -675,8 +685,12 @@ func TestFaultSlowClients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		apitest.Check(t, "GET", "/healthz", nil, resp.StatusCode, resp.Header, body)
 		if resp.StatusCode != http.StatusOK || resp.Close {
 			t.Fatalf("healthz: %d, close %v: want a kept-alive 200", resp.StatusCode, resp.Close)
 		}
@@ -745,7 +759,9 @@ func TestFaultSlowClients(t *testing.T) {
 		time.Sleep(readTimeout + late + 200*time.Millisecond)
 		start := time.Now()
 		_ = c.SetReadDeadline(start.Add(5 * time.Second))
-		n, err := io.Copy(io.Discard, c)
+		var got bytes.Buffer
+		n, err := io.Copy(&got, c)
+		drained := time.Since(start)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("a client that reads nothing still holds its connection (%d bytes read)", n)
@@ -753,6 +769,8 @@ func TestFaultSlowClients(t *testing.T) {
 		if want := int64(requests * len(service.OpenAPI)); n >= want {
 			t.Fatalf("read all %d bytes after stalling: the server waited for the reader", n)
 		}
-		t.Logf("closed: %d bytes read, %s to drain", n, time.Since(start))
+		// The answers sent whole before the server gave up.
+		whole := apitest.CheckRaw(t, "GET", "/openapi.json", got.Bytes())
+		t.Logf("closed: %d bytes read (%d whole answers), %s to drain", n, whole, drained)
 	})
 }

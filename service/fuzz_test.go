@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 // FuzzRecommendRequest sends arbitrary customer ids and query strings: the
@@ -55,6 +56,7 @@ func FuzzRecommendRequest(f *testing.F) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		apitest.Check(t, "GET", target, nil, resp.StatusCode, resp.Header, body)
 		switch {
 		case resp.StatusCode == 200:
 			var r service.RecommendationResponse

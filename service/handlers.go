@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -115,18 +116,30 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 	return req, nil
 }
 
-// limit sheds a request at once when MaxInFlight decisions are under way:
-// a quick 503 the caller can retry elsewhere beats a slow one for all.
+// limit sheds a request at once when the limiter is full: a quick 503
+// the caller can retry elsewhere beats a slow answer for all. The shed
+// answer is prepared once and not logged: under overload it is the
+// common case, and must cost as little as possible.
 func (s *Server) limit(c *fiber.Ctx) error {
-	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
-		s.inFlight.Add(-1)
-		s.Shed.Add(1)
+	if !s.limiter.Acquire() {
+		c.Status(fiber.StatusServiceUnavailable)
 		c.Set(fiber.HeaderRetryAfter, "1")
-		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeOverloaded, message: "too many requests in progress; retry shortly"}
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		c.Response().SetBodyRaw(shedBody)
+		return nil
 	}
-	defer s.inFlight.Add(-1)
+	defer s.limiter.Release()
 	return c.Next()
 }
+
+// shedBody is the answer to a shed request.
+var shedBody = func() []byte {
+	b, err := json.Marshal(ErrorResponse{Error: ErrorBody{Code: CodeOverloaded, Message: "too many requests in progress; retry shortly"}})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
 
 // handleHealthz says the process is alive.
 func (s *Server) handleHealthz(c *fiber.Ctx) error {

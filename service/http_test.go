@@ -18,6 +18,7 @@ import (
 
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -43,7 +44,7 @@ func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := s.App().Test(req, 5000)
+	resp, err := apitest.Test(t, s.App(), req, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,6 @@ func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s %s: content type %q", method, target, ct)
 	}
-	checkAgainstOpenAPI(t, method, target, nil, resp.StatusCode, resp.Header, body)
 	return resp.StatusCode, body
 }
 
@@ -278,7 +278,9 @@ func TestGracefulShutdown(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	// An idle keep-alive connection must not hold the shutdown.
-	idle := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	idleConns := &http.Transport{MaxIdleConnsPerHost: 1}
+	t.Cleanup(idleConns.CloseIdleConnections)
+	idle := &http.Client{Transport: apitest.Transport(t, idleConns)}
 	resp, err := idle.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -288,8 +290,9 @@ func TestGracefulShutdown(t *testing.T) {
 
 	// A request in flight must finish.
 	inflight := make(chan int, 1)
+	client := apitest.Client(t)
 	go func() {
-		resp, err := http.Get(base + "/v1/customers/C000000001/recommendations?channel=app_feed")
+		resp, err := client.Get(base + "/v1/customers/C000000001/recommendations?channel=app_feed")
 		if err != nil {
 			inflight <- -1
 			return
@@ -325,6 +328,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 	go func() { _ = s.Serve(ln) }()
 	defer s.Shutdown(context.Background())
 	url := "http://" + ln.Addr().String() + "/v1/customers/C000000001/recommendations?channel=app_feed"
+	client := apitest.Client(t)
 	type result struct {
 		status int
 		retry  string
@@ -335,7 +339,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		go func() {
 			start := time.Now()
-			resp, err := http.Get(url)
+			resp, err := client.Get(url)
 			if err != nil {
 				results <- result{status: -1}
 				return
@@ -361,7 +365,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 			t.Errorf("status %d", r.status)
 		}
 	}
-	if ok < 4 || shed == 0 || s.Shed.Load() != int64(shed) {
-		t.Fatalf("%d served, %d shed (counted %d) with 4 in flight allowed", ok, shed, s.Shed.Load())
+	if ok < 4 || shed == 0 || s.Limiter().Shed() != int64(shed) {
+		t.Fatalf("%d served, %d shed (counted %d) with 4 in flight allowed", ok, shed, s.Limiter().Shed())
 	}
 }

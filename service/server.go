@@ -31,6 +31,9 @@ type HTTPConfig struct {
 	// at once with 503 and Retry-After instead of queueing behind the
 	// others until every one misses its deadline. Default 64 per CPU.
 	MaxInFlight int
+	// AdaptiveLimit lowers the cap below MaxInFlight while goroutines
+	// queue for the CPU (see Limiter); off, the cap is MaxInFlight.
+	AdaptiveLimit bool
 }
 
 func (c *HTTPConfig) defaults() {
@@ -99,8 +102,8 @@ type Server struct {
 	events   EventStore
 	audit    *AuditLog
 	hasher   *CustomerHasher
-	inFlight atomic.Int64
-	Shed     atomic.Int64 // requests shed for overload
+	limiter  *Limiter
+	errLog   logSampler
 	clients  atomic.Pointer[Clients]
 	metrics  http.Handler
 	tel      *httpTelemetry
@@ -115,6 +118,15 @@ func NewServer(sc ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher, metrics: sc.Metrics}
+	s.limiter = NewLimiter(LimiterConfig{
+		Adaptive: cfg.AdaptiveLimit,
+		Min:      16 * runtime.GOMAXPROCS(0),
+		Max:      cfg.MaxInFlight,
+		// A decision waits for a CPU a handful of times: at this delay
+		// each, it keeps well inside its deadline.
+		Target: cfg.RequestTimeout / 20,
+	})
+	s.errLog = logSampler{perSecond: 10}
 	tel, err := newHTTPTelemetry(s, sc.MeterProvider, sc.TracerProvider)
 	if err != nil {
 		// Only a bad instrument name fails, and ours are constants.
@@ -150,6 +162,9 @@ func NewServer(sc ServerConfig) *Server {
 	s.tel.recommend = s.tel.routes[routeRecommend]
 	return s
 }
+
+// Limiter is the server's concurrency limiter (for tests and metrics).
+func (s *Server) Limiter() *Limiter { return s.limiter }
 
 // App returns the fiber app (for tests and benchmarks).
 func (s *Server) App() *fiber.App { return s.app }

@@ -148,7 +148,27 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 		metric.WithDescription("Recommendation requests shed at once because too many decisions were under way."),
 		metric.WithUnit("{request}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(s.Shed.Load())
+			o.Observe(s.limiter.Shed())
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
+	_, err = m.Int64ObservableGauge("nbp.requests.limit",
+		metric.WithDescription("Decisions allowed under way at once before requests are shed (adapts to latency)."),
+		metric.WithUnit("{request}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(s.limiter.Limit()))
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
+	_, err = m.Int64ObservableGauge("nbp.requests.in_flight",
+		metric.WithDescription("Decisions under way."),
+		metric.WithUnit("{request}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(s.limiter.InFlight()))
 			return nil
 		}))
 	if err != nil {
@@ -303,6 +323,15 @@ func decisionAttributes(d *Decision) []attribute.KeyValue {
 // RedisHook measures the commands a go-redis client sends: latency and
 // errors by command name ("pipeline" for a pipeline). Keys and values are
 // never recorded. Attach it with AddHook.
+//
+// Answers go-redis deals with itself are not errors: the commands it
+// sends on its own to set up a new connection (HELLO, AUTH, SELECT,
+// READONLY, CLIENT SETINFO, CLIENT MAINT_NOTIFICATIONS...) pass through
+// the hook, their latency is recorded, their errors are not (a refusal the
+// client shrugs off is no failure; one it does not shrug off fails the
+// connection, and so the command that wanted it, counted under its own
+// name); nor is the NOSCRIPT of an EVALSHA, which a Script answers with
+// EVAL.
 type RedisHook struct {
 	latency metric.Float64Histogram
 	errs    metric.Int64Counter
@@ -339,7 +368,7 @@ func (h *RedisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		h.record(ctx, cmd.Name(), start, err)
+		h.record(ctx, cmd.Name(), start, redisFailure(cmd, err))
 		return err
 	}
 }
@@ -357,15 +386,47 @@ func (h *RedisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 				}
 			}
 		}
-		h.record(ctx, "pipeline", start, err)
+		// A failed command, or a failure no command holds (a Redis error
+		// is always some command's).
+		var rerr redis.Error
+		bad := err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &rerr)
+		setup := true
+		for _, c := range cmds {
+			bad = bad || redisFailure(c, c.Err())
+			setup = setup && connSetup(c)
+		}
+		h.record(ctx, "pipeline", start, bad && !setup)
 		return err
 	}
 }
 
-func (h *RedisHook) record(ctx context.Context, cmd string, start time.Time, err error) {
+func (h *RedisHook) record(ctx context.Context, cmd string, start time.Time, failed bool) {
 	o := h.opts.get(cmd)
 	h.latency.Record(ctx, time.Since(start).Seconds(), o.rec...)
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if failed {
 		h.errs.Add(ctx, 1, o.add...)
 	}
+}
+
+// redisFailure reports whether err, cmd's answer, is a failure: not a
+// missing key, nor an answer go-redis deals with itself.
+func redisFailure(cmd redis.Cmder, err error) bool {
+	switch {
+	case err == nil || errors.Is(err, redis.Nil) || connSetup(cmd):
+		return false
+	case redis.HasErrorPrefix(err, "NOSCRIPT"):
+		n := cmd.Name()
+		return n != "evalsha" && n != "evalsha_ro"
+	}
+	return true
+}
+
+// connSetup reports whether go-redis sends cmd to set up a connection:
+// nbp itself sends none of these.
+func connSetup(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "auth", "client", "select", "readonly":
+		return true
+	}
+	return false
 }

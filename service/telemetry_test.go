@@ -20,13 +20,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
-// get sends one request to the server's app and returns the status and
-// body.
+// get sends one request to the server's app, checks the answer against
+// openapi.json, and returns the status and body.
 func get(t *testing.T, s *service.Server, path string) (int, string) {
 	t.Helper()
-	resp, err := s.App().Test(httptest.NewRequest(http.MethodGet, path, nil), -1)
+	resp, err := apitest.Test(t, s.App(), httptest.NewRequest(http.MethodGet, path, nil), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,8 @@ func TestBatchConfig(t *testing.T) {
 	if err != nil || c.opts.Shard != 3 || c.opts.Shards != 8 {
 		t.Fatalf("indexed job: %+v %v", c.opts, err)
 	}
-	for _, bad := range [][]string{{"-shard", "8/8"}, {"-shard", "x"}, {"-volume", "TD_1Y"}, {"-format", "xml"}, {"-limit", "11"}} {
+	for _, bad := range [][]string{{"-shard", "8/8"}, {"-shard", "x"}, {"-volume", "TD_1Y"}, {"-format", "xml"}, {"-limit", "11"},
+		{"-metrics-linger", "1m"}, {"-metrics-addr", ":0", "-metrics-linger", "-1s"}} {
 		if _, err := parseConfig(append(bad, "-rules-only"), func(string) string { return "" }); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -42,15 +42,34 @@ type config struct {
 	redisOnly   bool
 	cpuProfile  string
 	opts        service.BatchOptions
+	// metricsAddr serves /metrics while the job runs; metricsPush is a
+	// Pushgateway the final values go to; metricsLinger keeps serving
+	// them after the run.
+	metricsAddr   string
+	metricsPush   string
+	metricsLinger time.Duration
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
 	var c config
+	var errs []error
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
 		}
 		return def
+	}
+	dur := func(k string, def time.Duration) time.Duration {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			return def
+		}
+		return d
 	}
 	fs := flag.NewFlagSet("nbp-batch", flag.ContinueOnError)
 	var redisAddr, shard, volume string
@@ -75,13 +94,19 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.format, "format", "parquet", "output format: parquet or csv")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.BoolVar(&c.redisOnly, "redis-only", false, "measure Redis alone: the run's reads and writes, pipelined the same way, without deciding")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", getenv("NBP_METRICS_ADDR"),
+		"serve the run's progress metrics (nbp_batch_*, Prometheus text format) at http://ADDR/metrics while the job runs, e.g. :9464 (env NBP_METRICS_ADDR; default off). "+
+			"A short job may end between two scrapes: keep serving with -metrics-linger, or push the final values to a Prometheus Pushgateway with -metrics-push")
+	fs.StringVar(&c.metricsPush, "metrics-push", getenv("NBP_METRICS_PUSHGATEWAY"),
+		"Prometheus Pushgateway URL the final metrics are pushed to when the job ends, job=nbp-batch, instance=shard-I-of-N (env NBP_METRICS_PUSHGATEWAY; default off)")
+	fs.DurationVar(&c.metricsLinger, "metrics-linger", dur("NBP_METRICS_LINGER", 0),
+		"with -metrics-addr, keep serving the final metrics this long after the run (a scrape interval or two) unless stopped (env NBP_METRICS_LINGER)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
 		}
 		return c, err
 	}
-	var errs []error
 	for _, a := range strings.Split(redisAddr, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			c.redisAddrs = append(c.redisAddrs, a)
@@ -124,6 +149,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.format != "parquet" && c.format != "csv" {
 		errs = append(errs, fmt.Errorf("-format %q: want parquet or csv", c.format))
 	}
+	if c.metricsLinger < 0 || c.metricsLinger > 0 && c.metricsAddr == "" {
+		errs = append(errs, fmt.Errorf("-metrics-linger %s: want a duration of 0 or more, with -metrics-addr", c.metricsLinger))
+	}
 	if c.opts.Limit < 1 || c.opts.Limit > service.MaxLimit {
 		errs = append(errs, fmt.Errorf("-limit %d: want 1..%d", c.opts.Limit, service.MaxLimit))
 	}
@@ -146,6 +174,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	redis.SetLogger(features.RedisLogger{Log: log})
+	mets, err := startMetrics(cfg, stdout)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: the run has recorded its final
+	// values, and the Redis client is closed.
+	defer mets.finish(ctx, log)
 	cat := (*catalog.Catalog)(nil)
 	if cfg.catalog == "" {
 		cat, err = catalog.Default()
@@ -164,6 +199,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	t := features.Timeouts{Dial: time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Pool: 5 * time.Second}
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.password, t))
 	defer rdb.Close()
+	if mp := mets.provider(); mp != nil {
+		hook, err := service.NewRedisHook(mp)
+		if err != nil {
+			return err
+		}
+		rdb.AddHook(hook)
+	}
 	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
 	if cfg.redisOnly {
 		return redisOnly(ctx, cfg, store, rdb, stdout)
@@ -187,7 +229,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer m.Close()
 		scorer = model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{BatchBudget: 10 * time.Second})
 	}
-	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: store, Scorer: scorer, FeatureTimeout: 10 * time.Second, Logger: log})
+	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: store, Scorer: scorer, FeatureTimeout: 10 * time.Second, Logger: log,
+		MeterProvider: mets.provider()})
 	if err != nil {
 		return err
 	}
@@ -216,6 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	prog := newProgress(stdout)
 	cfg.opts.Progress = prog.update
+	cfg.opts.MeterProvider = mets.provider()
 	runner := service.NewBatchRunner(pipe, service.NewBatchStore(rdb, cfg.prefix), store)
 	start := time.Now()
 	ck, flipped, err := runner.Run(ctx, cfg.opts, func(name string) (service.PartWriter, error) {

@@ -118,3 +118,22 @@ func checkBaseline(t *target, id string) (int, error) {
 	}
 	return resp.Bytes, nil
 }
+
+// checkDegraded asks nbp for one customer and reports whether the answer
+// says it is degraded.
+func checkDegraded(t *target, id string) (bool, error) {
+	status, body, err := t.get(t.url(id))
+	if err != nil {
+		return false, err
+	}
+	if status != fasthttp.StatusOK {
+		return false, fmt.Errorf("status %d", status)
+	}
+	var resp struct {
+		Degraded *bool `json:"degraded"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil || resp.Degraded == nil {
+		return false, fmt.Errorf("no \"degraded\" in the body: %.300s", body)
+	}
+	return *resp.Degraded, nil
+}

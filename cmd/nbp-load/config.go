@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -21,6 +23,10 @@ type config struct {
 	concurrency  int
 	rate         float64
 	overload     bool
+	degraded     bool
+	serverCPUs   string
+	serverSet    []int // parsed -server-cpus
+	loadSet      []int // the other CPUs: nbp-load alone
 	pool         int
 	rounds       int
 	n            int
@@ -70,6 +76,8 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.IntVar(&c.concurrency, "concurrency", 32, "closed loop: concurrent workers (each one keep-alive connection)")
 	fs.Float64Var(&c.rate, "rate", 5000, "open loop: requests a second")
 	fs.BoolVar(&c.overload, "overload", false, "also offer nbp twice its closed-loop peak and report goodput, admitted latency and shedding")
+	fs.BoolVar(&c.degraded, "degraded", false, "also measure nbp at -rate with its private Redis black-holed (SIGSTOP), then down (killed): the degraded-mode latency")
+	fs.StringVar(&c.serverCPUs, "server-cpus", "", "pin the system under test (the servers and the private Redis) to these CPUs (taskset form: 1 or 2-3) and nbp-load to the others, so the generator cannot take the servers' CPU nor they its; empty: no pinning")
 	fs.IntVar(&c.pool, "pool", 0, "open loop: goroutines sending requests; a due request finding none idle is dropped (0: rate/10, at least 64)")
 	fs.IntVar(&c.rounds, "rounds", 1, "closed loop: rounds of (baseline, nbp)")
 	fs.IntVar(&c.n, "n", 10000, "demo customers to load and draw from (nbp -demo-n)")
@@ -127,6 +135,23 @@ func (c *config) validate(rest []string) error {
 	}
 	if c.pool < 1 {
 		errs = append(errs, errors.New("-pool must be at least 1"))
+	}
+	if c.serverCPUs != "" {
+		cpus, err := parseCPUList(c.serverCPUs, runtime.NumCPU())
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("-server-cpus: %w", err))
+		case len(otherCPUs(cpus, runtime.NumCPU())) == 0:
+			errs = append(errs, errors.New("-server-cpus: leave at least one CPU for nbp-load and Redis"))
+		default:
+			c.serverSet, c.loadSet = cpus, otherCPUs(cpus, runtime.NumCPU())
+			if _, err := exec.LookPath("taskset"); err != nil {
+				errs = append(errs, fmt.Errorf("-server-cpus needs taskset (util-linux): %w", err))
+			}
+		}
+	}
+	if c.degraded && c.redisAddr != "" {
+		errs = append(errs, errors.New("-degraded stops and kills Redis: it needs the private redis-server (unset REDIS_ADDR and -redis)"))
 	}
 	if c.rounds < 1 {
 		errs = append(errs, errors.New("-rounds must be at least 1"))

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,14 +26,18 @@ const goodputDeadline = 100 * time.Millisecond
 type tally struct {
 	latency  histogram
 	admitted histogram // latency of the 200s alone
+	shed     histogram // latency of the 503s alone
 	ok       uint64
 	okInTime uint64 // 200s within the deadline (goodput)
 	errors   uint64
 	statuses map[int]uint64 // by HTTP status; 0 is a transport error
+	classes  map[string]uint64
 	firstErr string
 }
 
-func newTally() *tally { return &tally{statuses: make(map[int]uint64)} }
+func newTally() *tally {
+	return &tally{statuses: make(map[int]uint64), classes: make(map[string]uint64)}
+}
 
 func (t *tally) record(d time.Duration, status int, err error) {
 	t.latency.record(d)
@@ -44,7 +50,11 @@ func (t *tally) record(d time.Duration, status int, err error) {
 		}
 		return
 	}
+	if status == 503 {
+		t.shed.record(d)
+	}
 	t.errors++
+	t.classes[errorClass(status, err)]++
 	if t.firstErr == "" {
 		if err != nil {
 			t.firstErr = err.Error()
@@ -54,14 +64,45 @@ func (t *tally) record(d time.Duration, status int, err error) {
 	}
 }
 
+// errorClass names a failure for counting: the status, or for a failure
+// with no response, the transport error's message (which names no
+// request-specific value in fasthttp), cut short.
+func errorClass(status int, err error) string {
+	if status != 0 {
+		// With the error code of nbp's JSON error, when the body has one.
+		class := "status " + strconv.Itoa(status)
+		if err != nil {
+			const key = `"code":"`
+			msg := err.Error()
+			if i := strings.Index(msg, key); i >= 0 {
+				code, _, _ := strings.Cut(msg[i+len(key):], `"`)
+				class += " " + code
+			}
+		}
+		return class
+	}
+	if err == nil {
+		return "no status"
+	}
+	msg := err.Error()
+	if len(msg) > 90 {
+		msg = msg[:90] + "..."
+	}
+	return msg
+}
+
 func (t *tally) merge(o *tally) {
 	t.latency.merge(&o.latency)
 	t.admitted.merge(&o.admitted)
+	t.shed.merge(&o.shed)
 	t.ok += o.ok
 	t.okInTime += o.okInTime
 	t.errors += o.errors
 	for s, n := range o.statuses {
 		t.statuses[s] += n
+	}
+	for c, n := range o.classes {
+		t.classes[c] += n
 	}
 	if t.firstErr == "" {
 		t.firstErr = o.firstErr
@@ -149,6 +190,21 @@ func numTicks(d time.Duration, rate float64) int64 {
 // late send (a stalled dispatcher, a busy CPU) counts against the server
 // like a queue would: the measurement is free of coordinated omission.
 func runOpen(ctx context.Context, rate float64, pool int, warmup, dur time.Duration, issuer issuerFactory) openResult {
+	return runOpenTicks(ctx, rate, pool, warmup, dur, true, issuer)
+}
+
+// runOpenCoarse is runOpen for rates where the dispatcher's own cost
+// matters more than sub-millisecond sends: it sleeps on Go timers (about
+// a millisecond here) and sends every request that fell due meanwhile in
+// one go, instead of waking on its own thread for each. Sends are then up
+// to a millisecond late, which the latencies include, as always; in
+// exchange the dispatcher costs a fraction of the CPU, which at tens of
+// thousands of requests a second decides whether the generator keeps up.
+func runOpenCoarse(ctx context.Context, rate float64, pool int, warmup, dur time.Duration, issuer issuerFactory) openResult {
+	return runOpenTicks(ctx, rate, pool, warmup, dur, false, issuer)
+}
+
+func runOpenTicks(ctx context.Context, rate float64, pool int, warmup, dur time.Duration, precise bool, issuer issuerFactory) openResult {
 	jobs := make(chan time.Time) // unbuffered: a send succeeds only when a worker waits
 	type workerTally struct {
 		*tally
@@ -184,13 +240,17 @@ func runOpen(ctx context.Context, rate float64, pool int, warmup, dur time.Durat
 	start = time.Now()
 	measureFrom = start.Add(warmup)
 	end := measureFrom.Add(dur)
-	defer precisionThread()()
+	sleep := time.Sleep
+	if precise {
+		defer precisionThread()()
+		sleep = preciseSleep
+	}
 	var scheduled, dropped uint64
 	total := numTicks(warmup+dur, rate)
 	for i := int64(0); i < total && ctx.Err() == nil; {
 		due := tickTime(start, i, rate)
 		if wait := time.Until(due); wait > 0 {
-			preciseSleep(min(wait, 10*time.Millisecond)) // short, to notice ctx
+			sleep(min(wait, 10*time.Millisecond)) // short, to notice ctx
 			continue
 		}
 		measured := !due.Before(measureFrom)

@@ -82,15 +82,23 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 		fmt.Fprintf(stdout, "warning: other processes keep %.2f cores busy before the start: the numbers will be disturbed\n", *m.BusyAtStart)
 	}
 
-	redisAddr, redisPID := cfg.redisAddr, 0
+	if len(cfg.serverSet) > 0 {
+		if err := pinSelf(cfg.loadSet); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pinned: servers and Redis on CPU %s (servers with GOMAXPROCS=%d), nbp-load on CPU %s\n",
+			cpuList(cfg.serverSet), len(cfg.serverSet), cpuList(cfg.loadSet))
+	}
+	redisAddr := cfg.redisAddr
+	var redisProc *process
 	if redisAddr == "" {
-		p, addr, err := startRedis(ctx, cfg.redisBin, childEnv(getenv))
+		p, addr, err := startRedis(ctx, cfg.redisBin, childEnv(getenv), cfg.serverSet)
 		if err != nil {
 			return err
 		}
 		defer p.stop(2 * time.Second)
-		redisAddr, redisPID = addr, p.pid()
-		fmt.Fprintf(stdout, "redis: private redis-server on %s (pid %d)\n", addr, redisPID)
+		redisAddr, redisProc = addr, p
+		fmt.Fprintf(stdout, "redis: private redis-server on %s (pid %d)\n", addr, p.pid())
 	} else {
 		fmt.Fprintf(stdout, "redis: %s (REDIS_ADDR)\n", redisAddr)
 	}
@@ -99,7 +107,7 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	nbpArgs := append([]string{"-demo", "-addr", "127.0.0.1:0", "-log-level", "warn", "-demo-n", strconv.Itoa(cfg.n)}, cfg.nbpArgs...)
 	fmt.Fprintf(stdout, "nbp: starting %s %s (loads the %d-customer demo bank)\n", cfg.nbpBin, strings.Join(nbpArgs, " "), cfg.n)
 	nbp, nbpAddr, err := startServer(ctx, "nbp", cfg.nbpBin, nbpArgs,
-		childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib), 2*time.Minute, nbpLog.add)
+		childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib), cfg.serverSet, 2*time.Minute, nbpLog.add)
 	if err != nil {
 		return err
 	}
@@ -127,7 +135,7 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 		baseLog := &serverLog{name: "baseline", all: true}
 		base, baseAddr, err := startServer(ctx, "baseline", self,
 			[]string{"-serve-baseline", "-addr", "127.0.0.1:0", "-redis", redisAddr, "-prefix", baselinePrefix},
-			childEnv(getenv), 30*time.Second, baseLog.add)
+			childEnv(getenv), cfg.serverSet, 30*time.Second, baseLog.add)
 		if err != nil {
 			return err
 		}
@@ -146,7 +154,7 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	}
 
 	fmt.Fprintf(stdout, "\n")
-	interrupted := measure(ctx, cfg, servers, ids, redisPID, rep, stdout)
+	interrupted := measure(ctx, cfg, servers, ids, redisProc, rep, stdout)
 	rep.Interrupted = interrupted != nil
 
 	for _, s := range servers {
@@ -179,11 +187,11 @@ type server struct {
 // measure runs the closed loop, -rounds times alternating the servers,
 // then the open loop on each, and adds the results to rep. It stops early,
 // returning ctx's error, when ctx ends.
-func measure(ctx context.Context, cfg config, servers []server, ids []string, redisPID int, rep *report, stdout io.Writer) error {
+func measure(ctx context.Context, cfg config, servers []server, ids []string, redis *process, rep *report, stdout io.Writer) error {
 	cpu := func(s server) *cpuMeter {
 		pids := map[string]int{"server": s.p.pid()}
-		if redisPID != 0 {
-			pids["redis"] = redisPID
+		if redis != nil && !redis.exited() {
+			pids["redis"] = redis.pid()
 		}
 		return newCPUMeter(pids)
 	}
@@ -202,15 +210,27 @@ func measure(ctx context.Context, cfg config, servers []server, ids []string, re
 		}
 	}
 	if cfg.overload {
-		if err := overload(ctx, cfg, servers, ids, rep, stdout); err != nil {
+		if err := overload(ctx, cfg, servers, ids, rep, cpu, stdout); err != nil {
 			return err
 		}
 	}
+	defer func() {
+		// Last, as it ends Redis.
+		if cfg.degraded && redis != nil && ctx.Err() == nil {
+			degraded(ctx, cfg, servers, ids, redis, rep, cpu, stdout)
+		}
+	}()
 	for _, s := range servers {
 		fmt.Fprintf(stdout, "running open loop:   %-8s %g req/s for %s + %s warm-up, pool of %d\n",
 			s.t.name, cfg.rate, cfg.duration, cfg.warmup, cfg.pool)
 		meter := cpu(s)
-		res := runOpen(ctx, cfg.rate, cfg.pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+1000))
+		run := runOpen
+		if len(cfg.serverSet) > 0 {
+			// Pinned, the generator has fewer CPUs than the precise
+			// dispatcher's own thread wants.
+			run = runOpenCoarse
+		}
+		res := run(ctx, cfg.rate, cfg.pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+1000))
 		if res.window > 0 {
 			rep.Open = append(rep.Open, openRun(s.t.name, cfg.rate, res, meter.cores()))
 		}
@@ -304,12 +324,17 @@ func thisMachine() machine {
 // overload offers nbp twice the throughput it sustained in the closed
 // loop, on a fixed schedule, and reports the goodput (200s within the
 // request deadline) against that peak, the latency of the admitted
-// requests, and how many were shed with 503.
-func overload(ctx context.Context, cfg config, servers []server, ids []string, rep *report, stdout io.Writer) error {
+// requests, and how many were shed with 503 and how fast. The pool of
+// senders holds a deadline's worth of requests at the offered rate: a
+// request that finds every sender busy would have missed its deadline
+// anyway, and is counted dropped.
+func overload(ctx context.Context, cfg config, servers []server, ids []string, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) error {
+	// The peak is the best closed-loop rate of 200s: requests shed there
+	// are not throughput.
 	peak := 0.0
 	for _, c := range rep.Closed {
-		if c.Target == "nbp" && c.RPS > peak {
-			peak = c.RPS
+		if c.Target == "nbp" && c.WindowS > 0 {
+			peak = max(peak, float64(c.OK)/c.WindowS)
 		}
 	}
 	for _, s := range servers {
@@ -317,18 +342,67 @@ func overload(ctx context.Context, cfg config, servers []server, ids []string, r
 			continue
 		}
 		rate := 2 * peak
-		pool := int(rate / 5)
+		pool := max(64, int(rate*goodputDeadline.Seconds()))
 		fmt.Fprintf(stdout, "running overload:    nbp at 2x its peak, %.0f req/s for %s + %s warm-up, pool of %d\n", rate, cfg.duration, cfg.warmup, pool)
-		res := runOpen(ctx, rate, pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+2000))
+		// A client of its own, with a connection for every sender.
+		t := newTarget("nbp", s.t.addr, pool+16)
+		meter := cpu(s)
+		res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, t.issuer(ids, cfg.seed+2000))
+		t.client.CloseIdleConnections()
 		if res.window <= 0 {
 			return ctx.Err()
 		}
-		secs := res.window.Seconds()
-		good := float64(res.okInTime) / secs
-		fmt.Fprintf(stdout, "overload: offered %.0f req/s (%d not sent: generator busy); goodput %.0f req/s = %.0f%% of the peak %.0f; "+
-			"admitted p50 %s ms, p99 %s ms; shed (503) %d, other errors %d\n",
-			rate, res.dropped, good, 100*good/peak, peak,
-			ms(res.admitted.quantile(0.5)), ms(res.admitted.quantile(0.99)), res.statuses[503], res.errors-res.statuses[503])
+		o := overloadRun(peak, rate, pool, res, meter.cores())
+		rep.Overload = &o
+		fmt.Fprintf(stdout, "overload: goodput %.0f req/s = %.0f%% of the peak %.0f; admitted p99 %s ms; shed %d (p99 %s ms)\n",
+			o.GoodputRPS, 100*o.GoodputShare, peak, ms(o.AdmittedUS.P99), o.Shed, ms(o.ShedUS.P99))
 	}
 	return nil
+}
+
+// degraded measures nbp at -rate while its Redis is black-holed (stopped
+// with SIGSTOP: connections stay open and nothing answers), then, after
+// it is resumed and nbp has recovered, while it is down (killed: every
+// connection refused). Nothing is warmed up: the measured window includes
+// the moment Redis goes away. It ends Redis; it runs last.
+func degraded(ctx context.Context, cfg config, servers []server, ids []string, redis *process, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) {
+	var nbp *server
+	for i := range servers {
+		if servers[i].t.name == "nbp" {
+			nbp = &servers[i]
+		}
+	}
+	if nbp == nil {
+		return
+	}
+	phase := func(name string, seed uint64) {
+		pool := max(64, int(cfg.rate*goodputDeadline.Seconds()))
+		fmt.Fprintf(stdout, "running degraded:    nbp with Redis %s, %g req/s for %s, pool of %d\n", name, cfg.rate, cfg.duration, pool)
+		meter := cpu(*nbp)
+		res := runOpenCoarse(ctx, cfg.rate, pool, 0, cfg.duration, nbp.t.issuer(ids, seed))
+		if res.window > 0 {
+			r := openRun("nbp", cfg.rate, res, meter.cores())
+			r.Phase = "redis " + name
+			rep.Degraded = append(rep.Degraded, r)
+		}
+	}
+	_ = syscall.Kill(redis.pid(), syscall.SIGSTOP)
+	phase("black-holed", cfg.seed+3000)
+	_ = syscall.Kill(redis.pid(), syscall.SIGCONT)
+	if ctx.Err() != nil {
+		return
+	}
+	// Let the breakers close again before the next fault.
+	recovered := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
+		if d, err := checkDegraded(nbp.t, ids[0]); err == nil && !d {
+			recovered = true
+			break
+		}
+	}
+	if !recovered {
+		rep.Notes = append(rep.Notes, "nbp still answered degraded 30s after Redis was resumed")
+	}
+	redis.stop(2 * time.Second)
+	phase("down", cfg.seed+4000)
 }

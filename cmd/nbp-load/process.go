@@ -92,7 +92,9 @@ func (p *process) failure(what string) error {
 // startServer starts a server that announces "listening on HOST:PORT" on
 // stdout and returns it with that address once it has.
 // Every other line goes to onLine, when not nil.
-func startServer(ctx context.Context, name, path string, args, env []string, limit time.Duration, onLine func(string)) (*process, string, error) {
+// cpus, when not empty, pins it there.
+func startServer(ctx context.Context, name, path string, args, env []string, cpus []int, limit time.Duration, onLine func(string)) (*process, string, error) {
+	path, args, env = pinned(cpus, path, args, env)
 	addrc := make(chan string, 1)
 	var once sync.Once
 	p, err := startProcess(name, path, args, env, "", func(line string) {
@@ -137,8 +139,9 @@ func loopback(addr string) string {
 }
 
 // startRedis starts a private redis-server on a free loopback port,
-// without persistence, and waits until it accepts connections.
-func startRedis(ctx context.Context, bin string, env []string) (*process, string, error) {
+// without persistence, and waits until it accepts connections. cpus, when
+// not empty, pins it there.
+func startRedis(ctx context.Context, bin string, env []string, cpus []int) (*process, string, error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, "", fmt.Errorf("redis-server not found (install it, or set REDIS_ADDR): %w", err)
@@ -150,9 +153,9 @@ func startRedis(ctx context.Context, bin string, env []string) (*process, string
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
 	addr := net.JoinHostPort("127.0.0.1", port)
-	p, err := startProcess("redis-server", path,
-		[]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"},
-		env, "", nil)
+	path, args, env := pinned(cpus, path,
+		[]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"}, env)
+	p, err := startProcess("redis-server", path, args, env, "", nil)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -21,13 +23,15 @@ const (
 // report is everything one run of nbp-load measured; it is also the JSON
 // written by -json.
 type report struct {
-	Machine         machine     `json:"machine"`
-	Settings        settings    `json:"settings"`
-	Closed          []runResult `json:"closed_loop"`
-	ThroughputRatio float64     `json:"throughput_ratio_nbp_over_baseline,omitempty"`
-	Open            []runResult `json:"open_loop"`
-	Notes           []string    `json:"notes,omitempty"`
-	Interrupted     bool        `json:"interrupted,omitempty"`
+	Machine         machine         `json:"machine"`
+	Settings        settings        `json:"settings"`
+	Closed          []runResult     `json:"closed_loop"`
+	ThroughputRatio float64         `json:"throughput_ratio_nbp_over_baseline,omitempty"`
+	Open            []runResult     `json:"open_loop"`
+	Overload        *overloadResult `json:"overload,omitempty"`
+	Degraded        []runResult     `json:"degraded,omitempty"`
+	Notes           []string        `json:"notes,omitempty"`
+	Interrupted     bool            `json:"interrupted,omitempty"`
 }
 
 type machine struct {
@@ -47,7 +51,8 @@ type settings struct {
 	Pool        int      `json:"pool"`
 	Rounds      int      `json:"rounds"`
 	Customers   int      `json:"customers"`
-	Redis       string   `json:"redis"` // "private" or "external"
+	Redis       string   `json:"redis"`                 // "private" or "external"
+	ServerCPUs  string   `json:"server_cpus,omitempty"` // pinned servers; nbp-load and Redis on the rest
 	NBP         string   `json:"nbp"`
 	NBPArgs     []string `json:"nbp_args,omitempty"`
 }
@@ -61,12 +66,14 @@ func (c config) settings() settings {
 		DurationS: c.duration.Seconds(), WarmupS: c.warmup.Seconds(),
 		Concurrency: c.concurrency, Rate: c.rate, Pool: c.pool, Rounds: c.rounds,
 		Customers: c.n, Redis: redis, NBP: c.nbpBin, NBPArgs: c.nbpArgs,
+		ServerCPUs: cpuList(c.serverSet),
 	}
 }
 
 // runResult is one measured run of one server.
 type runResult struct {
 	Target     string             `json:"target"`
+	Phase      string             `json:"phase,omitempty"` // degraded runs: what Redis was doing
 	Round      int                `json:"round,omitempty"`
 	TargetRate float64            `json:"target_rate,omitempty"` // open loop
 	WindowS    float64            `json:"window_s"`
@@ -81,6 +88,7 @@ type runResult struct {
 	FromSendUS *latencySummary    `json:"latency_from_send_us,omitempty"` // open loop: latency without the lag
 	Statuses   map[string]uint64  `json:"statuses"`                       // by HTTP status; "transport" when none came
 	FirstError string             `json:"first_error,omitempty"`
+	ErrorsBy   map[string]uint64  `json:"errors_by_class,omitempty"`
 	CPUCores   map[string]float64 `json:"cpu_cores"` // load (nbp-load), server, redis, other
 }
 
@@ -123,6 +131,9 @@ func resultOf(name string, t *tally, window float64, cores map[string]float64) r
 		Requests: t.ok + t.errors, OK: t.ok, Errors: t.errors,
 		LatencyUS: summarize(&t.latency), Statuses: statuses, FirstError: t.firstErr, CPUCores: cores,
 	}
+	if len(t.classes) > 0 {
+		r.ErrorsBy = t.classes
+	}
 	if window > 0 {
 		r.RPS = float64(r.Requests) / window
 	}
@@ -145,6 +156,44 @@ func openRun(name string, rate float64, res openResult, cores map[string]float64
 	return r
 }
 
+// overloadResult is the run at twice nbp's peak.
+type overloadResult struct {
+	PeakRPS      float64            `json:"peak_rps"` // nbp's best closed-loop round
+	OfferedRPS   float64            `json:"offered_rps"`
+	Pool         int                `json:"pool"`
+	WindowS      float64            `json:"window_s"`
+	Scheduled    uint64             `json:"scheduled"`
+	Dropped      uint64             `json:"dropped"`     // every sender busy
+	GoodputRPS   float64            `json:"goodput_rps"` // 200s within the deadline, a second
+	GoodputShare float64            `json:"goodput_share_of_peak"`
+	Admitted     uint64             `json:"admitted"` // 200s
+	AdmittedUS   latencySummary     `json:"admitted_latency_us"`
+	Shed         uint64             `json:"shed"` // 503s
+	ShedUS       latencySummary     `json:"shed_latency_us"`
+	Statuses     map[string]uint64  `json:"statuses"`
+	ErrorsBy     map[string]uint64  `json:"errors_by_class,omitempty"`
+	SendLagUS    latencySummary     `json:"send_lag_us"`
+	CPUCores     map[string]float64 `json:"cpu_cores"`
+}
+
+func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]float64) overloadResult {
+	r := resultOf("nbp", &res.tally, res.window.Seconds(), cores)
+	o := overloadResult{
+		PeakRPS: peak, OfferedRPS: rate, Pool: pool, WindowS: r.WindowS,
+		Scheduled: res.scheduled, Dropped: res.dropped,
+		Admitted: res.ok, AdmittedUS: summarize(&res.admitted),
+		Shed: res.statuses[503], ShedUS: summarize(&res.shed),
+		Statuses: r.Statuses, ErrorsBy: r.ErrorsBy, SendLagUS: summarize(&res.sendLag), CPUCores: cores,
+	}
+	if r.WindowS > 0 {
+		o.GoodputRPS = float64(res.okInTime) / r.WindowS
+	}
+	if peak > 0 {
+		o.GoodputShare = o.GoodputRPS / peak
+	}
+	return o
+}
+
 // finish works out the throughput ratio and the notes on what was seen.
 func (r *report) finish() {
 	var base, nbp float64
@@ -164,6 +213,12 @@ func (r *report) finish() {
 		if r.ThroughputRatio < noteRatio {
 			r.Notes = append(r.Notes, fmt.Sprintf("nbp's closed-loop throughput is %.0f%% of the baseline's (below %.0f%%)",
 				100*r.ThroughputRatio, 100*noteRatio))
+		}
+	}
+	r.finishOverload()
+	for _, d := range r.Degraded {
+		if d.Errors > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("degraded, %s: %d requests not answered 200: %v", d.Phase, d.Errors, d.ErrorsBy))
 		}
 	}
 	for _, run := range slices.Concat(r.Closed, r.Open) {
@@ -196,6 +251,29 @@ func (r *report) finish() {
 			r.Notes = append(r.Notes, fmt.Sprintf("open loop, %s: the generator sent late against its schedule (p99 %s ms, max %s ms), as it shares the CPU with the servers; the latencies include that lateness, as a client's would",
 				o.Target, ms(o.SendLagUS.P99), ms(o.SendLagUS.Max)))
 		}
+	}
+}
+
+// noteGoodputShare is the share of the peak that the overload run must
+// keep as goodput.
+const noteGoodputShare = 0.8
+
+func (r *report) finishOverload() {
+	o := r.Overload
+	if o == nil {
+		return
+	}
+	if o.GoodputShare < noteGoodputShare {
+		r.Notes = append(r.Notes, fmt.Sprintf("overload: goodput is %.0f%% of the peak (below %.0f%%)", 100*o.GoodputShare, 100*noteGoodputShare))
+	}
+	if o.AdmittedUS.P99 > uint64(goodputDeadline.Microseconds()) {
+		r.Notes = append(r.Notes, fmt.Sprintf("overload: admitted p99 %s ms is past the %s deadline", ms(o.AdmittedUS.P99), goodputDeadline))
+	}
+	if o.Dropped > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("overload: %d of %d scheduled requests not sent, all %d senders busy (each would have missed its deadline)", o.Dropped, o.Scheduled, o.Pool))
+	}
+	if lag := o.SendLagUS.P99; lag > noteSendLagP99 {
+		r.Notes = append(r.Notes, fmt.Sprintf("overload: the generator sent late against its schedule (p99 %s ms); the latencies include it", ms(lag)))
 	}
 }
 
@@ -245,6 +323,31 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "(lag p99: how late the generator sent against its schedule, included in the latencies;\n send p99: latency from the actual send, without that lag, for reference only)\n")
 	}
 
+	if o := r.Overload; o != nil {
+		fmt.Fprintf(w, "\noverload: %.0f req/s offered (2x the peak %.0f), %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
+			o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
+		fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak\n", goodputDeadline, o.GoodputRPS, 100*o.GoodputShare)
+		a, sh := o.AdmittedUS, o.ShedUS
+		fmt.Fprintf(w, "  admitted (200): %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))
+		fmt.Fprintf(w, "  shed (503):     %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Shed, ms(sh.P50), ms(sh.P90), ms(sh.P99), ms(sh.P999), ms(sh.Max))
+		fmt.Fprintf(w, "  not sent (senders busy): %d of %d; send lag p99 %s ms; cpu %s\n", o.Dropped, o.Scheduled, ms(o.SendLagUS.P99), cores(o.CPUCores))
+		if len(o.ErrorsBy) > 0 {
+			fmt.Fprintf(w, "  failures by kind: %s\n", classes(o.ErrorsBy))
+		}
+	}
+
+	if len(r.Degraded) > 0 {
+		fmt.Fprintf(w, "\ndegraded: nbp at %g req/s while Redis fails, %gs measured from the failure on; latency from the scheduled time\n", s.Rate, s.DurationS)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "redis\treq/s\tp50\tp90\tp99\tp99.9\tmax\tnot 200\tdropped\tcpu\t")
+		for _, d := range r.Degraded {
+			l := d.LatencyUS
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n",
+				d.Phase, d.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), d.Errors, deref(d.Dropped), cores(d.CPUCores))
+		}
+		tw.Flush()
+	}
+
 	if r.Interrupted {
 		fmt.Fprintf(w, "\ninterrupted: the results above are partial\n")
 	}
@@ -292,4 +395,23 @@ func deref(p *uint64) uint64 {
 		return 0
 	}
 	return *p
+}
+
+// classes formats failure counts, largest first.
+func classes(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return cmp.Compare(m[b], m[a])
+		}
+		return strings.Compare(a, b)
+	})
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(out, "; ")
 }

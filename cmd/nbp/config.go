@@ -49,6 +49,7 @@ type config struct {
 	arbitration     string
 	printArb        bool
 	maxInFlight     int
+	adaptiveLimit   bool
 	clients         string
 }
 
@@ -117,6 +118,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", dur("NBP_SHUTDOWN_TIMEOUT", 10*time.Second), "graceful shutdown limit")
 	fs.StringVar(&c.clients, "clients", getenv("NBP_CLIENTS"), "API clients file: key hashes, endpoints, channels, rate limits; reloaded on change and SIGHUP (env NBP_CLIENTS; none: the API is open)")
 	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "decisions under way before requests are shed with 503 (env NBP_MAX_IN_FLIGHT; default 64 per CPU)")
+	fs.BoolVar(&c.adaptiveLimit, "adaptive-limit", getenv("NBP_ADAPTIVE_LIMIT") == "1", "lower the limit below -max-in-flight while goroutines queue for the CPU (env NBP_ADAPTIVE_LIMIT=1)")
 	fs.StringVar(&logLevel, "log-level", env("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.demo, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.demoN, "demo-n", 10000, "demo bank size")

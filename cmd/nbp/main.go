@@ -224,6 +224,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			WriteTimeout:   cfg.writeTimeout,
 			IdleTimeout:    cfg.idleTimeout,
 			MaxInFlight:    cfg.maxInFlight,
+			AdaptiveLimit:  cfg.adaptiveLimit,
 		},
 		Logger: log,
 		Checks: []service.Check{

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model/modeltest"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 var redisServer *redistest.Server
@@ -98,8 +98,9 @@ func start(t *testing.T, args []string, getenv func(string) string) (string, fun
 func TestDemoEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	base, stop := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", dir, "-addr", "127.0.0.1:0"}, testEnv(t, nil))
+	client := apitest.Client(t) // every answer checked against openapi.json
 	for _, ch := range []string{"app_feed", "wecom_agent"} {
-		resp, err := http.Get(base + "/v1/customers/C000000001/recommendations?channel=" + ch + "&limit=3")
+		resp, err := client.Get(base + "/v1/customers/C000000001/recommendations?channel=" + ch + "&limit=3")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,12 +114,12 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %+v", ch, r)
 		}
 	}
-	resp, err := http.Get(base + "/readyz")
+	resp, err := client.Get(base + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	resp, err = http.Get(base + "/metrics")
+	resp, err = client.Get(base + "/metrics")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("metrics: %v %v", resp, err)
 	}
@@ -144,7 +145,7 @@ func TestDemoEndToEnd(t *testing.T) {
 func TestRulesOnlyNeedsNoModel(t *testing.T) {
 	base, stop := start(t, []string{"-demo", "-demo-n", "50", "-demo-dir", t.TempDir(), "-addr", "127.0.0.1:0", "-rules-only"},
 		testEnv(t, map[string]string{"NBP_MODEL": "/nonexistent.onnx", "ONNXRUNTIME_LIB": "/nonexistent.so"}))
-	resp, err := http.Get(base + "/v1/customers/C000000001/recommendations?channel=app_feed")
+	resp, err := apitest.Client(t).Get(base + "/v1/customers/C000000001/recommendations?channel=app_feed")
 	if err != nil {
 		t.Fatal(err)
 	}

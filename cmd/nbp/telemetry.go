@@ -7,19 +7,17 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/directops/nbp/cmd/internal/prommetrics"
 )
 
 // telemetry is the process's metrics and traces: a MeterProvider read by
@@ -59,15 +57,12 @@ func newTelemetry(ctx context.Context, getenv func(string) string, version strin
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	t := &telemetry{}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	pm, err := prommetrics.New(res)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	t.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
-	t.shutdown = append(t.shutdown, t.meters.Shutdown)
-	t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	t.meters, t.metrics = pm.Provider, pm.Handler
+	t.shutdown = append(t.shutdown, pm.Shutdown)
 
 	if !tracesWanted(getenv) {
 		t.tracers = tracenoop.NewTracerProvider()

@@ -1,0 +1,210 @@
+package service
+
+import (
+	"math"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limiter caps the decisions under way. Past the cap a request is shed at
+// once: a quick 503 the caller can retry elsewhere beats a slow answer for
+// everyone.
+//
+// The cap adapts to CPU saturation: each window, it reads how long
+// runnable goroutines waited for a CPU (the Go scheduler's latency, a
+// process-wide histogram). While the window's 90th percentile stays within
+// Target, the cap grows by its square root, provided the window used at
+// least half of it; past Target, the cap shrinks in proportion (never
+// below half in one window), so less work is admitted until the run queue
+// is short again. Admitted requests then keep their deadline, and the
+// excess is shed cheaply.
+//
+// The signal is the CPU queue, not the decisions' own latency: a slow or
+// unreachable Redis makes each decision wait without loading the CPU, and
+// shedding then would turn degraded answers into errors (the feature read
+// has its own budget and the breaker its own). A fixed limiter (Adaptive
+// false) keeps the cap at Max.
+type Limiter struct {
+	cfg      LimiterConfig
+	inFlight atomic.Int64
+	limit    atomic.Int64
+	shed     atomic.Int64
+	peak     atomic.Int64 // most decisions under way at once in the window
+	due      atomic.Int64 // unix nanoseconds when the window closes
+
+	mu       sync.Mutex // held by the one goroutine closing a window
+	estimate float64    // the cap, unrounded
+}
+
+// LimiterConfig tunes a Limiter. Zero values take the defaults.
+type LimiterConfig struct {
+	// Adaptive turns adaptation on; otherwise the cap is Max.
+	Adaptive bool
+	// Min and Max bound the cap; defaults 16 and 256.
+	Min, Max int
+	// Window is the time between two adjustments; default 50ms.
+	Window time.Duration
+	// Target is the scheduling delay (90th percentile) tolerated before
+	// the cap shrinks; default 5ms.
+	Target time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Delay returns the 90th percentile of the scheduling delay since its
+	// last call, and false when there were no samples; default: read
+	// from the Go runtime (/sched/latencies:seconds).
+	Delay func() (time.Duration, bool)
+}
+
+func (c *LimiterConfig) defaults() {
+	if c.Min <= 0 {
+		c.Min = 16
+	}
+	if c.Max <= 0 {
+		c.Max = 256
+	}
+	c.Min = min(c.Min, c.Max)
+	if c.Window <= 0 {
+		c.Window = 50 * time.Millisecond
+	}
+	if c.Target <= 0 {
+		c.Target = 5 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Delay == nil {
+		c.Delay = newSchedDelay().p90
+	}
+}
+
+// NewLimiter returns a limiter. An adaptive one starts at its maximum and
+// finds its level within a few windows of load.
+func NewLimiter(cfg LimiterConfig) *Limiter {
+	cfg.defaults()
+	l := &Limiter{cfg: cfg, estimate: float64(cfg.Max)}
+	l.limit.Store(int64(cfg.Max))
+	l.due.Store(cfg.Now().Add(cfg.Window).UnixNano())
+	return l
+}
+
+// Acquire admits a decision, or reports false when the cap is reached
+// (the request is then counted shed). An admitted decision must be
+// Released.
+func (l *Limiter) Acquire() bool {
+	n := l.inFlight.Add(1)
+	if n > l.limit.Load() {
+		l.inFlight.Add(-1)
+		l.shed.Add(1)
+		l.maybeAdjust()
+		return false
+	}
+	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
+	}
+	return true
+}
+
+// Release ends an admitted decision.
+func (l *Limiter) Release() {
+	l.inFlight.Add(-1)
+	l.maybeAdjust()
+}
+
+// maybeAdjust closes the window when it is due, in one goroutine; the
+// others go on without waiting.
+func (l *Limiter) maybeAdjust() {
+	if !l.cfg.Adaptive {
+		return
+	}
+	now := l.cfg.Now()
+	if now.UnixNano() < l.due.Load() || !l.mu.TryLock() {
+		return
+	}
+	defer l.mu.Unlock()
+	if now.UnixNano() < l.due.Load() { // closed meanwhile
+		return
+	}
+	l.due.Store(now.Add(l.cfg.Window).UnixNano())
+	peak := l.peak.Swap(l.inFlight.Load())
+	delay, ok := l.cfg.Delay()
+	if !ok {
+		return
+	}
+	l.estimate = nextLimit(l.estimate, delay, peak, l.cfg)
+	l.limit.Store(int64(math.Round(l.estimate)))
+}
+
+// nextLimit is one step: the cap scaled down by how far the scheduling
+// delay exceeds its target (never below half in one step), or, within
+// target, grown by its square root when the window used at least half of
+// it: an idle service must not earn a cap it has never shown it can take.
+func nextLimit(cur float64, delay time.Duration, peak int64, cfg LimiterConfig) float64 {
+	next := cur
+	switch {
+	case delay > cfg.Target:
+		next = cur * max(0.5, float64(cfg.Target)/float64(delay))
+	case float64(peak) >= cur/2:
+		next = cur + math.Sqrt(cur)
+	}
+	return max(float64(cfg.Min), min(float64(cfg.Max), next))
+}
+
+// Limit is the current cap.
+func (l *Limiter) Limit() int { return int(l.limit.Load()) }
+
+// InFlight is the number of decisions under way.
+func (l *Limiter) InFlight() int { return int(l.inFlight.Load()) }
+
+// Shed is the number of requests shed so far.
+func (l *Limiter) Shed() int64 { return l.shed.Load() }
+
+// schedDelay reads the Go scheduler's latency histogram and returns
+// quantiles of what was added since the last read.
+type schedDelay struct {
+	sample []metrics.Sample
+	prev   []uint64
+}
+
+const schedLatencies = "/sched/latencies:seconds"
+
+func newSchedDelay() *schedDelay {
+	s := &schedDelay{sample: []metrics.Sample{{Name: schedLatencies}}}
+	s.p90() // the baseline: what came before does not count
+	return s
+}
+
+// p90 is the 90th percentile of the delays since the last call (the
+// upper bound of its bucket), false when there were none. Not safe for
+// concurrent use; the limiter calls it under its lock.
+func (s *schedDelay) p90() (time.Duration, bool) {
+	metrics.Read(s.sample)
+	if s.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return 0, false
+	}
+	h := s.sample[0].Value.Float64Histogram()
+	if len(s.prev) != len(h.Counts) {
+		s.prev = make([]uint64, len(h.Counts))
+	}
+	var total uint64
+	for i, c := range h.Counts {
+		total += c - s.prev[i]
+	}
+	defer copy(s.prev, h.Counts)
+	if total == 0 {
+		return 0, false
+	}
+	want := (total*9 + 9) / 10
+	var seen uint64
+	for i, c := range h.Counts {
+		seen += c - s.prev[i]
+		if seen >= want {
+			up := h.Buckets[i+1]
+			if math.IsInf(up, 1) {
+				up = h.Buckets[i]
+			}
+			return time.Duration(up * float64(time.Second)), true
+		}
+	}
+	return 0, false
+}

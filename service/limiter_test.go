@@ -1,0 +1,179 @@
+package service_test
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/directops/nbp/service"
+)
+
+// simLimiter drives a limiter with a fake clock and a fake CPU: each
+// window, demand requests try to get in, and the scheduling delay the
+// window shows is cpu(admitted).
+type simLimiter struct {
+	l     *service.Limiter
+	now   time.Time
+	delay time.Duration
+	quiet bool // no scheduling samples this window
+}
+
+const simWindow = 50 * time.Millisecond
+
+func newSimLimiter(adaptive bool) *simLimiter {
+	s := &simLimiter{now: time.Unix(1_700_000_000, 0)}
+	s.l = service.NewLimiter(service.LimiterConfig{
+		Adaptive: adaptive, Min: 4, Max: 256, Window: simWindow, Target: 2 * time.Millisecond,
+		Now:   func() time.Time { return s.now },
+		Delay: func() (time.Duration, bool) { return s.delay, !s.quiet },
+	})
+	return s
+}
+
+// run plays windows of load and returns the last window's admitted count
+// and the mean delay of the last half of the windows.
+func (s *simLimiter) run(windows, demand int, cpu func(admitted int) time.Duration) (int, time.Duration) {
+	var k int
+	var sum time.Duration
+	for w := range windows {
+		k = 0
+		for k < demand && s.l.Acquire() {
+			k++
+		}
+		s.delay = cpu(k)
+		if w >= windows/2 {
+			sum += s.delay
+		}
+		s.now = s.now.Add(simWindow)
+		for range k {
+			s.l.Release()
+		}
+	}
+	return k, sum / time.Duration(windows-windows/2)
+}
+
+// saturated is a CPU that runs 20 decisions at once without queueing;
+// past that, goroutines wait for it in proportion.
+func saturated(k int) time.Duration {
+	return max(100*time.Microsecond, time.Duration(k-20)*200*time.Microsecond)
+}
+
+func TestAdaptiveLimiterKeepsTheRunQueueShort(t *testing.T) {
+	s := newSimLimiter(true)
+	// Light load: the cap stays where it is, no one is shed.
+	s.run(40, 5, saturated)
+	if got := s.l.Limit(); got != 256 || s.l.Shed() != 0 {
+		t.Fatalf("limit %d, %d shed after light load; want 256 and none", got, s.l.Shed())
+	}
+	// Overload: far more demand than the CPU can take. The cap falls
+	// until the scheduling delay is near its 2ms target.
+	admitted, delay := s.run(200, 1000, saturated)
+	if delay > 3*time.Millisecond || admitted < 20 {
+		t.Fatalf("under overload: %d admitted with a %s delay, want the delay near 2ms with the CPU busy (20+)", admitted, delay)
+	}
+	if s.l.Shed() == 0 {
+		t.Fatal("nothing shed under overload")
+	}
+	// The overload passes: the cap grows back.
+	s.run(100, 1000, func(int) time.Duration { return 100 * time.Microsecond })
+	if got := s.l.Limit(); got != 256 {
+		t.Fatalf("limit %d once the CPU is idle again, want back to 256", got)
+	}
+}
+
+// A slow dependency (Redis black-holed) makes decisions wait without
+// loading the CPU: nothing may be shed for it.
+func TestAdaptiveLimiterIgnoresSlowDependencies(t *testing.T) {
+	s := newSimLimiter(true)
+	admitted, _ := s.run(200, 200, func(int) time.Duration { return 50 * time.Microsecond })
+	if admitted != 200 || s.l.Shed() != 0 {
+		t.Fatalf("%d of 200 admitted, %d shed, with an idle CPU", admitted, s.l.Shed())
+	}
+}
+
+func TestAdaptiveLimiterHoldsWithoutSamples(t *testing.T) {
+	s := newSimLimiter(true)
+	s.run(40, 1000, saturated)
+	before := s.l.Limit()
+	s.quiet = true
+	s.run(40, 1000, func(int) time.Duration { return time.Second })
+	if got := s.l.Limit(); got != before {
+		t.Fatalf("limit moved from %d to %d on windows without samples", before, got)
+	}
+}
+
+func TestFixedLimiterStaysAtMax(t *testing.T) {
+	s := newSimLimiter(false)
+	admitted, _ := s.run(100, 1000, saturated)
+	if admitted != 256 || s.l.Limit() != 256 {
+		t.Fatalf("fixed limiter admitted %d with limit %d, want 256", admitted, s.l.Limit())
+	}
+}
+
+// The default signal, the Go scheduler's latency, rises when goroutines
+// queue for the CPU.
+func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
+	l := service.NewLimiter(service.LimiterConfig{Adaptive: true, Min: 1, Max: 64, Window: 10 * time.Millisecond, Target: 50 * time.Microsecond})
+	// Four busy goroutines per CPU, each yielding often: every yield
+	// queues behind the others.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					for i := 0; i < 200_000; i++ {
+						_ = i * i
+					}
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Limit() > 32 && time.Now().Before(deadline) {
+		if l.Acquire() {
+			l.Release()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if got := l.Limit(); got > 32 {
+		t.Fatalf("limit %d after 5s of a saturated CPU, want it cut below 32", got)
+	}
+}
+
+func TestLimiterConcurrentUse(t *testing.T) {
+	l := service.NewLimiter(service.LimiterConfig{Adaptive: true, Min: 2, Max: 8, Window: time.Millisecond})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted, shed := 0, 0
+	for range 16 {
+		wg.Go(func() {
+			a, s := 0, 0
+			for range 2000 {
+				if !l.Acquire() {
+					s++
+					continue
+				}
+				a++
+				if n := l.InFlight(); n > 8 {
+					t.Errorf("%d in flight, max 8", n)
+				}
+				l.Release()
+			}
+			mu.Lock()
+			admitted, shed = admitted+a, shed+s
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if l.InFlight() != 0 || admitted+shed != 32000 || int64(shed) != l.Shed() {
+		t.Fatalf("in flight %d after all released; admitted %d + shed %d (counted %d), want 32000 in all", l.InFlight(), admitted, shed, l.Shed())
+	}
+}
