@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	// The unavailable-Redis tests make go-redis complain at every dial.
-	redis.SetLogger(features.RedisLogger{Log: slog.New(slog.DiscardHandler)})
+	redis.SetLogger(features.NewRedisLogger(slog.New(slog.DiscardHandler)))
 	s, err := redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "features tests need a Redis server:", err)

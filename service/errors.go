@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -58,7 +57,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if ae.status >= 500 {
 		// At most a few lines a second: in an outage every request fails
 		// the same way, and a line each would cost more than the answer.
-		if ok, suppressed := s.errLog.allow(time.Now()); ok {
+		if ok, suppressed := s.errLog.Allow(time.Now()); ok {
 			// The route pattern, never the path: the path holds a customer id.
 			s.log.ErrorContext(c.UserContext(), "request failed",
 				slog.String("route", c.Route().Path), slog.String("method", c.Method()),
@@ -75,8 +74,10 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return &apiError{status: fe.Code, code: CodeNotFound, message: "no such endpoint"}
 	case fiber.StatusMethodNotAllowed:
 		return &apiError{status: fe.Code, code: CodeMethodNotAllowed, message: "method not allowed on this endpoint"}
-	case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
+	case fiber.StatusRequestEntityTooLarge:
 		return &apiError{status: fe.Code, code: CodeTooLarge, message: "request body too large"}
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return &apiError{status: fe.Code, code: CodeTooLarge, message: "request headers too large"}
 	case fiber.StatusRequestTimeout:
 		return &apiError{status: fe.Code, code: CodeTimeout, message: "request timed out"}
 	}
@@ -84,27 +85,4 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return &apiError{status: fe.Code, code: CodeBadRequest, message: "malformed request"}
 	}
 	return &apiError{status: fiber.StatusInternalServerError, code: CodeInternal, message: "internal error"}
-}
-
-// logSampler lets perSecond lines through each second and counts the rest,
-// so that the next line let through can say how many were dropped.
-type logSampler struct {
-	perSecond  int64
-	second     atomic.Int64 // unix second of the current budget
-	used       atomic.Int64
-	suppressed atomic.Int64
-}
-
-// allow reports whether a line may be written at now, and how many lines
-// were suppressed since the last one written.
-func (l *logSampler) allow(now time.Time) (bool, int64) {
-	sec := now.Unix()
-	if cur := l.second.Load(); cur != sec && l.second.CompareAndSwap(cur, sec) {
-		l.used.Store(0)
-	}
-	if l.used.Add(1) > l.perSecond {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	return true, l.suppressed.Swap(0)
 }

@@ -44,7 +44,10 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		err := s.audit.Write(actx, NewAuditRecord(&d, s.hasher))
 		cancel()
 		if err != nil {
-			s.log.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()))
+			if ok, suppressed := s.auditLog.Allow(time.Now()); ok {
+				s.log.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()),
+					slog.Int64("similar_lines_suppressed", suppressed))
+			}
 		}
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {

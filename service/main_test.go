@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	// The Redis-down tests make go-redis complain on every dial.
-	redis.SetLogger(features.RedisLogger{Log: slog.New(slog.DiscardHandler)})
+	redis.SetLogger(features.NewRedisLogger(slog.New(slog.DiscardHandler)))
 	redisServer, err = redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "service tests:", err)

@@ -14,6 +14,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/directops/nbp/features"
 )
 
 // HTTPConfig bounds the HTTP server.
@@ -103,7 +105,8 @@ type Server struct {
 	audit    *AuditLog
 	hasher   *CustomerHasher
 	limiter  *Limiter
-	errLog   logSampler
+	errLog   features.LogSampler // 5xx lines
+	auditLog features.LogSampler // audit records not queued
 	clients  atomic.Pointer[Clients]
 	metrics  http.Handler
 	tel      *httpTelemetry
@@ -126,7 +129,7 @@ func NewServer(sc ServerConfig) *Server {
 		// each, it keeps well inside its deadline.
 		Target: cfg.RequestTimeout / 20,
 	})
-	s.errLog = logSampler{perSecond: 10}
+	s.errLog.PerSecond, s.auditLog.PerSecond = 10, 10
 	tel, err := newHTTPTelemetry(s, sc.MeterProvider, sc.TracerProvider)
 	if err != nil {
 		// Only a bad instrument name fails, and ours are constants.

@@ -155,7 +155,7 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 		return nil, err
 	}
 	_, err = m.Int64ObservableGauge("nbp.requests.limit",
-		metric.WithDescription("Decisions allowed under way at once before requests are shed (adapts to latency)."),
+		metric.WithDescription("Decisions allowed under way at once before requests are shed (lowered by the adaptive limit while goroutines queue for the CPU)."),
 		metric.WithUnit("{request}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(s.limiter.Limit()))

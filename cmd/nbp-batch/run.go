@@ -173,7 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		debug.SetGCPercent(400) // a small, churning heap: collect less often
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	redis.SetLogger(features.RedisLogger{Log: log})
+	redis.SetLogger(features.NewRedisLogger(log))
 	mets, err := startMetrics(cfg, stdout)
 	if err != nil {
 		return err

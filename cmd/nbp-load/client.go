@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -60,10 +61,17 @@ func (t *target) issuer(ids []string, seed uint64) issuerFactory {
 			if s := resp.StatusCode(); s != fasthttp.StatusOK {
 				return s, fmt.Errorf("status %d: %.200s", s, resp.Body())
 			}
+			if bytes.Contains(resp.Body(), degradedTrue) {
+				return fasthttp.StatusOK, errDegraded
+			}
 			return fasthttp.StatusOK, nil
 		}
 	}
 }
+
+// degradedTrue is how nbp's JSON says an answer is degraded (the baseline
+// never does).
+var degradedTrue = []byte(`"degraded":true`)
 
 // get fetches url once and returns the status and a copy of the body.
 func (t *target) get(url string) (int, []byte, error) {

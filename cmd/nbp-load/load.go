@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,8 +12,12 @@ import (
 
 // issueFunc sends one request and returns its HTTP status, or an error
 // when there is no response (refused, timed out, cut). A status other
-// than 200 counts as an error too.
+// than 200 counts as an error too. A 200 that says it is degraded comes
+// with errDegraded: an answer, but not a personalised one.
 type issueFunc func() (status int, err error)
+
+// errDegraded marks a 200 whose body says "degraded": true.
+var errDegraded = errors.New("degraded answer")
 
 // issuerFactory makes the issueFunc of one worker goroutine, which may
 // keep buffers and a random source of its own.
@@ -24,15 +29,17 @@ const goodputDeadline = 100 * time.Millisecond
 
 // tally is what one worker saw. Workers keep their own; merge adds them.
 type tally struct {
-	latency  histogram
-	admitted histogram // latency of the 200s alone
-	shed     histogram // latency of the 503s alone
-	ok       uint64
-	okInTime uint64 // 200s within the deadline (goodput)
-	errors   uint64
-	statuses map[int]uint64 // by HTTP status; 0 is a transport error
-	classes  map[string]uint64
-	firstErr string
+	latency    histogram
+	admitted   histogram // latency of the 200s alone
+	shed       histogram // latency of the 503s alone
+	ok         uint64
+	okInTime   uint64 // 200s within the deadline (goodput)
+	degraded   uint64 // of the 200s, degraded ones
+	fullInTime uint64 // 200s within the deadline and not degraded
+	errors     uint64
+	statuses   map[int]uint64 // by HTTP status; 0 is a transport error
+	classes    map[string]uint64
+	firstErr   string
 }
 
 func newTally() *tally {
@@ -42,11 +49,17 @@ func newTally() *tally {
 func (t *tally) record(d time.Duration, status int, err error) {
 	t.latency.record(d)
 	t.statuses[status]++
-	if err == nil && status == 200 {
+	if status == 200 && (err == nil || errors.Is(err, errDegraded)) {
 		t.ok++
 		t.admitted.record(d)
+		if err != nil {
+			t.degraded++
+		}
 		if d <= goodputDeadline {
 			t.okInTime++
+			if err == nil {
+				t.fullInTime++
+			}
 		}
 		return
 	}
@@ -97,6 +110,8 @@ func (t *tally) merge(o *tally) {
 	t.shed.merge(&o.shed)
 	t.ok += o.ok
 	t.okInTime += o.okInTime
+	t.degraded += o.degraded
+	t.fullInTime += o.fullInTime
 	t.errors += o.errors
 	for s, n := range o.statuses {
 		t.statuses[s] += n

@@ -79,6 +79,7 @@ type runResult struct {
 	WindowS    float64            `json:"window_s"`
 	Requests   uint64             `json:"requests"` // answered or failed
 	OK         uint64             `json:"ok"`
+	Degraded   uint64             `json:"degraded,omitempty"`  // of the 200s, degraded (not personalised)
 	Errors     uint64             `json:"errors"`              // non-200 or no response
 	Scheduled  *uint64            `json:"scheduled,omitempty"` // open loop: due in the window
 	Dropped    *uint64            `json:"dropped,omitempty"`   // open loop: of those, not sent
@@ -128,7 +129,7 @@ func resultOf(name string, t *tally, window float64, cores map[string]float64) r
 	}
 	r := runResult{
 		Target: name, WindowS: window,
-		Requests: t.ok + t.errors, OK: t.ok, Errors: t.errors,
+		Requests: t.ok + t.errors, OK: t.ok, Degraded: t.degraded, Errors: t.errors,
 		LatencyUS: summarize(&t.latency), Statuses: statuses, FirstError: t.firstErr, CPUCores: cores,
 	}
 	if len(t.classes) > 0 {
@@ -158,22 +159,27 @@ func openRun(name string, rate float64, res openResult, cores map[string]float64
 
 // overloadResult is the run at twice nbp's peak.
 type overloadResult struct {
-	PeakRPS      float64            `json:"peak_rps"` // nbp's best closed-loop round
-	OfferedRPS   float64            `json:"offered_rps"`
-	Pool         int                `json:"pool"`
-	WindowS      float64            `json:"window_s"`
-	Scheduled    uint64             `json:"scheduled"`
-	Dropped      uint64             `json:"dropped"`     // every sender busy
-	GoodputRPS   float64            `json:"goodput_rps"` // 200s within the deadline, a second
-	GoodputShare float64            `json:"goodput_share_of_peak"`
-	Admitted     uint64             `json:"admitted"` // 200s
-	AdmittedUS   latencySummary     `json:"admitted_latency_us"`
-	Shed         uint64             `json:"shed"` // 503s
-	ShedUS       latencySummary     `json:"shed_latency_us"`
-	Statuses     map[string]uint64  `json:"statuses"`
-	ErrorsBy     map[string]uint64  `json:"errors_by_class,omitempty"`
-	SendLagUS    latencySummary     `json:"send_lag_us"`
-	CPUCores     map[string]float64 `json:"cpu_cores"`
+	PeakRPS      float64 `json:"peak_rps"` // nbp's best closed-loop round
+	OfferedRPS   float64 `json:"offered_rps"`
+	Pool         int     `json:"pool"`
+	WindowS      float64 `json:"window_s"`
+	Scheduled    uint64  `json:"scheduled"`
+	Dropped      uint64  `json:"dropped"`     // every sender busy
+	GoodputRPS   float64 `json:"goodput_rps"` // 200s within the deadline, a second
+	GoodputShare float64 `json:"goodput_share_of_peak"`
+	// Personalised goodput: the 200s within the deadline that are not
+	// degraded (a feature read given up, the Redis breaker open).
+	FullGoodputRPS   float64            `json:"personalised_goodput_rps"`
+	FullGoodputShare float64            `json:"personalised_goodput_share_of_peak"`
+	Degraded         uint64             `json:"degraded"` // of the admitted
+	Admitted         uint64             `json:"admitted"` // 200s
+	AdmittedUS       latencySummary     `json:"admitted_latency_us"`
+	Shed             uint64             `json:"shed"` // 503s
+	ShedUS           latencySummary     `json:"shed_latency_us"`
+	Statuses         map[string]uint64  `json:"statuses"`
+	ErrorsBy         map[string]uint64  `json:"errors_by_class,omitempty"`
+	SendLagUS        latencySummary     `json:"send_lag_us"`
+	CPUCores         map[string]float64 `json:"cpu_cores"`
 }
 
 func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]float64) overloadResult {
@@ -185,11 +191,14 @@ func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]
 		Shed: res.statuses[503], ShedUS: summarize(&res.shed),
 		Statuses: r.Statuses, ErrorsBy: r.ErrorsBy, SendLagUS: summarize(&res.sendLag), CPUCores: cores,
 	}
+	o.Degraded = res.degraded
 	if r.WindowS > 0 {
 		o.GoodputRPS = float64(res.okInTime) / r.WindowS
+		o.FullGoodputRPS = float64(res.fullInTime) / r.WindowS
 	}
 	if peak > 0 {
 		o.GoodputShare = o.GoodputRPS / peak
+		o.FullGoodputShare = o.FullGoodputRPS / peak
 	}
 	return o
 }
@@ -266,6 +275,10 @@ func (r *report) finishOverload() {
 	if o.GoodputShare < noteGoodputShare {
 		r.Notes = append(r.Notes, fmt.Sprintf("overload: goodput is %.0f%% of the peak (below %.0f%%)", 100*o.GoodputShare, 100*noteGoodputShare))
 	}
+	if o.Degraded > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("overload: %d of the %d answers were degraded (features not read: the read ran out of budget, or the Redis breaker was open); personalised goodput is %.0f%% of the peak",
+			o.Degraded, o.Admitted, 100*o.FullGoodputShare))
+	}
 	if o.AdmittedUS.P99 > uint64(goodputDeadline.Microseconds()) {
 		r.Notes = append(r.Notes, fmt.Sprintf("overload: admitted p99 %s ms is past the %s deadline", ms(o.AdmittedUS.P99), goodputDeadline))
 	}
@@ -326,9 +339,10 @@ func (r *report) print(w io.Writer) {
 	if o := r.Overload; o != nil {
 		fmt.Fprintf(w, "\noverload: %.0f req/s offered (2x the peak %.0f), %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
 			o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
-		fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak\n", goodputDeadline, o.GoodputRPS, 100*o.GoodputShare)
+		fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak; personalised (not degraded) %.0f req/s = %.0f%%\n",
+			goodputDeadline, o.GoodputRPS, 100*o.GoodputShare, o.FullGoodputRPS, 100*o.FullGoodputShare)
 		a, sh := o.AdmittedUS, o.ShedUS
-		fmt.Fprintf(w, "  admitted (200): %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))
+		fmt.Fprintf(w, "  admitted (200): %d, %d of them degraded; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, o.Degraded, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))
 		fmt.Fprintf(w, "  shed (503):     %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Shed, ms(sh.P50), ms(sh.P90), ms(sh.P99), ms(sh.P999), ms(sh.Max))
 		fmt.Fprintf(w, "  not sent (senders busy): %d of %d; send lag p99 %s ms; cpu %s\n", o.Dropped, o.Scheduled, ms(o.SendLagUS.P99), cores(o.CPUCores))
 		if len(o.ErrorsBy) > 0 {
@@ -339,11 +353,11 @@ func (r *report) print(w io.Writer) {
 	if len(r.Degraded) > 0 {
 		fmt.Fprintf(w, "\ndegraded: nbp at %g req/s while Redis fails, %gs measured from the failure on; latency from the scheduled time\n", s.Rate, s.DurationS)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "redis\treq/s\tp50\tp90\tp99\tp99.9\tmax\tnot 200\tdropped\tcpu\t")
+		fmt.Fprintln(tw, "redis\treq/s\tp50\tp90\tp99\tp99.9\tmax\tdegraded 200\tnot 200\tdropped\tcpu\t")
 		for _, d := range r.Degraded {
 			l := d.LatencyUS
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n",
-				d.Phase, d.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), d.Errors, deref(d.Dropped), cores(d.CPUCores))
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t\n",
+				d.Phase, d.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), d.Degraded, d.Errors, deref(d.Dropped), cores(d.CPUCores))
 		}
 		tw.Flush()
 	}

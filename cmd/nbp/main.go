@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if tel.otlp {
 		log.Info("exporting traces over OTLP/HTTP (OTEL_* variables)")
 	}
-	redis.SetLogger(features.RedisLogger{Log: log})
+	redis.SetLogger(features.NewRedisLogger(log))
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))
 	defer rdb.Close()
 	redisHook, err := service.NewRedisHook(tel.meters)
@@ -158,9 +158,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
+	// Past a few failed reads in a row, decisions stop waiting on Redis
+	// and go degraded at once, until a probe finds it back.
+	guarded := service.NewGuardedStore(store, service.StoreGuardOptions{
+		OnStateChange: func(from, to gobreaker.State) {
+			log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
+		},
+	})
 	pipe, err := service.NewPipeline(service.PipelineConfig{
 		Catalog:        cat,
-		Store:          store,
+		Store:          guarded,
 		Scorer:         scorer,
 		FeatureTimeout: cfg.featureTimeout,
 		Logger:         log,
@@ -171,6 +178,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if err := observeModel(tel.meters, modelVersion, cat.Version, breakerState); err != nil {
+		return err
+	}
+	if err := observeBreaker(tel.meters, "nbp.redis.breaker.state",
+		"The feature store's circuit breaker: 0 closed, 1 half-open (probing), 2 open (decisions go degraded without reading Redis).", guarded.State); err != nil {
 		return err
 	}
 	// SIGHUP reloads the arbitration and the clients files (each also

@@ -105,8 +105,16 @@ func observeModel(mp metric.MeterProvider, modelVersion, catalogVersion string, 
 	if err != nil || state == nil {
 		return err
 	}
-	_, err = m.Int64ObservableGauge("nbp.model.breaker.state",
-		metric.WithDescription("The model's circuit breaker: 0 closed, 1 half-open (probing), 2 open (the rules answer)."),
+	return observeBreaker(mp, "nbp.model.breaker.state",
+		"The model's circuit breaker: 0 closed, 1 half-open (probing), 2 open (the rules answer).", state)
+}
+
+// observeBreaker publishes a circuit breaker's state as a gauge: 0 closed,
+// 1 half-open, 2 open.
+func observeBreaker(mp metric.MeterProvider, name, description string, state func() gobreaker.State) error {
+	m := mp.Meter("github.com/directops/nbp/cmd/nbp")
+	_, err := m.Int64ObservableGauge(name,
+		metric.WithDescription(description),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			switch state() {
 			case gobreaker.StateHalfOpen:
