@@ -132,6 +132,7 @@ func (s *Server) limit(c *fiber.Ctx) error {
 		return nil
 	}
 	defer s.limiter.Release()
+	c.SetUserContext(withLimiter(c.UserContext(), s.limiter))
 	return c.Next()
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"math"
 	"runtime/metrics"
 	"sync"
@@ -33,6 +34,7 @@ type Limiter struct {
 	shed     atomic.Int64
 	peak     atomic.Int64 // most decisions under way at once in the window
 	due      atomic.Int64 // unix nanoseconds when the window closes
+	lastShed atomic.Int64 // unix nanoseconds of the last request shed
 
 	mu       sync.Mutex // held by the one goroutine closing a window
 	estimate float64    // the cap, unrounded
@@ -97,6 +99,7 @@ func (l *Limiter) Acquire() bool {
 	if n > l.limit.Load() {
 		l.inFlight.Add(-1)
 		l.shed.Add(1)
+		l.lastShed.Store(l.cfg.Now().UnixNano())
 		l.maybeAdjust()
 		return false
 	}
@@ -109,6 +112,41 @@ func (l *Limiter) Acquire() bool {
 func (l *Limiter) Release() {
 	l.inFlight.Add(-1)
 	l.maybeAdjust()
+}
+
+// Pause takes an admitted decision out of the count while it waits on I/O
+// (the feature read): waiting costs no CPU, and counting it would shed
+// requests whenever Redis slows down, when a degraded answer is due
+// instead. Resume puts it back, whatever the cap: it was admitted.
+func (l *Limiter) Pause() { l.inFlight.Add(-1) }
+
+// Resume ends a Pause.
+func (l *Limiter) Resume() { l.inFlight.Add(1) }
+
+// Overloaded reports whether a request was shed within the last second:
+// the CPU, not a dependency, is then the likely cause of slow reads.
+func (l *Limiter) Overloaded() bool {
+	last := l.lastShed.Load()
+	return last != 0 && l.cfg.Now().UnixNano()-last < int64(time.Second)
+}
+
+type limiterKey struct{}
+
+// withLimiter returns ctx carrying the limiter that admitted the request,
+// for the pipeline to pause it around I/O.
+func withLimiter(ctx context.Context, l *Limiter) context.Context {
+	return context.WithValue(ctx, limiterKey{}, l)
+}
+
+// pauseLimit pauses the count of ctx's admitted decision, if a limiter
+// admitted it, and returns the function that resumes it.
+func pauseLimit(ctx context.Context) (resume func()) {
+	l, ok := ctx.Value(limiterKey{}).(*Limiter)
+	if !ok {
+		return func() {}
+	}
+	l.Pause()
+	return l.Resume
 }
 
 // maybeAdjust closes the window when it is due, in one goroutine; the

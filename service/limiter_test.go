@@ -177,3 +177,40 @@ func TestLimiterConcurrentUse(t *testing.T) {
 		t.Fatalf("in flight %d after all released; admitted %d + shed %d (counted %d), want 32000 in all", l.InFlight(), admitted, shed, l.Shed())
 	}
 }
+
+func TestLimiterPauseAndOverloaded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := service.NewLimiter(service.LimiterConfig{Max: 2, Now: func() time.Time { return now }})
+	for i := range 2 {
+		if !l.Acquire() {
+			t.Fatalf("slot %d of two not granted", i+1)
+		}
+	}
+	if l.Overloaded() {
+		t.Fatal("overloaded before anything was shed")
+	}
+	l.Pause() // one waits on I/O: its slot is free meanwhile
+	if !l.Acquire() {
+		t.Fatal("a paused decision still holds its slot")
+	}
+	if l.Acquire() {
+		t.Fatal("a third decision admitted with two running")
+	}
+	if !l.Overloaded() {
+		t.Fatal("not overloaded right after a request was shed")
+	}
+	l.Resume() // back from I/O: admitted, whatever the cap
+	if got := l.InFlight(); got != 3 {
+		t.Fatalf("%d in flight after the resume, want 3", got)
+	}
+	now = now.Add(1500 * time.Millisecond)
+	if l.Overloaded() {
+		t.Fatal("still overloaded 1.5s after the last shed")
+	}
+	l.Release()
+	l.Release()
+	l.Release()
+	if got := l.InFlight(); got != 0 {
+		t.Fatalf("%d in flight after all released", got)
+	}
+}

@@ -33,9 +33,9 @@ type HTTPConfig struct {
 	// at once with 503 and Retry-After instead of queueing behind the
 	// others until every one misses its deadline. Default 64 per CPU.
 	MaxInFlight int
-	// AdaptiveLimit lowers the cap below MaxInFlight while goroutines
-	// queue for the CPU (see Limiter); off, the cap is MaxInFlight.
-	AdaptiveLimit bool
+	// Below MaxInFlight, the cap is lowered while goroutines queue for the
+	// CPU (see Limiter), unless FixedLimit is set.
+	FixedLimit bool
 }
 
 func (c *HTTPConfig) defaults() {
@@ -83,6 +83,9 @@ type ServerConfig struct {
 	MeterProvider metric.MeterProvider
 	// TracerProvider traces each request; nil traces nothing.
 	TracerProvider trace.TracerProvider
+	// Limiter, when set, is the server's limiter (see NewServerLimiter);
+	// nil: the server makes its own from HTTP.
+	Limiter *Limiter
 	// Metrics, when set, is served at GET /metrics, open like /healthz
 	// (the Prometheus exporter's handler).
 	Metrics http.Handler
@@ -121,14 +124,10 @@ func NewServer(sc ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher, metrics: sc.Metrics}
-	s.limiter = NewLimiter(LimiterConfig{
-		Adaptive: cfg.AdaptiveLimit,
-		Min:      16 * runtime.GOMAXPROCS(0),
-		Max:      cfg.MaxInFlight,
-		// A decision waits for a CPU a handful of times: at this delay
-		// each, it keeps well inside its deadline.
-		Target: cfg.RequestTimeout / 20,
-	})
+	s.limiter = sc.Limiter
+	if s.limiter == nil {
+		s.limiter = NewServerLimiter(cfg)
+	}
 	s.errLog.PerSecond, s.auditLog.PerSecond = 10, 10
 	tel, err := newHTTPTelemetry(s, sc.MeterProvider, sc.TracerProvider)
 	if err != nil {
@@ -164,6 +163,21 @@ func NewServer(sc ServerConfig) *Server {
 	}
 	s.tel.recommend = s.tel.routes[routeRecommend]
 	return s
+}
+
+// NewServerLimiter returns the limiter a server with c would make itself:
+// to share it before the server exists (ServerConfig.Limiter), say with
+// a GuardedStore's Overloaded.
+func NewServerLimiter(c HTTPConfig) *Limiter {
+	c.defaults()
+	return NewLimiter(LimiterConfig{
+		Adaptive: !c.FixedLimit,
+		Min:      16 * runtime.GOMAXPROCS(0),
+		Max:      c.MaxInFlight,
+		// A decision waits for a CPU a handful of times: at this delay
+		// each, it keeps well inside its deadline.
+		Target: c.RequestTimeout / 20,
+	})
 }
 
 // Limiter is the server's concurrency limiter (for tests and metrics).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -39,6 +40,12 @@ type StoreGuardOptions struct {
 	Probes uint32
 	// OnStateChange is told of every change (logs, metrics).
 	OnStateChange func(from, to gobreaker.State)
+	// Overloaded, when set, reports whether the server is shedding load
+	// (Limiter.Overloaded). A read past its budget then says more about
+	// our CPU than about Redis, and does not count against it: otherwise
+	// an overload would trip the breaker and turn every answer degraded.
+	// Refused or cut connections always count.
+	Overloaded func() bool
 }
 
 // NewGuardedStore guards store.
@@ -57,8 +64,13 @@ func NewGuardedStore(store FeatureStore, o StoreGuardOptions) *GuardedStore {
 		MaxRequests: o.Probes,
 		Timeout:     o.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= o.ConsecutiveFailures },
-		// The caller's own cancellation says nothing of the store.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		IsExcluded: func(err error) bool {
+			// The caller's own cancellation says nothing of the store.
+			if errors.Is(err, context.Canceled) {
+				return true
+			}
+			return o.Overloaded != nil && isTimeout(err) && o.Overloaded()
+		},
 	}
 	if o.OnStateChange != nil {
 		st.OnStateChange = func(_ string, from, to gobreaker.State) { o.OnStateChange(from, to) }
@@ -75,6 +87,12 @@ func (g *GuardedStore) ReadManyRun(ctx context.Context, ids []string, run string
 		return fmt.Errorf("%w: %w", ErrStoreOpen, err)
 	}
 	return err
+}
+
+// isTimeout reports whether err is a read that ran out of time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // State is the breaker's state.

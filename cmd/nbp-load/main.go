@@ -329,12 +329,12 @@ func thisMachine() machine {
 // request that finds every sender busy would have missed its deadline
 // anyway, and is counted dropped.
 func overload(ctx context.Context, cfg config, servers []server, ids []string, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) error {
-	// The peak is the best closed-loop rate of 200s: requests shed there
-	// are not throughput.
+	// The peak is the best closed-loop rate of personalised 200s:
+	// requests shed or answered degraded there are not throughput.
 	peak := 0.0
 	for _, c := range rep.Closed {
 		if c.Target == "nbp" && c.WindowS > 0 {
-			peak = max(peak, float64(c.OK)/c.WindowS)
+			peak = max(peak, float64(c.OK-c.Degraded)/c.WindowS)
 		}
 	}
 	for _, s := range servers {

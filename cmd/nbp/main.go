@@ -158,9 +158,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
+	httpCfg := service.HTTPConfig{
+		RequestTimeout: cfg.requestTimeout,
+		ReadTimeout:    cfg.readTimeout,
+		WriteTimeout:   cfg.writeTimeout,
+		IdleTimeout:    cfg.idleTimeout,
+		MaxInFlight:    cfg.maxInFlight,
+		FixedLimit:     cfg.fixedLimit,
+	}
+	limiter := service.NewServerLimiter(httpCfg)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
-	// and go degraded at once, until a probe finds it back.
+	// and go degraded at once, until a probe finds it back. Reads that
+	// time out while the server sheds load are not held against Redis.
 	guarded := service.NewGuardedStore(store, service.StoreGuardOptions{
+		Overloaded: limiter.Overloaded,
 		OnStateChange: func(from, to gobreaker.State) {
 			log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 		},
@@ -229,15 +240,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	audit := service.NewAuditLog(rdb, service.AuditOptions{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention, Logger: log})
 	srv := service.NewServer(service.ServerConfig{
 		Pipeline: pipe,
-		HTTP: service.HTTPConfig{
-			RequestTimeout: cfg.requestTimeout,
-			ReadTimeout:    cfg.readTimeout,
-			WriteTimeout:   cfg.writeTimeout,
-			IdleTimeout:    cfg.idleTimeout,
-			MaxInFlight:    cfg.maxInFlight,
-			AdaptiveLimit:  cfg.adaptiveLimit,
-		},
-		Logger: log,
+		HTTP:     httpCfg,
+		Limiter:  limiter,
+		Logger:   log,
 		Checks: []service.Check{
 			{Name: "redis", Run: store.Ping},
 			{Name: "model", Run: modelReady},
