@@ -132,7 +132,6 @@ func (s *Server) limit(c *fiber.Ctx) error {
 		return nil
 	}
 	defer s.limiter.Release()
-	c.SetUserContext(withLimiter(c.UserContext(), s.limiter))
 	return c.Next()
 }
 

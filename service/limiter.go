@@ -1,8 +1,8 @@
 package service
 
 import (
-	"context"
 	"math"
+	"math/rand/v2"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -19,8 +19,12 @@ import (
 // Target, the cap grows by its square root, provided the window used at
 // least half of it; past Target, the cap shrinks in proportion (never
 // below half in one window), so less work is admitted until the run queue
-// is short again. Admitted requests then keep their deadline, and the
-// excess is shed cheaply.
+// is short again. The cap bounds the work admitted at once, not the work
+// arriving: answering the excess costs CPU too, and when the queue stays
+// long the limiter also lets in only a share of the arrivals, cut in
+// proportion while the delay is over target and grown back by a tenth a
+// window once it is not. Admitted requests then keep their deadline, and
+// the excess is shed cheaply.
 //
 // The signal is the CPU queue, not the decisions' own latency: a slow or
 // unreachable Redis makes each decision wait without loading the CPU, and
@@ -34,10 +38,16 @@ type Limiter struct {
 	shed     atomic.Int64
 	peak     atomic.Int64 // most decisions under way at once in the window
 	due      atomic.Int64 // unix nanoseconds when the window closes
-	lastShed atomic.Int64 // unix nanoseconds of the last request shed
+	// The last window's scheduling delay, and when it was read (unix ns).
+	lastDelay, delayAt atomic.Int64
+
+	// admit is the share of requests let in (scaled to 1<<32: all),
+	// lowered while the CPU queue stays long whatever the cap.
+	admit atomic.Uint64
 
 	mu       sync.Mutex // held by the one goroutine closing a window
 	estimate float64    // the cap, unrounded
+	fraction float64    // admit, unscaled
 }
 
 // LimiterConfig tunes a Limiter. Zero values take the defaults.
@@ -51,6 +61,9 @@ type LimiterConfig struct {
 	// Target is the scheduling delay (90th percentile) tolerated before
 	// the cap shrinks; default 5ms.
 	Target time.Duration
+	// MinShare is the least share of arriving requests let in; default
+	// 0.3 (past about three times its capacity, the cap does the rest).
+	MinShare float64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Delay returns the 90th percentile of the scheduling delay since its
@@ -73,6 +86,9 @@ func (c *LimiterConfig) defaults() {
 	if c.Target <= 0 {
 		c.Target = 5 * time.Millisecond
 	}
+	if !(c.MinShare > 0) || c.MinShare > 1 {
+		c.MinShare = 0.3
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -85,8 +101,9 @@ func (c *LimiterConfig) defaults() {
 // finds its level within a few windows of load.
 func NewLimiter(cfg LimiterConfig) *Limiter {
 	cfg.defaults()
-	l := &Limiter{cfg: cfg, estimate: float64(cfg.Max)}
+	l := &Limiter{cfg: cfg, estimate: float64(cfg.Max), fraction: 1}
 	l.limit.Store(int64(cfg.Max))
+	l.admit.Store(admitAll)
 	l.due.Store(cfg.Now().Add(cfg.Window).UnixNano())
 	return l
 }
@@ -95,11 +112,15 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 // (the request is then counted shed). An admitted decision must be
 // Released.
 func (l *Limiter) Acquire() bool {
+	if a := l.admit.Load(); a < admitAll && uint64(rand.Uint32()) >= a {
+		l.shed.Add(1)
+		l.maybeAdjust()
+		return false
+	}
 	n := l.inFlight.Add(1)
 	if n > l.limit.Load() {
 		l.inFlight.Add(-1)
 		l.shed.Add(1)
-		l.lastShed.Store(l.cfg.Now().UnixNano())
 		l.maybeAdjust()
 		return false
 	}
@@ -114,47 +135,19 @@ func (l *Limiter) Release() {
 	l.maybeAdjust()
 }
 
-// Pause takes an admitted decision out of the count while it waits on I/O
-// (the feature read): waiting costs no CPU, and counting it would shed
-// requests whenever Redis slows down, when a degraded answer is due
-// instead. Resume puts it back, whatever the cap: it was admitted.
-func (l *Limiter) Pause() { l.inFlight.Add(-1) }
-
-// Resume ends a Pause.
-func (l *Limiter) Resume() { l.inFlight.Add(1) }
-
-// Overloaded reports whether a request was shed within the last second:
-// the CPU, not a dependency, is then the likely cause of slow reads.
-func (l *Limiter) Overloaded() bool {
-	last := l.lastShed.Load()
-	return last != 0 && l.cfg.Now().UnixNano()-last < int64(time.Second)
-}
-
-type limiterKey struct{}
-
-// withLimiter returns ctx carrying the limiter that admitted the request,
-// for the pipeline to pause it around I/O.
-func withLimiter(ctx context.Context, l *Limiter) context.Context {
-	return context.WithValue(ctx, limiterKey{}, l)
-}
-
-// pauseLimit pauses the count of ctx's admitted decision, if a limiter
-// admitted it, and returns the function that resumes it.
-func pauseLimit(ctx context.Context) (resume func()) {
-	l, ok := ctx.Value(limiterKey{}).(*Limiter)
-	if !ok {
-		return func() {}
-	}
-	l.Pause()
-	return l.Resume
+// CPUBusy reports whether the last window's scheduling delay passed the
+// target: goroutines queue for the CPU. A slow read is then likely ours,
+// not Redis's. A window older than two is no evidence either way.
+func (l *Limiter) CPUBusy() bool {
+	at := l.delayAt.Load()
+	return at != 0 && l.cfg.Now().UnixNano()-at < int64(2*l.cfg.Window) &&
+		time.Duration(l.lastDelay.Load()) > l.cfg.Target
 }
 
 // maybeAdjust closes the window when it is due, in one goroutine; the
-// others go on without waiting.
+// others go on without waiting. A fixed limiter reads the delay too (for
+// CPUBusy), but keeps its cap.
 func (l *Limiter) maybeAdjust() {
-	if !l.cfg.Adaptive {
-		return
-	}
 	now := l.cfg.Now()
 	if now.UnixNano() < l.due.Load() || !l.mu.TryLock() {
 		return
@@ -169,8 +162,15 @@ func (l *Limiter) maybeAdjust() {
 	if !ok {
 		return
 	}
+	l.lastDelay.Store(int64(delay))
+	l.delayAt.Store(now.UnixNano())
+	if !l.cfg.Adaptive {
+		return
+	}
 	l.estimate = nextLimit(l.estimate, delay, peak, l.cfg)
 	l.limit.Store(int64(math.Round(l.estimate)))
+	l.fraction = nextFraction(l.fraction, delay, l.cfg)
+	l.admit.Store(uint64(l.fraction * admitAll))
 }
 
 // nextLimit is one step: the cap scaled down by how far the scheduling
@@ -187,6 +187,29 @@ func nextLimit(cur float64, delay time.Duration, peak int64, cfg LimiterConfig) 
 	}
 	return max(float64(cfg.Min), min(float64(cfg.Max), next))
 }
+
+// admitAll is the admit share of 1: every request may enter.
+const admitAll = 1 << 32
+
+// nextFraction is one step of the admitted share. A cap on decisions
+// under way bounds the work admitted at once, not the work arriving: when
+// even the answers to the excess (a 503 costs a read and a write) and the
+// capped decisions keep the CPU queue long, requests wait before the
+// server reads them, and the ones it admits miss their deadline. So while
+// the delay stays over target the share falls in proportion (by a fifth
+// a window at most, down to MinShare), and it comes back by a tenth a
+// window once the queue is short. The floor matters: the answers to the
+// excess queue for the CPU too, and without it a share cut because of
+// them would fall to nothing while they kept the delay up.
+func nextFraction(cur float64, delay time.Duration, cfg LimiterConfig) float64 {
+	if delay > cfg.Target {
+		return max(cfg.MinShare, cur*max(0.8, float64(cfg.Target)/float64(delay)))
+	}
+	return min(1, cur+0.1)
+}
+
+// Admitted is the share of requests currently let in, 0 to 1.
+func (l *Limiter) Admitted() float64 { return float64(l.admit.Load()) / admitAll }
 
 // Limit is the current cap.
 func (l *Limiter) Limit() int { return int(l.limit.Load()) }

@@ -38,8 +38,10 @@ func (s *simLimiter) run(windows, demand int, cpu func(admitted int) time.Durati
 	var sum time.Duration
 	for w := range windows {
 		k = 0
-		for k < demand && s.l.Acquire() {
-			k++
+		for range demand {
+			if s.l.Acquire() {
+				k++
+			}
 		}
 		s.delay = cpu(k)
 		if w >= windows/2 {
@@ -178,39 +180,71 @@ func TestLimiterConcurrentUse(t *testing.T) {
 	}
 }
 
-func TestLimiterPauseAndOverloaded(t *testing.T) {
+func TestLimiterCPUBusy(t *testing.T) {
+	s := newSimLimiter(false) // a fixed limiter reads the delay too
+	if s.l.CPUBusy() {
+		t.Fatal("busy before any window")
+	}
+	s.run(3, 10, func(int) time.Duration { return 10 * time.Millisecond })
+	if !s.l.CPUBusy() {
+		t.Fatal("not busy after windows with a 10ms delay (target 2ms)")
+	}
+	s.now = s.now.Add(time.Second)
+	if s.l.CPUBusy() {
+		t.Fatal("still busy on a window a second old")
+	}
+	s.run(3, 10, func(int) time.Duration { return 100 * time.Microsecond })
+	if s.l.CPUBusy() {
+		t.Fatal("busy after windows with a 0.1ms delay")
+	}
+}
+
+// When the cap is not what overloads the CPU (each decision is short, and
+// it is the arrivals that queue), the limiter lets in a share of them
+// only, and all of them again once the queue is gone.
+func TestAdaptiveLimiterAdmitsAShare(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	l := service.NewLimiter(service.LimiterConfig{Max: 2, Now: func() time.Time { return now }})
-	for i := range 2 {
-		if !l.Acquire() {
-			t.Fatalf("slot %d of two not granted", i+1)
+	var delay time.Duration
+	l := service.NewLimiter(service.LimiterConfig{
+		Adaptive: true, Min: 256, Max: 256, Window: simWindow, Target: 2 * time.Millisecond,
+		Now:   func() time.Time { return now },
+		Delay: func() (time.Duration, bool) { return delay, true },
+	})
+	// 200 arrive each window, far under the cap of 256; the CPU takes 100
+	// a window without queueing.
+	cpu := func(admitted int) time.Duration {
+		return max(100*time.Microsecond, time.Duration(admitted-100)*200*time.Microsecond)
+	}
+	var sum, windows int
+	for w := range 400 {
+		admitted := 0
+		for range 200 {
+			if l.Acquire() {
+				admitted++
+				l.Release()
+			}
+		}
+		delay = cpu(admitted)
+		now = now.Add(simWindow) // the next window's first call closes this one
+		if w >= 200 {
+			sum += admitted
+			windows++
 		}
 	}
-	if l.Overloaded() {
-		t.Fatal("overloaded before anything was shed")
+	if mean := sum / windows; mean < 80 || mean > 120 {
+		t.Fatalf("%d admitted a window on average, want about the 100 the CPU takes", mean)
 	}
-	l.Pause() // one waits on I/O: its slot is free meanwhile
-	if !l.Acquire() {
-		t.Fatal("a paused decision still holds its slot")
+	if got := l.Admitted(); got >= 1 {
+		t.Fatalf("admitted share %.2f under overload, want below 1", got)
 	}
-	if l.Acquire() {
-		t.Fatal("a third decision admitted with two running")
+	for range 20 {
+		delay = 100 * time.Microsecond
+		now = now.Add(simWindow)
+		if l.Acquire() {
+			l.Release()
+		}
 	}
-	if !l.Overloaded() {
-		t.Fatal("not overloaded right after a request was shed")
-	}
-	l.Resume() // back from I/O: admitted, whatever the cap
-	if got := l.InFlight(); got != 3 {
-		t.Fatalf("%d in flight after the resume, want 3", got)
-	}
-	now = now.Add(1500 * time.Millisecond)
-	if l.Overloaded() {
-		t.Fatal("still overloaded 1.5s after the last shed")
-	}
-	l.Release()
-	l.Release()
-	l.Release()
-	if got := l.InFlight(); got != 0 {
-		t.Fatalf("%d in flight after all released", got)
+	if got := l.Admitted(); got != 1 {
+		t.Fatalf("admitted share %.2f once the queue is gone, want 1", got)
 	}
 }

@@ -234,9 +234,7 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
 	fctx, span := p.tel.start(fctx, spanFeaturesRead)
 	var rec [1]features.Record
-	resume := pauseLimit(ctx)
 	err := p.store.ReadManyRun(fctx, []string{r.CustomerID}, p.batchRun(), rec[:])
-	resume()
 	endSpan(span, err)
 	cancel()
 	if err != nil && ctx.Err() != nil {

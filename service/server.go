@@ -167,7 +167,7 @@ func NewServer(sc ServerConfig) *Server {
 
 // NewServerLimiter returns the limiter a server with c would make itself:
 // to share it before the server exists (ServerConfig.Limiter), say with
-// a GuardedStore's Overloaded.
+// a GuardedStore's CPUBusy.
 func NewServerLimiter(c HTTPConfig) *Limiter {
 	c.defaults()
 	return NewLimiter(LimiterConfig{

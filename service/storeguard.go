@@ -40,12 +40,12 @@ type StoreGuardOptions struct {
 	Probes uint32
 	// OnStateChange is told of every change (logs, metrics).
 	OnStateChange func(from, to gobreaker.State)
-	// Overloaded, when set, reports whether the server is shedding load
-	// (Limiter.Overloaded). A read past its budget then says more about
-	// our CPU than about Redis, and does not count against it: otherwise
-	// an overload would trip the breaker and turn every answer degraded.
+	// CPUBusy, when set, reports whether goroutines queue for the CPU
+	// (Limiter.CPUBusy). A read past its budget then says more about our
+	// CPU than about Redis, and does not count against it: otherwise an
+	// overload would trip the breaker and turn every answer degraded.
 	// Refused or cut connections always count.
-	Overloaded func() bool
+	CPUBusy func() bool
 }
 
 // NewGuardedStore guards store.
@@ -69,7 +69,7 @@ func NewGuardedStore(store FeatureStore, o StoreGuardOptions) *GuardedStore {
 			if errors.Is(err, context.Canceled) {
 				return true
 			}
-			return o.Overloaded != nil && isTimeout(err) && o.Overloaded()
+			return o.CPUBusy != nil && isTimeout(err) && o.CPUBusy()
 		},
 	}
 	if o.OnStateChange != nil {

@@ -164,6 +164,16 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
+	_, err = m.Float64ObservableGauge("nbp.requests.admitted.ratio",
+		metric.WithDescription("Share of arriving recommendation requests let in (below 1 while goroutines queue for the CPU)."),
+		metric.WithUnit("1"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			o.Observe(s.limiter.Admitted())
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
 	_, err = m.Int64ObservableGauge("nbp.requests.in_flight",
 		metric.WithDescription("Decisions under way."),
 		metric.WithUnit("{request}"),

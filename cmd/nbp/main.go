@@ -169,9 +169,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	limiter := service.NewServerLimiter(httpCfg)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
 	// and go degraded at once, until a probe finds it back. Reads that
-	// time out while the server sheds load are not held against Redis.
+	// time out while goroutines queue for the CPU are not held against
+	// Redis.
 	guarded := service.NewGuardedStore(store, service.StoreGuardOptions{
-		Overloaded: limiter.Overloaded,
+		CPUBusy: limiter.CPUBusy,
 		OnStateChange: func(from, to gobreaker.State) {
 			log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 		},
