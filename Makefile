@@ -69,6 +69,7 @@ load: ort redis build
 SERVER_CPUS ?= 1
 overload: ort redis build
 	./bin/nbp-load -skip-baseline -concurrency 16 -server-cpus $(SERVER_CPUS) -overload -degraded -json var/overload.json
+	./bin/nbp-load -skip-baseline -concurrency 16 -server-cpus $(SERVER_CPUS) -overload -nbp-args -adaptive-limit -json var/overload-adaptive.json
 
 # Batch throughput end to end, and Redis alone doing the same reads and writes (N customers).
 N ?= 1000000

@@ -33,9 +33,11 @@ type HTTPConfig struct {
 	// at once with 503 and Retry-After instead of queueing behind the
 	// others until every one misses its deadline. Default 64 per CPU.
 	MaxInFlight int
-	// Below MaxInFlight, the cap is lowered while goroutines queue for the
-	// CPU (see Limiter), unless FixedLimit is set.
-	FixedLimit bool
+	// AdaptiveLimit lowers the cap below MaxInFlight, and lets in only a
+	// share of arriving requests, while goroutines queue for the CPU (see
+	// Limiter). Off by default: where other processes share nbp's CPUs,
+	// their load reads as queueing too, and it sheds under normal load.
+	AdaptiveLimit bool
 }
 
 func (c *HTTPConfig) defaults() {
@@ -171,7 +173,7 @@ func NewServer(sc ServerConfig) *Server {
 func NewServerLimiter(c HTTPConfig) *Limiter {
 	c.defaults()
 	return NewLimiter(LimiterConfig{
-		Adaptive: !c.FixedLimit,
+		Adaptive: c.AdaptiveLimit,
 		Min:      16 * runtime.GOMAXPROCS(0),
 		Max:      c.MaxInFlight,
 		// A decision waits for a CPU a handful of times: at this delay

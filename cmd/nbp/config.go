@@ -49,7 +49,7 @@ type config struct {
 	arbitration     string
 	printArb        bool
 	maxInFlight     int
-	fixedLimit      bool
+	adaptiveLimit   bool
 	clients         string
 }
 
@@ -117,8 +117,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", dur("NBP_IDLE_TIMEOUT", 30*time.Second), "HTTP keep-alive idle timeout")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", dur("NBP_SHUTDOWN_TIMEOUT", 10*time.Second), "graceful shutdown limit")
 	fs.StringVar(&c.clients, "clients", getenv("NBP_CLIENTS"), "API clients file: key hashes, endpoints, channels, rate limits; reloaded on change and SIGHUP (env NBP_CLIENTS; none: the API is open)")
-	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "most decisions under way before requests are shed with 503; below it the limit adapts to CPU queueing (env NBP_MAX_IN_FLIGHT; default 64 per CPU)")
-	fs.BoolVar(&c.fixedLimit, "fixed-limit", getenv("NBP_FIXED_LIMIT") == "1", "keep the limit at -max-in-flight instead of lowering it while goroutines queue for the CPU (env NBP_FIXED_LIMIT=1)")
+	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "decisions under way before requests are shed with 503 (env NBP_MAX_IN_FLIGHT; default 64 per CPU)")
+	fs.BoolVar(&c.adaptiveLimit, "adaptive-limit", getenv("NBP_ADAPTIVE_LIMIT") == "1", "lower the limit, and let in only a share of arriving requests, while goroutines queue for the CPU; for dedicated CPUs (env NBP_ADAPTIVE_LIMIT=1)")
 	fs.StringVar(&logLevel, "log-level", env("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.demo, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.demoN, "demo-n", 10000, "demo bank size")

@@ -164,7 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WriteTimeout:   cfg.writeTimeout,
 		IdleTimeout:    cfg.idleTimeout,
 		MaxInFlight:    cfg.maxInFlight,
-		FixedLimit:     cfg.fixedLimit,
+		AdaptiveLimit:  cfg.adaptiveLimit,
 	}
 	limiter := service.NewServerLimiter(httpCfg)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
