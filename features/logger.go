@@ -14,19 +14,19 @@ import (
 // is down every request's dial fails: at most 10 lines a second are
 // written, the next one saying how many were suppressed.
 type RedisLogger struct {
-	Log     *slog.Logger
+	log     *slog.Logger
 	sampler LogSampler
 }
 
 // NewRedisLogger returns a RedisLogger writing to log.
 func NewRedisLogger(log *slog.Logger) *RedisLogger {
-	return &RedisLogger{Log: log, sampler: LogSampler{PerSecond: 10}}
+	return &RedisLogger{log: log, sampler: LogSampler{PerSecond: 10}}
 }
 
 // Printf implements go-redis's internal logging interface.
 func (l *RedisLogger) Printf(ctx context.Context, format string, v ...any) {
 	if ok, suppressed := l.sampler.Allow(time.Now()); ok {
-		l.Log.WarnContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)),
+		l.log.WarnContext(ctx, "redis client", slog.String("detail", fmt.Sprintf(format, v...)),
 			slog.Int64("similar_lines_suppressed", suppressed))
 	}
 }

@@ -124,7 +124,9 @@ func (l *Limiter) Acquire() bool {
 		l.maybeAdjust()
 		return false
 	}
-	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
+	if l.cfg.Adaptive { // only the adaptive cap grows on the peak
+		for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
+		}
 	}
 	return true
 }

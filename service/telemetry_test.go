@@ -1,13 +1,10 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -151,23 +148,7 @@ func TestMetricsScrape(t *testing.T) {
 	if strings.Contains(scrape, "{"+ids[0]) || strings.Contains(scrape, ":f\"") {
 		t.Error("the scrape holds a Redis key")
 	}
-	if out := os.Getenv("NBP_METRICS_SCRAPE"); out != "" {
-		// make test hands this file to promtool check metrics.
-		if err := os.WriteFile(out, []byte(scrape), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(scrape)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out.String())
-		}
-	} else {
-		t.Log("promtool not installed: the scrape was not linted")
-	}
+	apitest.LintMetrics(t, scrape, "NBP_METRICS_SCRAPE")
 }
 
 func TestTraceSpans(t *testing.T) {

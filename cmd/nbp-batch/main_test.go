@@ -35,29 +35,37 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// loadBank writes the first n customers of the demo bank of seed to store
+// and returns their ids.
+func loadBank(t *testing.T, store *features.Store, seed uint64, n int) []string {
+	t.Helper()
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank, err := demobank.New(seed, time.Now().UTC().Truncate(24*time.Hour), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	vs := make([]features.Vector, n)
+	for i := range ids {
+		ids[i], vs[i] = bank.Customer(i)
+	}
+	if err := store.PutMany(context.Background(), ids, vs); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 func TestBatchCommand(t *testing.T) {
 	ctx := context.Background()
 	prefix := redistest.Prefix(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr})
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: prefix})
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bank, err := demobank.New(42, time.Now().UTC().Truncate(24*time.Hour), cat)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 2000
-	ids := make([]string, n)
-	vs := make([]features.Vector, n)
-	for i := range ids {
-		ids[i], vs[i] = bank.Customer(i)
-	}
-	if err := store.PutMany(ctx, ids, vs); err != nil {
-		t.Fatal(err)
-	}
+	loadBank(t, store, 42, n)
 	lib, _ := modeltest.LibPath()
 	mp, _ := modeltest.ModelPath()
 	env := map[string]string{"REDIS_ADDR": redisServer.Addr, "NBP_REDIS_PREFIX": prefix, "ONNXRUNTIME_LIB": lib, "NBP_MODEL": mp}

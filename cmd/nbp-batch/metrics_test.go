@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,10 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
-	"github.com/directops/nbp/features/demobank"
 	"github.com/directops/nbp/features/redistest"
+	"github.com/directops/nbp/service/apitest"
 )
 
 // syncBuffer is a bytes.Buffer a test reads while run writes to it.
@@ -84,23 +81,8 @@ func TestBatchMetricsEndpoint(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr})
 	defer rdb.Close()
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bank, err := demobank.New(7, time.Now().UTC().Truncate(24*time.Hour), cat)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 300
-	ids := make([]string, n)
-	vs := make([]features.Vector, n)
-	for i := range ids {
-		ids[i], vs[i] = bank.Customer(i)
-	}
-	if err := features.NewStore(rdb, features.Options{Prefix: prefix}).PutMany(ctx, ids, vs); err != nil {
-		t.Fatal(err)
-	}
+	ids := loadBank(t, features.NewStore(rdb, features.Options{Prefix: prefix}), 7, n)
 
 	pushes := make(chan pushed, 4)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -214,20 +196,5 @@ func TestBatchMetricsEndpoint(t *testing.T) {
 		t.Errorf("push: %s %s, %d bytes", p.method, p.path, len(p.body))
 	}
 
-	if out := os.Getenv("NBP_BATCH_METRICS_SCRAPE"); out != "" {
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(scrape)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out.String())
-		}
-	} else {
-		t.Log("promtool not installed: the scrape was not linted")
-	}
+	apitest.LintMetrics(t, scrape, "NBP_BATCH_METRICS_SCRAPE")
 }
