@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -283,6 +284,7 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 		t.Helper()
 		var wg sync.WaitGroup
 		var bad atomic.Int64
+		var first atomic.Value // what the first bad answer was
 		for w := 0; w < workers; w++ {
 			wg.Go(func() {
 				for i := 0; i < n; i++ {
@@ -290,21 +292,26 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 					resp, err := client.Get(base + "/v1/customers/" + id + "/recommendations?channel=app_feed")
 					if err != nil {
 						bad.Add(1)
+						first.CompareAndSwap(nil, err.Error())
 						continue
 					}
-					var r service.RecommendationResponse
-					err = json.NewDecoder(resp.Body).Decode(&r)
+					body, err := io.ReadAll(resp.Body)
 					resp.Body.Close()
+					var r service.RecommendationResponse
+					if err == nil {
+						err = json.Unmarshal(body, &r)
+					}
 					if err != nil || resp.StatusCode != http.StatusOK || r.CustomerID != id ||
 						!slices.Contains(r.DegradedReasons, service.ReasonFeaturesUnavailable) {
 						bad.Add(1)
+						first.CompareAndSwap(nil, fmt.Sprintf("%d %.300s", resp.StatusCode, body))
 					}
 				}
 			})
 		}
 		wg.Wait()
 		if n := bad.Load(); n > 0 {
-			t.Fatalf("%d requests were not a degraded 200", n)
+			t.Fatalf("%d requests were not a degraded 200; the first: %v", n, first.Load())
 		}
 	}
 
