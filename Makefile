@@ -68,8 +68,8 @@ load: ort redis build
 # other CPUs; twice nbp's peak, then Redis black-holed and down.
 SERVER_CPUS ?= 1
 overload: ort redis build
-	./bin/nbp-load -skip-baseline -concurrency 16 -server-cpus $(SERVER_CPUS) -overload -degraded -json var/overload.json
-	./bin/nbp-load -skip-baseline -concurrency 16 -server-cpus $(SERVER_CPUS) -overload -nbp-args -adaptive-limit -json var/overload-adaptive.json
+	./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -degraded -json var/overload.json
+	./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -nbp-args -adaptive-limit -json var/overload-adaptive.json
 
 # Batch throughput end to end, and Redis alone doing the same reads and writes (N customers).
 N ?= 1000000

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/directops/nbp/service/throttle"
 )
 
 // issueFunc sends one request and returns its HTTP status, or an error
@@ -18,6 +20,29 @@ type issueFunc func() (status int, err error)
 
 // errDegraded marks a 200 whose body says "degraded": true.
 var errDegraded = errors.New("degraded answer")
+
+// errThrottled marks a request the caller's throttle refused: never sent.
+var errThrottled = errors.New("refused by the caller's throttle")
+
+// throttled makes the workers of f callers that throttle themselves with
+// th, as service/throttle tells nbp's callers to: a request th refuses
+// fails at once; one it lets through is accepted when nbp answers it 200
+// within the deadline (degraded or not), as a caller with that timeout
+// would see it.
+func throttled(th *throttle.Throttle, f issuerFactory) issuerFactory {
+	return func(worker int) issueFunc {
+		issue := f(worker)
+		return func() (int, error) {
+			if !th.Allow() {
+				return 0, errThrottled
+			}
+			sent := time.Now()
+			status, err := issue()
+			th.Done(status == 200 && time.Since(sent) <= goodputDeadline)
+			return status, err
+		}
+	}
+}
 
 // issuerFactory makes the issueFunc of one worker goroutine, which may
 // keep buffers and a random source of its own.
@@ -37,6 +62,7 @@ type tally struct {
 	degraded   uint64 // of the 200s, degraded ones
 	fullInTime uint64 // 200s within the deadline and not degraded
 	errors     uint64
+	throttled  uint64         // refused by the caller's own throttle, never sent
 	statuses   map[int]uint64 // by HTTP status; 0 is a transport error
 	classes    map[string]uint64
 	firstErr   string
@@ -47,6 +73,10 @@ func newTally() *tally {
 }
 
 func (t *tally) record(d time.Duration, status int, err error) {
+	if errors.Is(err, errThrottled) {
+		t.throttled++
+		return
+	}
 	t.latency.record(d)
 	t.statuses[status]++
 	if status == 200 && (err == nil || errors.Is(err, errDegraded)) {
@@ -113,6 +143,7 @@ func (t *tally) merge(o *tally) {
 	t.degraded += o.degraded
 	t.fullInTime += o.fullInTime
 	t.errors += o.errors
+	t.throttled += o.throttled
 	for s, n := range o.statuses {
 		t.statuses[s] += n
 	}

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/service/throttle"
 )
 
 func main() {
@@ -343,19 +344,36 @@ func overload(ctx context.Context, cfg config, servers []server, ids []string, r
 		}
 		rate := 2 * peak
 		pool := max(64, int(rate*goodputDeadline.Seconds()))
-		fmt.Fprintf(stdout, "running overload:    nbp at 2x its peak, %.0f req/s for %s + %s warm-up, pool of %d\n", rate, cfg.duration, cfg.warmup, pool)
-		// A client of its own, with a connection for every sender.
-		t := newTarget("nbp", s.t.addr, pool+16)
-		meter := cpu(s)
-		res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, t.issuer(ids, cfg.seed+2000))
-		t.client.CloseIdleConnections()
-		if res.window <= 0 {
+		run := func(k float64) *overloadResult {
+			// A client of its own, with a connection for every sender.
+			t := newTarget("nbp", s.t.addr, pool+16)
+			defer t.client.CloseIdleConnections()
+			issuer := t.issuer(ids, cfg.seed+2000)
+			name := "overload"
+			if k > 0 {
+				issuer = throttled(throttle.New(throttle.Config{K: k}), issuer)
+				name = fmt.Sprintf("overload, callers throttling at K %g", k)
+			}
+			fmt.Fprintf(stdout, "running %s: nbp at 2x its peak, %.0f req/s for %s + %s warm-up, pool of %d\n", name, rate, cfg.duration, cfg.warmup, pool)
+			meter := cpu(s)
+			res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)
+			if res.window <= 0 {
+				return nil
+			}
+			o := overloadRun(peak, rate, pool, res, meter.cores())
+			o.ThrottleK = k
+			fmt.Fprintf(stdout, "%s: goodput %.0f req/s = %.0f%% of the peak %.0f; admitted p99 %s ms; shed %d (p99 %s ms); refused by the callers %d\n",
+				name, o.GoodputRPS, 100*o.GoodputShare, peak, ms(o.AdmittedUS.P99), o.Shed, ms(o.ShedUS.P99), o.Throttled)
+			return &o
+		}
+		if rep.Overload = run(0); rep.Overload == nil {
 			return ctx.Err()
 		}
-		o := overloadRun(peak, rate, pool, res, meter.cores())
-		rep.Overload = &o
-		fmt.Fprintf(stdout, "overload: goodput %.0f req/s = %.0f%% of the peak %.0f; admitted p99 %s ms; shed %d (p99 %s ms)\n",
-			o.GoodputRPS, 100*o.GoodputShare, peak, ms(o.AdmittedUS.P99), o.Shed, ms(o.ShedUS.P99))
+		if cfg.throttleK > 0 {
+			if rep.OverloadThrottled = run(cfg.throttleK); rep.OverloadThrottled == nil {
+				return ctx.Err()
+			}
+		}
 	}
 	return nil
 }

@@ -29,9 +29,11 @@ type report struct {
 	ThroughputRatio float64         `json:"throughput_ratio_nbp_over_baseline,omitempty"`
 	Open            []runResult     `json:"open_loop"`
 	Overload        *overloadResult `json:"overload,omitempty"`
-	Degraded        []runResult     `json:"degraded,omitempty"`
-	Notes           []string        `json:"notes,omitempty"`
-	Interrupted     bool            `json:"interrupted,omitempty"`
+	// The overload again, with callers that throttle themselves.
+	OverloadThrottled *overloadResult `json:"overload_throttled_callers,omitempty"`
+	Degraded          []runResult     `json:"degraded,omitempty"`
+	Notes             []string        `json:"notes,omitempty"`
+	Interrupted       bool            `json:"interrupted,omitempty"`
 }
 
 type machine struct {
@@ -169,17 +171,25 @@ type overloadResult struct {
 	GoodputShare float64 `json:"goodput_share_of_peak"`
 	// Personalised goodput: the 200s within the deadline that are not
 	// degraded (a feature read given up, the Redis breaker open).
-	FullGoodputRPS   float64            `json:"personalised_goodput_rps"`
-	FullGoodputShare float64            `json:"personalised_goodput_share_of_peak"`
-	Degraded         uint64             `json:"degraded"` // of the admitted
-	Admitted         uint64             `json:"admitted"` // 200s
-	AdmittedUS       latencySummary     `json:"admitted_latency_us"`
-	Shed             uint64             `json:"shed"` // 503s
-	ShedUS           latencySummary     `json:"shed_latency_us"`
-	Statuses         map[string]uint64  `json:"statuses"`
-	ErrorsBy         map[string]uint64  `json:"errors_by_class,omitempty"`
-	SendLagUS        latencySummary     `json:"send_lag_us"`
-	CPUCores         map[string]float64 `json:"cpu_cores"`
+	FullGoodputRPS   float64 `json:"personalised_goodput_rps"`
+	FullGoodputShare float64 `json:"personalised_goodput_share_of_peak"`
+	// The best rate of personalised 200s nbp showed in the whole run: the
+	// closed-loop peak, or an overload's personalised goodput when that is
+	// higher (the closed loop then did not saturate nbp), and the
+	// personalised goodput's share of it.
+	BestRPS         float64            `json:"best_personalised_rps"`
+	FullShareOfBest float64            `json:"personalised_goodput_share_of_best"`
+	Degraded        uint64             `json:"degraded"` // of the admitted
+	Admitted        uint64             `json:"admitted"` // 200s
+	AdmittedUS      latencySummary     `json:"admitted_latency_us"`
+	Shed            uint64             `json:"shed"` // 503s
+	ThrottleK       float64            `json:"throttle_k,omitempty"`
+	Throttled       uint64             `json:"refused_by_callers,omitempty"` // never sent
+	ShedUS          latencySummary     `json:"shed_latency_us"`
+	Statuses        map[string]uint64  `json:"statuses"`
+	ErrorsBy        map[string]uint64  `json:"errors_by_class,omitempty"`
+	SendLagUS       latencySummary     `json:"send_lag_us"`
+	CPUCores        map[string]float64 `json:"cpu_cores"`
 }
 
 func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]float64) overloadResult {
@@ -188,7 +198,7 @@ func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]
 		PeakRPS: peak, OfferedRPS: rate, Pool: pool, WindowS: r.WindowS,
 		Scheduled: res.scheduled, Dropped: res.dropped,
 		Admitted: res.ok, AdmittedUS: summarize(&res.admitted),
-		Shed: res.statuses[503], ShedUS: summarize(&res.shed),
+		Shed: res.statuses[503], ShedUS: summarize(&res.shed), Throttled: res.throttled,
 		Statuses: r.Statuses, ErrorsBy: r.ErrorsBy, SendLagUS: summarize(&res.sendLag), CPUCores: cores,
 	}
 	o.Degraded = res.degraded
@@ -268,25 +278,50 @@ func (r *report) finish() {
 const noteGoodputShare = 0.8
 
 func (r *report) finishOverload() {
-	o := r.Overload
+	runs := []*overloadResult{r.Overload, r.OverloadThrottled}
+	best := 0.0
+	for _, o := range runs {
+		if o != nil {
+			best = max(best, o.PeakRPS, o.FullGoodputRPS)
+		}
+	}
+	for _, o := range runs {
+		if o == nil {
+			continue
+		}
+		o.BestRPS = best
+		if best > 0 {
+			o.FullShareOfBest = o.FullGoodputRPS / best
+		}
+	}
+	if o := r.Overload; o != nil && best > o.PeakRPS {
+		r.Notes = append(r.Notes, fmt.Sprintf("overload: nbp served %.0f personalised answers a second under overload, more than its closed-loop peak %.0f: the closed loop did not saturate it, and the offered load was under twice its capacity; shares of the best rate are reported too", best, o.PeakRPS))
+	}
+	r.noteOverload("overload", r.Overload)
+	if o := r.OverloadThrottled; o != nil {
+		r.noteOverload(fmt.Sprintf("overload, callers throttling at K %g", o.ThrottleK), o)
+	}
+}
+
+func (r *report) noteOverload(name string, o *overloadResult) {
 	if o == nil {
 		return
 	}
 	if o.GoodputShare < noteGoodputShare {
-		r.Notes = append(r.Notes, fmt.Sprintf("overload: goodput is %.0f%% of the peak (below %.0f%%)", 100*o.GoodputShare, 100*noteGoodputShare))
+		r.Notes = append(r.Notes, fmt.Sprintf(name+": goodput is %.0f%% of the peak (below %.0f%%)", 100*o.GoodputShare, 100*noteGoodputShare))
 	}
 	if o.Degraded > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("overload: %d of the %d answers were degraded (features not read: the read ran out of budget, or the Redis breaker was open); personalised goodput is %.0f%% of the peak",
+		r.Notes = append(r.Notes, fmt.Sprintf(name+": %d of the %d answers were degraded (features not read: the read ran out of budget, or the Redis breaker was open); personalised goodput is %.0f%% of the peak",
 			o.Degraded, o.Admitted, 100*o.FullGoodputShare))
 	}
 	if o.AdmittedUS.P99 > uint64(goodputDeadline.Microseconds()) {
-		r.Notes = append(r.Notes, fmt.Sprintf("overload: admitted p99 %s ms is past the %s deadline", ms(o.AdmittedUS.P99), goodputDeadline))
+		r.Notes = append(r.Notes, fmt.Sprintf(name+": admitted p99 %s ms is past the %s deadline", ms(o.AdmittedUS.P99), goodputDeadline))
 	}
 	if o.Dropped > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("overload: %d of %d scheduled requests not sent, all %d senders busy (each would have missed its deadline)", o.Dropped, o.Scheduled, o.Pool))
+		r.Notes = append(r.Notes, fmt.Sprintf(name+": %d of %d scheduled requests not sent, all %d senders busy (each would have missed its deadline)", o.Dropped, o.Scheduled, o.Pool))
 	}
 	if lag := o.SendLagUS.P99; lag > noteSendLagP99 {
-		r.Notes = append(r.Notes, fmt.Sprintf("overload: the generator sent late against its schedule (p99 %s ms); the latencies include it", ms(lag)))
+		r.Notes = append(r.Notes, fmt.Sprintf(name+": the generator sent late against its schedule (p99 %s ms); the latencies include it", ms(lag)))
 	}
 }
 
@@ -336,18 +371,9 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "(lag p99: how late the generator sent against its schedule, included in the latencies;\n send p99: latency from the actual send, without that lag, for reference only)\n")
 	}
 
-	if o := r.Overload; o != nil {
-		fmt.Fprintf(w, "\noverload: %.0f req/s offered (2x the peak %.0f), %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
-			o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
-		fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak; personalised (not degraded) %.0f req/s = %.0f%%\n",
-			goodputDeadline, o.GoodputRPS, 100*o.GoodputShare, o.FullGoodputRPS, 100*o.FullGoodputShare)
-		a, sh := o.AdmittedUS, o.ShedUS
-		fmt.Fprintf(w, "  admitted (200): %d, %d of them degraded; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, o.Degraded, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))
-		fmt.Fprintf(w, "  shed (503):     %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Shed, ms(sh.P50), ms(sh.P90), ms(sh.P99), ms(sh.P999), ms(sh.Max))
-		fmt.Fprintf(w, "  not sent (senders busy): %d of %d; send lag p99 %s ms; cpu %s\n", o.Dropped, o.Scheduled, ms(o.SendLagUS.P99), cores(o.CPUCores))
-		if len(o.ErrorsBy) > 0 {
-			fmt.Fprintf(w, "  failures by kind: %s\n", classes(o.ErrorsBy))
-		}
+	printOverload(w, "overload", r.Overload, s)
+	if o := r.OverloadThrottled; o != nil {
+		printOverload(w, fmt.Sprintf("overload, callers throttling at K %g (service/throttle)", o.ThrottleK), o, s)
 	}
 
 	if len(r.Degraded) > 0 {
@@ -428,4 +454,28 @@ func classes(m map[string]uint64) string {
 		out[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(out, "; ")
+}
+
+// printOverload writes one overload run.
+func printOverload(w io.Writer, name string, o *overloadResult, s settings) {
+	if o == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: %.0f req/s offered (2x the peak %.0f), %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
+		name, o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
+	fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak; personalised (not degraded) %.0f req/s = %.0f%%\n",
+		goodputDeadline, o.GoodputRPS, 100*o.GoodputShare, o.FullGoodputRPS, 100*o.FullGoodputShare)
+	if o.BestRPS > o.PeakRPS {
+		fmt.Fprintf(w, "  personalised goodput = %.0f%% of the best rate nbp showed in this run, %.0f req/s\n", 100*o.FullShareOfBest, o.BestRPS)
+	}
+	a, sh := o.AdmittedUS, o.ShedUS
+	fmt.Fprintf(w, "  admitted (200): %d, %d of them degraded; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, o.Degraded, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))
+	fmt.Fprintf(w, "  shed (503):     %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Shed, ms(sh.P50), ms(sh.P90), ms(sh.P99), ms(sh.P999), ms(sh.Max))
+	if o.ThrottleK > 0 {
+		fmt.Fprintf(w, "  refused by the callers' throttles, never sent: %d of %d\n", o.Throttled, o.Scheduled)
+	}
+	fmt.Fprintf(w, "  not sent (senders busy): %d of %d; send lag p99 %s ms; cpu %s\n", o.Dropped, o.Scheduled, ms(o.SendLagUS.P99), cores(o.CPUCores))
+	if len(o.ErrorsBy) > 0 {
+		fmt.Fprintf(w, "  failures by kind: %s\n", classes(o.ErrorsBy))
+	}
 }

@@ -55,3 +55,36 @@ func TestReport(t *testing.T) {
 		t.Errorf("JSON round trip: %v, %+v", err, back)
 	}
 }
+
+func TestReportOverload(t *testing.T) {
+	rep := &report{
+		Settings: settings{DurationS: 10, WarmupS: 2},
+		Overload: &overloadResult{PeakRPS: 4000, OfferedRPS: 8000, WindowS: 10, Scheduled: 80000,
+			GoodputRPS: 2500, GoodputShare: 0.625, FullGoodputRPS: 2400, FullGoodputShare: 0.6, Shed: 50000},
+		OverloadThrottled: &overloadResult{PeakRPS: 4000, OfferedRPS: 8000, WindowS: 10, Scheduled: 80000, ThrottleK: 1.2, Throttled: 30000,
+			GoodputRPS: 5000, GoodputShare: 1.25, FullGoodputRPS: 5000, FullGoodputShare: 1.25, Shed: 5000},
+	}
+	rep.finish()
+	if o := rep.Overload; o.BestRPS != 5000 || o.FullShareOfBest != 0.48 {
+		t.Errorf("plain overload: best %g, share of it %g; want 5000 and 0.48", o.BestRPS, o.FullShareOfBest)
+	}
+	if o := rep.OverloadThrottled; o.FullShareOfBest != 1 {
+		t.Errorf("throttled overload: share of the best %g, want 1", o.FullShareOfBest)
+	}
+	notes := strings.Join(rep.Notes, "\n")
+	for _, want := range []string{"overload: goodput is 62% of the peak (below 80%)", "the closed loop did not saturate it"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes do not say %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "throttling at K 1.2: goodput is") {
+		t.Errorf("the throttled run is noted below 80%%:\n%s", notes)
+	}
+	var out bytes.Buffer
+	rep.print(&out)
+	for _, want := range []string{"overload, callers throttling at K 1.2 (service/throttle): 8000 req/s offered", "refused by the callers' throttles, never sent: 30000 of 80000", "48% of the best rate nbp showed in this run, 5000 req/s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report does not show %q:\n%s", want, out.String())
+		}
+	}
+}
