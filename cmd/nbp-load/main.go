@@ -345,8 +345,13 @@ func overload(ctx context.Context, cfg config, servers []server, ids []string, r
 		rate := 2 * peak
 		pool := max(64, int(rate*goodputDeadline.Seconds()))
 		run := func(k float64) *overloadResult {
-			// A client of its own, with a connection for every sender.
+			// A client of its own, with a connection for every sender
+			// unless -overload-conns bounds them.
 			t := newTarget("nbp", s.t.addr, pool+16)
+			if cfg.conns > 0 {
+				t.client.MaxConns = cfg.conns
+				t.client.MaxConnWaitTimeout = goodputDeadline
+			}
 			defer t.client.CloseIdleConnections()
 			issuer := t.issuer(ids, cfg.seed+2000)
 			name := "overload"

@@ -16,7 +16,7 @@
 //
 //	max(0, (requests − K·accepts) / (requests + 1))
 //
-// capped at 95%.
+// capped at 90%.
 // While nbp accepts everything the probability is zero. When it accepts
 // only part, the caller lets through about K times what nbp accepts, so
 // nbp still sees a little more than it serves, and the share let through
@@ -41,13 +41,13 @@ type Config struct {
 	K float64
 	// Window is how far back requests and accepts are counted; short, so
 	// that the caller lets up within seconds once nbp can take its load.
-	// Default 2s.
+	// Default 1s.
 	Window time.Duration
-	// Buckets is how many slices the window moves by. Default 20.
+	// Buckets is how many slices the window moves by. Default 10.
 	Buckets int
 	// MaxReject caps the share refused, so that some requests still reach
 	// nbp when it refuses them all: without them nothing would tell the
-	// caller it is back. Default 0.95.
+	// caller it is back. Default 0.9.
 	MaxReject float64
 	// Now is the clock; default time.Now (tests set their own).
 	Now func() time.Time
@@ -79,13 +79,13 @@ func New(c Config) *Throttle {
 		c.K = 1.2
 	}
 	if c.Window <= 0 {
-		c.Window = 2 * time.Second
+		c.Window = time.Second
 	}
 	if c.Buckets <= 0 {
-		c.Buckets = 20
+		c.Buckets = 10
 	}
 	if c.MaxReject <= 0 || c.MaxReject > 1 {
-		c.MaxReject = 0.95
+		c.MaxReject = 0.9
 	}
 	if c.Now == nil {
 		c.Now = time.Now
