@@ -354,11 +354,10 @@ func overload(ctx context.Context, cfg config, servers []server, ids []string, r
 			}
 			defer t.client.CloseIdleConnections()
 			issuer := t.issuer(ids, cfg.seed+2000)
-			name := "overload"
 			if k > 0 {
 				issuer = throttled(throttle.New(throttle.Config{K: k}), issuer)
-				name = fmt.Sprintf("overload, callers throttling at K %g", k)
 			}
+			name := (&overloadResult{ThrottleK: k}).name()
 			fmt.Fprintf(stdout, "running %s: nbp at 2x its peak, %.0f req/s for %s + %s warm-up, pool of %d\n", name, rate, cfg.duration, cfg.warmup, pool)
 			meter := cpu(s)
 			res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)

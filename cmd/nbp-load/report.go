@@ -297,31 +297,38 @@ func (r *report) finishOverload() {
 	if o := r.Overload; o != nil && best > o.PeakRPS {
 		r.Notes = append(r.Notes, fmt.Sprintf("overload: nbp served %.0f personalised answers a second under overload, more than its closed-loop peak %.0f: the closed loop did not saturate it, and the offered load was under twice its capacity; shares of the best rate are reported too", best, o.PeakRPS))
 	}
-	r.noteOverload("overload", r.Overload)
-	if o := r.OverloadThrottled; o != nil {
-		r.noteOverload(fmt.Sprintf("overload, callers throttling at K %g", o.ThrottleK), o)
+	for _, o := range runs {
+		if o != nil {
+			r.noteOverload(o)
+		}
 	}
 }
 
-func (r *report) noteOverload(name string, o *overloadResult) {
-	if o == nil {
-		return
+// name says which overload run o is.
+func (o *overloadResult) name() string {
+	if o.ThrottleK > 0 {
+		return fmt.Sprintf("overload, callers throttling at K %g", o.ThrottleK)
 	}
+	return "overload"
+}
+
+func (r *report) noteOverload(o *overloadResult) {
+	name := o.name()
 	if o.GoodputShare < noteGoodputShare {
-		r.Notes = append(r.Notes, fmt.Sprintf(name+": goodput is %.0f%% of the peak (below %.0f%%)", 100*o.GoodputShare, 100*noteGoodputShare))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: goodput is %.0f%% of the peak (below %.0f%%)", name, 100*o.GoodputShare, 100*noteGoodputShare))
 	}
 	if o.Degraded > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf(name+": %d of the %d answers were degraded (features not read: the read ran out of budget, or the Redis breaker was open); personalised goodput is %.0f%% of the peak",
-			o.Degraded, o.Admitted, 100*o.FullGoodputShare))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: %d of the %d answers were degraded (features not read: the read ran out of budget, or the Redis breaker was open); personalised goodput is %.0f%% of the peak",
+			name, o.Degraded, o.Admitted, 100*o.FullGoodputShare))
 	}
 	if o.AdmittedUS.P99 > uint64(goodputDeadline.Microseconds()) {
-		r.Notes = append(r.Notes, fmt.Sprintf(name+": admitted p99 %s ms is past the %s deadline", ms(o.AdmittedUS.P99), goodputDeadline))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: admitted p99 %s ms is past the %s deadline", name, ms(o.AdmittedUS.P99), goodputDeadline))
 	}
 	if o.Dropped > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf(name+": %d of %d scheduled requests not sent, all %d senders busy (each would have missed its deadline)", o.Dropped, o.Scheduled, o.Pool))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: %d of %d scheduled requests not sent, all %d senders busy (each would have missed its deadline)", name, o.Dropped, o.Scheduled, o.Pool))
 	}
 	if lag := o.SendLagUS.P99; lag > noteSendLagP99 {
-		r.Notes = append(r.Notes, fmt.Sprintf(name+": the generator sent late against its schedule (p99 %s ms); the latencies include it", ms(lag)))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: the generator sent late against its schedule (p99 %s ms); the latencies include it", name, ms(lag)))
 	}
 }
 
@@ -371,9 +378,10 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "(lag p99: how late the generator sent against its schedule, included in the latencies;\n send p99: latency from the actual send, without that lag, for reference only)\n")
 	}
 
-	printOverload(w, "overload", r.Overload, s)
-	if o := r.OverloadThrottled; o != nil {
-		printOverload(w, fmt.Sprintf("overload, callers throttling at K %g (service/throttle)", o.ThrottleK), o, s)
+	for _, o := range []*overloadResult{r.Overload, r.OverloadThrottled} {
+		if o != nil {
+			printOverload(w, o, s)
+		}
 	}
 
 	if len(r.Degraded) > 0 {
@@ -457,12 +465,9 @@ func classes(m map[string]uint64) string {
 }
 
 // printOverload writes one overload run.
-func printOverload(w io.Writer, name string, o *overloadResult, s settings) {
-	if o == nil {
-		return
-	}
+func printOverload(w io.Writer, o *overloadResult, s settings) {
 	fmt.Fprintf(w, "\n%s: %.0f req/s offered (2x the peak %.0f), %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
-		name, o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
+		o.name(), o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
 	fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak; personalised (not degraded) %.0f req/s = %.0f%%\n",
 		goodputDeadline, o.GoodputRPS, 100*o.GoodputShare, o.FullGoodputRPS, 100*o.FullGoodputShare)
 	if o.BestRPS > o.PeakRPS {
@@ -472,7 +477,7 @@ func printOverload(w io.Writer, name string, o *overloadResult, s settings) {
 	fmt.Fprintf(w, "  admitted (200): %d, %d of them degraded; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, o.Degraded, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))
 	fmt.Fprintf(w, "  shed (503):     %d; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Shed, ms(sh.P50), ms(sh.P90), ms(sh.P99), ms(sh.P999), ms(sh.Max))
 	if o.ThrottleK > 0 {
-		fmt.Fprintf(w, "  refused by the callers' throttles, never sent: %d of %d\n", o.Throttled, o.Scheduled)
+		fmt.Fprintf(w, "  refused by the callers' throttles (service/throttle), never sent: %d of %d\n", o.Throttled, o.Scheduled)
 	}
 	fmt.Fprintf(w, "  not sent (senders busy): %d of %d; send lag p99 %s ms; cpu %s\n", o.Dropped, o.Scheduled, ms(o.SendLagUS.P99), cores(o.CPUCores))
 	if len(o.ErrorsBy) > 0 {

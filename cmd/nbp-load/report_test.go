@@ -82,7 +82,7 @@ func TestReportOverload(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.print(&out)
-	for _, want := range []string{"overload, callers throttling at K 1.2 (service/throttle): 8000 req/s offered", "refused by the callers' throttles, never sent: 30000 of 80000", "48% of the best rate nbp showed in this run, 5000 req/s"} {
+	for _, want := range []string{"overload, callers throttling at K 1.2: 8000 req/s offered", "refused by the callers' throttles (service/throttle), never sent: 30000 of 80000", "48% of the best rate nbp showed in this run, 5000 req/s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report does not show %q:\n%s", want, out.String())
 		}

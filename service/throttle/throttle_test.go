@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,22 +178,32 @@ func TestThrottleDefaults(t *testing.T) {
 	}
 }
 
-// TestThrottleConcurrent is for the race detector: many callers at once
-// keep the counts consistent.
+// TestThrottleConcurrent has many callers at once use one throttle, on a
+// clock that stands still, and checks that no count was lost: the
+// probability must be the one the requests and accepts made.
 func TestThrottleConcurrent(t *testing.T) {
-	th := throttle.New(throttle.Config{Window: time.Second})
+	c := newClock()
+	th := throttle.New(throttle.Config{Now: c.now, Rand: func() float64 { return 0.95 }})
+	var accepted atomic.Int64
 	var wg sync.WaitGroup
-	for g := range 8 {
+	const callers, each = 8, 2000
+	for g := range callers {
 		wg.Go(func() {
-			for i := range 2000 {
+			for i := range each {
 				if th.Allow() {
-					th.Done((i+g)%2 == 0)
+					ok := (i+g)%3 == 0
+					if ok {
+						accepted.Add(1)
+					}
+					th.Done(ok)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if p := th.RejectProbability(); p < 0 || p >= 1 {
-		t.Fatalf("reject probability %.3f out of [0, 1)", p)
+	requests := float64(callers * each)
+	want := min(0.9, max(0, (requests-1.2*float64(accepted.Load()))/(requests+1)))
+	if got := th.RejectProbability(); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("reject probability %.6f, want %.6f from %g requests and %d accepts: counts were lost", got, want, requests, accepted.Load())
 	}
 }
