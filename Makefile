@@ -70,7 +70,7 @@ SERVER_CPUS ?= 1
 overload: ort redis build
 	./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -degraded -json var/overload.json
 	./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -overload-conns 128 -json var/overload-pool.json
-	./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -nbp-args -adaptive-limit -json var/overload-adaptive.json
+	./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -overload-args -adaptive-limit -json var/overload-adaptive.json
 
 # Batch throughput end to end, and Redis alone doing the same reads and writes (N customers).
 N ?= 1000000

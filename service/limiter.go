@@ -29,8 +29,18 @@ import (
 // The signal is the CPU queue, not the decisions' own latency: a slow or
 // unreachable Redis makes each decision wait without loading the CPU, and
 // shedding then would turn degraded answers into errors (the feature read
-// has its own budget and the breaker its own). A fixed limiter (Adaptive
-// false) keeps the cap at Max.
+// has its own budget and the breaker its own).
+//
+// A fixed limiter (Adaptive false) keeps the cap at Max. Its cap alone
+// does not keep latency from collapsing: it bounds the decisions under
+// way, while requests the server has not read yet wait for the CPU
+// behind them, so that under a load well past capacity even the admitted
+// ones miss their deadline. With a Guard, the fixed limiter therefore
+// lets in only a share of the arrivals while the scheduling delay stays
+// past it (as the adaptive one does past Target): a delay at which a
+// decision, waiting for the CPU a few times, would miss its deadline.
+// Below the guard it sheds nothing but what the cap turns away, so that
+// callers who throttle themselves (service/throttle) keep it busy.
 type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
@@ -64,6 +74,10 @@ type LimiterConfig struct {
 	// MinShare is the least share of arriving requests let in; default
 	// 0.3 (past about three times its capacity, the cap does the rest).
 	MinShare float64
+	// Guard is the scheduling delay past which a fixed limiter lets in
+	// only a share of arriving requests (see Limiter); 0: never. An
+	// adaptive limiter uses Target for that.
+	Guard time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Delay returns the 90th percentile of the scheduling delay since its
@@ -166,12 +180,17 @@ func (l *Limiter) maybeAdjust() {
 	}
 	l.lastDelay.Store(int64(delay))
 	l.delayAt.Store(now.UnixNano())
+	threshold := l.cfg.Target
 	if !l.cfg.Adaptive {
-		return
+		if l.cfg.Guard <= 0 {
+			return
+		}
+		threshold = l.cfg.Guard
+	} else {
+		l.estimate = nextLimit(l.estimate, delay, peak, l.cfg)
+		l.limit.Store(int64(math.Round(l.estimate)))
 	}
-	l.estimate = nextLimit(l.estimate, delay, peak, l.cfg)
-	l.limit.Store(int64(math.Round(l.estimate)))
-	l.fraction = nextFraction(l.fraction, delay, l.cfg)
+	l.fraction = nextFraction(l.fraction, delay, threshold, l.cfg.MinShare)
 	l.admit.Store(uint64(l.fraction * admitAll))
 }
 
@@ -198,14 +217,14 @@ const admitAll = 1 << 32
 // even the answers to the excess (a 503 costs a read and a write) and the
 // capped decisions keep the CPU queue long, requests wait before the
 // server reads them, and the ones it admits miss their deadline. So while
-// the delay stays over target the share falls in proportion (by a fifth
-// a window at most, down to MinShare), and it comes back by a tenth a
+// the delay stays over the threshold the share falls in proportion (by a
+// fifth a window at most, down to floor), and it comes back by a tenth a
 // window once the queue is short. The floor matters: the answers to the
 // excess queue for the CPU too, and without it a share cut because of
 // them would fall to nothing while they kept the delay up.
-func nextFraction(cur float64, delay time.Duration, cfg LimiterConfig) float64 {
-	if delay > cfg.Target {
-		return max(cfg.MinShare, cur*max(0.8, float64(cfg.Target)/float64(delay)))
+func nextFraction(cur float64, delay, threshold time.Duration, floor float64) float64 {
+	if delay > threshold {
+		return max(floor, cur*max(0.8, float64(threshold)/float64(delay)))
 	}
 	return min(1, cur+0.1)
 }

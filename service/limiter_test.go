@@ -248,3 +248,65 @@ func TestAdaptiveLimiterAdmitsAShare(t *testing.T) {
 		t.Fatalf("admitted share %.2f once the queue is gone, want 1", got)
 	}
 }
+
+// A fixed limiter with a guard keeps its cap, sheds nothing while the CPU
+// queue stays under the guard (over the adaptive target or not), and lets
+// in only a share of the arrivals once the queue passes it.
+func TestFixedLimiterGuard(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	var delay time.Duration
+	newLimiter := func(guard time.Duration) *service.Limiter {
+		return service.NewLimiter(service.LimiterConfig{
+			Max: 256, Window: simWindow, Target: 2 * time.Millisecond, Guard: guard,
+			Now:   func() time.Time { return now },
+			Delay: func() (time.Duration, bool) { return delay, true },
+		})
+	}
+	// play sends 200 requests a window and returns the mean admitted over
+	// the second half; cpu gives each window's delay from its admissions.
+	play := func(l *service.Limiter, windows int, cpu func(admitted int) time.Duration) int {
+		var sum, n int
+		for w := range windows {
+			admitted := 0
+			for range 200 {
+				if l.Acquire() {
+					admitted++
+					l.Release()
+				}
+			}
+			delay = cpu(admitted)
+			now = now.Add(simWindow)
+			if w >= windows/2 {
+				sum += admitted
+				n++
+			}
+		}
+		return sum / n
+	}
+	// The CPU takes 100 a window without queueing; past that, the queue
+	// grows by 0.2ms a request.
+	cpu := func(admitted int) time.Duration {
+		return max(100*time.Microsecond, time.Duration(admitted-100)*200*time.Microsecond)
+	}
+
+	l := newLimiter(4 * time.Millisecond)
+	if got := play(l, 100, func(int) time.Duration { return 3 * time.Millisecond }); got != 200 || l.Shed() != 0 {
+		t.Fatalf("a 3ms queue under the 4ms guard: %d of 200 admitted a window, %d shed; want all, none", got, l.Shed())
+	}
+	if got := play(l, 400, cpu); got < 100 || got > 140 {
+		t.Fatalf("%d admitted a window past the guard, want the 100 the CPU takes, plus the queue the guard allows (120)", got)
+	}
+	if l.Limit() != 256 || l.Admitted() >= 1 {
+		t.Fatalf("limit %d, admitted share %.2f past the guard; want the cap kept at 256 and a share below 1", l.Limit(), l.Admitted())
+	}
+	// The queue empties: every request is let in again.
+	play(l, 20, func(int) time.Duration { return 100 * time.Microsecond })
+	if l.Admitted() != 1 {
+		t.Fatalf("admitted share %.2f once the queue is gone, want 1", l.Admitted())
+	}
+
+	unguarded := newLimiter(0)
+	if got := play(unguarded, 100, cpu); got != 200 || unguarded.Shed() != 0 {
+		t.Fatalf("without a guard: %d of 200 admitted a window, %d shed; want all under the cap", got, unguarded.Shed())
+	}
+}

@@ -38,6 +38,15 @@ type HTTPConfig struct {
 	// Limiter). Off by default: where other processes share nbp's CPUs,
 	// their load reads as queueing too, and it sheds under normal load.
 	AdaptiveLimit bool
+	// LimitTarget is the CPU scheduling delay (90th percentile) the
+	// adaptive limit tolerates before it sheds; default RequestTimeout/20.
+	LimitTarget time.Duration
+	// ShedDelay is the CPU scheduling delay (90th percentile) past which
+	// the fixed limit lets in only a share of arriving requests, so that
+	// the ones it admits keep their deadline under a load far past
+	// capacity; default RequestTimeout/8 (a decision waits for the CPU a
+	// handful of times). Negative: never.
+	ShedDelay time.Duration
 }
 
 func (c *HTTPConfig) defaults() {
@@ -61,6 +70,12 @@ func (c *HTTPConfig) defaults() {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64 * runtime.GOMAXPROCS(0)
+	}
+	if c.LimitTarget <= 0 {
+		c.LimitTarget = c.RequestTimeout / 20
+	}
+	if c.ShedDelay == 0 {
+		c.ShedDelay = c.RequestTimeout / 8
 	}
 }
 
@@ -178,7 +193,8 @@ func NewServerLimiter(c HTTPConfig) *Limiter {
 		Max:      c.MaxInFlight,
 		// A decision waits for a CPU a handful of times: at this delay
 		// each, it keeps well inside its deadline.
-		Target: c.RequestTimeout / 20,
+		Target: c.LimitTarget,
+		Guard:  max(0, c.ShedDelay),
 	})
 }
 

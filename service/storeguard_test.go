@@ -160,3 +160,40 @@ func TestGuardedStoreCPUBusyTimeouts(t *testing.T) {
 		t.Fatalf("breaker %s after 3 timeouts with the CPU idle, want open", st)
 	}
 }
+
+// A burst of failures within a moment (many reads timing out at once, as
+// a saturated CPU makes them before the limiter has seen it) does not
+// trip a breaker with a MinSpan; failures that go on past it do.
+func TestGuardedStoreTripsOnLastingFailures(t *testing.T) {
+	fe := newFaultEnv(t, 5)
+	store := features.NewStore(fe.client, features.Options{Prefix: fe.prefix})
+	const span = 500 * time.Millisecond
+	g := service.NewGuardedStore(store, service.StoreGuardOptions{ConsecutiveFailures: 3, MinSpan: span})
+	read := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		var rec [1]features.Record
+		return g.ReadManyRun(ctx, fe.ids[:1], "", rec[:])
+	}
+	if err := fe.proxy.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 3 {
+		if err := read(); err == nil {
+			t.Fatal("a read through a black hole succeeded")
+		}
+	}
+	if st := g.State(); st != gobreaker.StateClosed && time.Since(start) < span {
+		t.Fatalf("breaker %s after 3 failures in %s, want closed until they span %s", st, time.Since(start), span)
+	}
+	for g.State() != gobreaker.StateOpen {
+		if time.Since(start) > 10*span {
+			t.Fatalf("breaker %s after %s of failures, want open once they span %s", g.State(), time.Since(start), span)
+		}
+		_ = read()
+	}
+	if took := time.Since(start); took < span {
+		t.Fatalf("breaker open after %s of failures, before the %s span", took, span)
+	}
+}

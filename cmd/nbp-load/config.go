@@ -35,6 +35,7 @@ type config struct {
 	seed         uint64
 	nbpBin       string
 	nbpArgs      []string
+	overloadArgs []string // -overload on a second nbp with these flags too
 	skipBaseline bool
 	jsonPath     string
 	redisAddr    string // empty: start a private redis-server
@@ -64,7 +65,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 `)
 		fs.PrintDefaults()
 	}
-	var nbpArgs string
+	var nbpArgs, overloadArgs string
 	defaultNBP := ""
 	if self != "" {
 		defaultNBP = filepath.Join(filepath.Dir(self), "nbp")
@@ -80,6 +81,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.BoolVar(&c.overload, "overload", false, "also offer nbp twice its closed-loop peak and report goodput, admitted latency and shedding")
 	fs.Float64Var(&c.throttleK, "throttle-k", 0, "-overload: run it again with callers that throttle themselves (service/throttle) at this K, at least 1; 0: not")
 	fs.IntVar(&c.conns, "overload-conns", 0, "-overload: keep-alive connections the callers share, as a caller's pool would; a request waits up to the deadline for a free one (0: one for every sender)")
+	fs.StringVar(&overloadArgs, "overload-args", "", "-overload: offer the overload to a second nbp started with these extra space-separated flags (after -nbp-args), against the first one's closed-loop peak: a setting such as -adaptive-limit is then judged by the default's peak, not by its own")
 	fs.BoolVar(&c.degraded, "degraded", false, "also measure nbp at -rate with its private Redis black-holed (SIGSTOP), then down (killed): the degraded-mode latency")
 	fs.StringVar(&c.serverCPUs, "server-cpus", "", "pin the system under test (the servers and the private Redis) to these CPUs (taskset form: 1 or 2-3) and nbp-load to the others, so the generator cannot take the servers' CPU nor they its; empty: no pinning")
 	fs.IntVar(&c.pool, "pool", 0, "open loop: goroutines sending requests; a due request finding none idle is dropped (0: rate/10, at least 64)")
@@ -104,6 +106,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 		return c, err
 	}
 	c.nbpArgs = strings.Fields(nbpArgs)
+	c.overloadArgs = strings.Fields(overloadArgs)
 	if err := c.validate(fs.Args()); err != nil {
 		return c, fmt.Errorf("configuration:\n%w", err)
 	}
@@ -153,6 +156,9 @@ func (c *config) validate(rest []string) error {
 				errs = append(errs, fmt.Errorf("-server-cpus needs taskset (util-linux): %w", err))
 			}
 		}
+	}
+	if len(c.overloadArgs) > 0 && !c.overload {
+		errs = append(errs, errors.New("-overload-args needs -overload"))
 	}
 	if c.degraded && c.redisAddr != "" {
 		errs = append(errs, errors.New("-degraded stops and kills Redis: it needs the private redis-server (unset REDIS_ADDR and -redis)"))

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,32 +105,44 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 		fmt.Fprintf(stdout, "redis: %s (REDIS_ADDR)\n", redisAddr)
 	}
 
-	nbpLog := &serverLog{name: "nbp"}
-	nbpArgs := append([]string{"-demo", "-addr", "127.0.0.1:0", "-log-level", "warn", "-demo-n", strconv.Itoa(cfg.n)}, cfg.nbpArgs...)
-	fmt.Fprintf(stdout, "nbp: starting %s %s (loads the %d-customer demo bank)\n", cfg.nbpBin, strings.Join(nbpArgs, " "), cfg.n)
-	nbp, nbpAddr, err := startServer(ctx, "nbp", cfg.nbpBin, nbpArgs,
-		childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib), cfg.serverSet, 2*time.Minute, nbpLog.add)
+	maxConns := max(cfg.concurrency, cfg.pool) + 16
+	env := childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib)
+	nbpS, err := startNBP(ctx, cfg, "nbp", cfg.nbpArgs, env, maxConns, stdout)
 	if err != nil {
 		return err
 	}
-	defer nbp.stop(5 * time.Second)
-	nbpLog.listening()
-	fmt.Fprintf(stdout, "nbp: listening on %s (pid %d)\n", nbpAddr, nbp.pid())
-
-	maxConns := max(cfg.concurrency, cfg.pool) + 16
-	nbpT := newTarget("nbp", nbpAddr, maxConns)
-	servers := []server{{nbpT, nbp, nbpLog}}
+	defer nbpS.p.stop(5 * time.Second)
+	nbpT := nbpS.t
+	servers := []server{nbpS}
+	var overloaded *server // the nbp -overload offers its load to
+	if cfg.overload {
+		overloaded = &nbpS
+	}
+	if len(cfg.overloadArgs) > 0 {
+		s, err := startNBP(ctx, cfg, nbpOverloadName, append(slices.Clone(cfg.nbpArgs), cfg.overloadArgs...), env, maxConns, stdout)
+		if err != nil {
+			return err
+		}
+		defer s.p.stop(5 * time.Second)
+		overloaded = &s
+	}
 
 	ids := make([]string, cfg.n)
 	for i := range ids {
 		ids[i] = demobank.ID(i)
 	}
-	for _, id := range []string{ids[0], ids[len(ids)-1]} {
-		n, err := checkNBP(nbpT, id)
-		if err != nil {
-			return err
+	checked := []server{servers[0]}
+	if overloaded != nil && overloaded.t != nbpT {
+		checked = append(checked, *overloaded)
+	}
+	for _, s := range checked {
+		for _, id := range []string{ids[0], ids[len(ids)-1]} {
+			n, err := checkNBP(s.t, id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "sanity: %s GET %s -> 200, %d items\n", s.t.name, s.t.url(id), n)
 		}
-		fmt.Fprintf(stdout, "sanity: nbp GET %s -> 200, %d items\n", nbpT.url(id), n)
 	}
 
 	if !cfg.skipBaseline {
@@ -155,10 +168,14 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	}
 
 	fmt.Fprintf(stdout, "\n")
-	interrupted := measure(ctx, cfg, servers, ids, redisProc, rep, stdout)
+	interrupted := measure(ctx, cfg, servers, overloaded, ids, redisProc, rep, stdout)
 	rep.Interrupted = interrupted != nil
 
-	for _, s := range servers {
+	all := servers
+	if overloaded != nil && overloaded.t != nbpT {
+		all = append(slices.Clone(servers), *overloaded)
+	}
+	for _, s := range all {
 		if s.p.exited() {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s exited during the run (%v): its results are not valid", s.t.name, s.p.err))
 		}
@@ -178,6 +195,34 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	return nil
 }
 
+// nbpOverloadName names the second nbp of -overload-args.
+const nbpOverloadName = "nbp-overload"
+
+// startNBP starts an nbp on the demo bank with extra args, waits until it
+// listens, and returns it with a client of maxConns connections.
+func startNBP(ctx context.Context, cfg config, name string, extra, env []string, maxConns int, stdout io.Writer) (server, error) {
+	log := &serverLog{name: name}
+	args := append([]string{"-demo", "-addr", "127.0.0.1:0", "-log-level", "warn", "-demo-n", strconv.Itoa(cfg.n)}, extra...)
+	fmt.Fprintf(stdout, "%s: starting %s %s (loads the %d-customer demo bank)\n", name, cfg.nbpBin, strings.Join(args, " "), cfg.n)
+	p, addr, err := startServer(ctx, name, cfg.nbpBin, args, env, cfg.serverSet, 2*time.Minute, log.add)
+	if err != nil {
+		return server{}, err
+	}
+	log.listening()
+	fmt.Fprintf(stdout, "%s: listening on %s (pid %d)\n", name, addr, p.pid())
+	return server{newTarget(name, addr, maxConns), p, log}, nil
+}
+
+// nbpServer returns the nbp of servers (the baseline may be there too).
+func nbpServer(servers []server) server {
+	for _, s := range servers {
+		if s.t.name == "nbp" {
+			return s
+		}
+	}
+	panic("no nbp among the servers")
+}
+
 // server is one server under test.
 type server struct {
 	t   *target
@@ -188,7 +233,7 @@ type server struct {
 // measure runs the closed loop, -rounds times alternating the servers,
 // then the open loop on each, and adds the results to rep. It stops early,
 // returning ctx's error, when ctx ends.
-func measure(ctx context.Context, cfg config, servers []server, ids []string, redis *process, rep *report, stdout io.Writer) error {
+func measure(ctx context.Context, cfg config, servers []server, overloaded *server, ids []string, redis *process, rep *report, stdout io.Writer) error {
 	cpu := func(s server) *cpuMeter {
 		pids := map[string]int{"server": s.p.pid()}
 		if redis != nil && !redis.exited() {
@@ -210,8 +255,8 @@ func measure(ctx context.Context, cfg config, servers []server, ids []string, re
 			}
 		}
 	}
-	if cfg.overload {
-		if err := overload(ctx, cfg, servers, ids, rep, cpu, stdout); err != nil {
+	if overloaded != nil {
+		if err := overload(ctx, cfg, nbpServer(servers), *overloaded, ids, rep, cpu, stdout); err != nil {
 			return err
 		}
 	}
@@ -329,54 +374,72 @@ func thisMachine() machine {
 // senders holds a deadline's worth of requests at the offered rate: a
 // request that finds every sender busy would have missed its deadline
 // anyway, and is counted dropped.
-func overload(ctx context.Context, cfg config, servers []server, ids []string, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) error {
-	// The peak is the best closed-loop rate of personalised 200s:
-	// requests shed or answered degraded there are not throughput.
-	peak := 0.0
+func overload(ctx context.Context, cfg config, peakS, s server, ids []string, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) error {
+	// The peak is the best closed-loop rate of personalised 200s of the
+	// first nbp: requests shed or answered degraded there are not
+	// throughput.
+	personalised := func(c runResult) float64 { return float64(c.OK-c.Degraded) / c.WindowS }
+	peak, last := 0.0, 0.0
 	for _, c := range rep.Closed {
 		if c.Target == "nbp" && c.WindowS > 0 {
-			peak = max(peak, float64(c.OK-c.Degraded)/c.WindowS)
+			peak = max(peak, personalised(c))
+			last = personalised(c)
 		}
 	}
-	for _, s := range servers {
-		if s.t.name != "nbp" || peak == 0 {
-			continue
+	if peak == 0 {
+		return nil
+	}
+	rate := 2 * peak
+	pool := max(64, int(rate*goodputDeadline.Seconds()))
+	round := cfg.rounds
+	run := func(k float64) *overloadResult {
+		// A client of its own, with a connection for every sender
+		// unless -overload-conns bounds them.
+		t := newTarget(s.t.name, s.t.addr, pool+16)
+		if cfg.conns > 0 {
+			t.client.MaxConns = cfg.conns
+			t.client.MaxConnWaitTimeout = goodputDeadline
 		}
-		rate := 2 * peak
-		pool := max(64, int(rate*goodputDeadline.Seconds()))
-		run := func(k float64) *overloadResult {
-			// A client of its own, with a connection for every sender
-			// unless -overload-conns bounds them.
-			t := newTarget("nbp", s.t.addr, pool+16)
-			if cfg.conns > 0 {
-				t.client.MaxConns = cfg.conns
-				t.client.MaxConnWaitTimeout = goodputDeadline
-			}
-			defer t.client.CloseIdleConnections()
-			issuer := t.issuer(ids, cfg.seed+2000)
-			if k > 0 {
-				issuer = throttled(throttle.New(throttle.Config{K: k}), issuer)
-			}
-			name := (&overloadResult{ThrottleK: k}).name()
-			fmt.Fprintf(stdout, "running %s: nbp at 2x its peak, %.0f req/s for %s + %s warm-up, pool of %d\n", name, rate, cfg.duration, cfg.warmup, pool)
-			meter := cpu(s)
-			res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)
-			if res.window <= 0 {
-				return nil
-			}
-			o := overloadRun(peak, rate, pool, res, meter.cores())
-			o.ThrottleK = k
-			fmt.Fprintf(stdout, "%s: goodput %.0f req/s = %.0f%% of the peak %.0f; admitted p99 %s ms; shed %d (p99 %s ms); refused by the callers %d\n",
-				name, o.GoodputRPS, 100*o.GoodputShare, peak, ms(o.AdmittedUS.P99), o.Shed, ms(o.ShedUS.P99), o.Throttled)
-			return &o
+		defer t.client.CloseIdleConnections()
+		issuer := t.issuer(ids, cfg.seed+2000)
+		if k > 0 {
+			issuer = throttled(throttle.New(throttle.Config{K: k}), issuer)
 		}
-		if rep.Overload = run(0); rep.Overload == nil {
+		name := (&overloadResult{ThrottleK: k}).name()
+		fmt.Fprintf(stdout, "running %s: %s at 2x the peak of nbp, %.0f req/s for %s + %s warm-up, pool of %d\n", name, s.t.name, rate, cfg.duration, cfg.warmup, pool)
+		meter := cpu(s)
+		res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)
+		t.client.CloseIdleConnections()
+		if res.window <= 0 {
+			return nil
+		}
+		o := overloadRun(s.t.name, peak, rate, pool, res, meter.cores())
+		o.ThrottleK = k
+		// The speed of this machine drifts by a tenth or more within a
+		// minute: judge the run by nbp's closed loop just before and
+		// just after it, too.
+		round++
+		fmt.Fprintf(stdout, "running closed loop: nbp      round %d, after the %s: %d workers, %s + %s warm-up\n", round, name, cfg.concurrency, cfg.duration, cfg.warmup)
+		cm := cpu(peakS)
+		cr := runClosed(ctx, cfg.concurrency, cfg.warmup, cfg.duration, peakS.t.issuer(ids, cfg.seed+uint64(round)))
+		if cr.window <= 0 {
+			return nil
+		}
+		after := closedRun(peakS.t.name, round, cr, cm.cores())
+		after.Phase = "after the " + name
+		rep.Closed = append(rep.Closed, after)
+		o.bracket(last, personalised(after))
+		last = personalised(after)
+		fmt.Fprintf(stdout, "%s: personalised goodput %.0f req/s = %.0f%% of the peak %.0f, %.0f%% of the closed loop around it (%.0f, %.0f); admitted p99 %s ms; shed %d (p99 %s ms); refused by the callers %d\n",
+			name, o.FullGoodputRPS, 100*o.FullGoodputShare, peak, 100*o.ShareAround, o.BeforeRPS, o.AfterRPS, ms(o.AdmittedUS.P99), o.Shed, ms(o.ShedUS.P99), o.Throttled)
+		return &o
+	}
+	if rep.Overload = run(0); rep.Overload == nil {
+		return ctx.Err()
+	}
+	if cfg.throttleK > 0 {
+		if rep.OverloadThrottled = run(cfg.throttleK); rep.OverloadThrottled == nil {
 			return ctx.Err()
-		}
-		if cfg.throttleK > 0 {
-			if rep.OverloadThrottled = run(cfg.throttleK); rep.OverloadThrottled == nil {
-				return ctx.Err()
-			}
 		}
 	}
 	return nil

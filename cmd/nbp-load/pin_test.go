@@ -59,22 +59,26 @@ func TestOverloadRun(t *testing.T) {
 	for range 300 {
 		res.record(5e6, 200, nil) // 5ms
 	}
+	for range 20 {
+		res.record(5e6, 200, errDegraded) // in time, but degraded
+	}
 	for range 50 {
 		res.record(150e6, 200, nil) // 150ms: admitted, but late
 	}
 	for range 40 {
 		res.record(1e6, 503, errors.New(`status 503: {"error":{"code":"overloaded"}}`))
 	}
-	o := overloadRun(200, 400, 40, res, nil)
-	if o.GoodputRPS != 150 || o.GoodputShare != 0.75 || o.Admitted != 350 || o.Shed != 40 {
-		t.Errorf("goodput %.0f/s (%.2f of the peak), admitted %d, shed %d; want 150/s, 0.75, 350, 40", o.GoodputRPS, o.GoodputShare, o.Admitted, o.Shed)
+	o := overloadRun("nbp", 200, 400, 40, res, nil)
+	if o.GoodputRPS != 160 || o.FullGoodputRPS != 150 || o.FullGoodputShare != 0.75 || o.Admitted != 370 || o.Degraded != 20 || o.Shed != 40 {
+		t.Errorf("goodput %.0f/s, personalised %.0f/s (%.2f of the peak), admitted %d (%d degraded), shed %d; want 160/s, 150/s, 0.75, 370 (20), 40",
+			o.GoodputRPS, o.FullGoodputRPS, o.FullGoodputShare, o.Admitted, o.Degraded, o.Shed)
 	}
 	if o.ErrorsBy["status 503 overloaded"] != 40 {
 		t.Errorf("errors by class %v", o.ErrorsBy)
 	}
 	r := &report{Overload: &o}
 	r.finishOverload()
-	if len(r.Notes) != 3 { // goodput below 80%, admitted p99 past the deadline, dropped
+	if len(r.Notes) != 4 { // goodput below 80%, degraded answers, admitted p99 past the deadline, dropped
 		t.Errorf("notes %q, want the three shortfalls", r.Notes)
 	}
 }

@@ -57,6 +57,8 @@ type settings struct {
 	ServerCPUs  string   `json:"server_cpus,omitempty"` // pinned servers; nbp-load and Redis on the rest
 	NBP         string   `json:"nbp"`
 	NBPArgs     []string `json:"nbp_args,omitempty"`
+	// OverloadArgs are the extra flags of nbp-overload.
+	OverloadArgs []string `json:"overload_args,omitempty"`
 }
 
 func (c config) settings() settings {
@@ -68,7 +70,8 @@ func (c config) settings() settings {
 		DurationS: c.duration.Seconds(), WarmupS: c.warmup.Seconds(),
 		Concurrency: c.concurrency, Rate: c.rate, Pool: c.pool, Rounds: c.rounds,
 		Customers: c.n, Redis: redis, NBP: c.nbpBin, NBPArgs: c.nbpArgs,
-		ServerCPUs: cpuList(c.serverSet),
+		OverloadArgs: c.overloadArgs,
+		ServerCPUs:   cpuList(c.serverSet),
 	}
 }
 
@@ -161,6 +164,9 @@ func openRun(name string, rate float64, res openResult, cores map[string]float64
 
 // overloadResult is the run at twice nbp's peak.
 type overloadResult struct {
+	// Target is the nbp loaded: "nbp", or nbp-overload, started with
+	// -overload-args too; the peak is nbp's either way.
+	Target       string  `json:"target"`
 	PeakRPS      float64 `json:"peak_rps"` // nbp's best closed-loop round
 	OfferedRPS   float64 `json:"offered_rps"`
 	Pool         int     `json:"pool"`
@@ -177,25 +183,32 @@ type overloadResult struct {
 	// closed-loop peak, or an overload's personalised goodput when that is
 	// higher (the closed loop then did not saturate nbp), and the
 	// personalised goodput's share of it.
-	BestRPS         float64            `json:"best_personalised_rps"`
-	FullShareOfBest float64            `json:"personalised_goodput_share_of_best"`
-	Degraded        uint64             `json:"degraded"` // of the admitted
-	Admitted        uint64             `json:"admitted"` // 200s
-	AdmittedUS      latencySummary     `json:"admitted_latency_us"`
-	Shed            uint64             `json:"shed"` // 503s
-	ThrottleK       float64            `json:"throttle_k,omitempty"`
-	Throttled       uint64             `json:"refused_by_callers,omitempty"` // never sent
-	ShedUS          latencySummary     `json:"shed_latency_us"`
-	Statuses        map[string]uint64  `json:"statuses"`
-	ErrorsBy        map[string]uint64  `json:"errors_by_class,omitempty"`
-	SendLagUS       latencySummary     `json:"send_lag_us"`
-	CPUCores        map[string]float64 `json:"cpu_cores"`
+	BestRPS         float64 `json:"best_personalised_rps"`
+	FullShareOfBest float64 `json:"personalised_goodput_share_of_best"`
+	// nbp's closed-loop rate of personalised 200s in the round just
+	// before the run and the one just after, and the personalised
+	// goodput's share of their mean: this machine's speed drifts, and a
+	// peak measured a minute earlier can be off by a tenth.
+	BeforeRPS   float64            `json:"closed_loop_before_rps,omitempty"`
+	AfterRPS    float64            `json:"closed_loop_after_rps,omitempty"`
+	ShareAround float64            `json:"personalised_goodput_share_of_closed_loop_around,omitempty"`
+	Degraded    uint64             `json:"degraded"` // of the admitted
+	Admitted    uint64             `json:"admitted"` // 200s
+	AdmittedUS  latencySummary     `json:"admitted_latency_us"`
+	Shed        uint64             `json:"shed"` // 503s
+	ThrottleK   float64            `json:"throttle_k,omitempty"`
+	Throttled   uint64             `json:"refused_by_callers,omitempty"` // never sent
+	ShedUS      latencySummary     `json:"shed_latency_us"`
+	Statuses    map[string]uint64  `json:"statuses"`
+	ErrorsBy    map[string]uint64  `json:"errors_by_class,omitempty"`
+	SendLagUS   latencySummary     `json:"send_lag_us"`
+	CPUCores    map[string]float64 `json:"cpu_cores"`
 }
 
-func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]float64) overloadResult {
-	r := resultOf("nbp", &res.tally, res.window.Seconds(), cores)
+func overloadRun(target string, peak, rate float64, pool int, res openResult, cores map[string]float64) overloadResult {
+	r := resultOf(target, &res.tally, res.window.Seconds(), cores)
 	o := overloadResult{
-		PeakRPS: peak, OfferedRPS: rate, Pool: pool, WindowS: r.WindowS,
+		Target: target, PeakRPS: peak, OfferedRPS: rate, Pool: pool, WindowS: r.WindowS,
 		Scheduled: res.scheduled, Dropped: res.dropped,
 		Admitted: res.ok, AdmittedUS: summarize(&res.admitted),
 		Shed: res.statuses[503], ShedUS: summarize(&res.shed), Throttled: res.throttled,
@@ -213,11 +226,22 @@ func overloadRun(peak, rate float64, pool int, res openResult, cores map[string]
 	return o
 }
 
+// bracket records nbp's closed-loop rates just before and after the run.
+func (o *overloadResult) bracket(before, after float64) {
+	o.BeforeRPS, o.AfterRPS = before, after
+	if mean := (before + after) / 2; mean > 0 {
+		o.ShareAround = o.FullGoodputRPS / mean
+	}
+}
+
 // finish works out the throughput ratio and the notes on what was seen.
 func (r *report) finish() {
 	var base, nbp float64
 	var nb, nn int
 	for _, c := range r.Closed {
+		if c.Phase != "" { // a round after an overload run: the baseline has none
+			continue
+		}
 		switch c.Target {
 		case "baseline":
 			base += c.RPS
@@ -282,7 +306,7 @@ func (r *report) finishOverload() {
 	best := 0.0
 	for _, o := range runs {
 		if o != nil {
-			best = max(best, o.PeakRPS, o.FullGoodputRPS)
+			best = max(best, o.PeakRPS, o.FullGoodputRPS, o.AfterRPS)
 		}
 	}
 	for _, o := range runs {
@@ -314,8 +338,11 @@ func (o *overloadResult) name() string {
 
 func (r *report) noteOverload(o *overloadResult) {
 	name := o.name()
-	if o.GoodputShare < noteGoodputShare {
-		r.Notes = append(r.Notes, fmt.Sprintf("%s: goodput is %.0f%% of the peak (below %.0f%%)", name, 100*o.GoodputShare, 100*noteGoodputShare))
+	if o.FullGoodputShare < noteGoodputShare {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: personalised goodput is %.0f%% of the peak (below %.0f%%)", name, 100*o.FullGoodputShare, 100*noteGoodputShare))
+	}
+	if o.ShareAround > 0 && o.ShareAround < noteGoodputShare {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: personalised goodput is %.0f%% of the closed loop just before and after it (below %.0f%%)", name, 100*o.ShareAround, 100*noteGoodputShare))
 	}
 	if o.Degraded > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%s: %d of the %d answers were degraded (features not read: the read ran out of budget, or the Redis breaker was open); personalised goodput is %.0f%% of the peak",
@@ -354,6 +381,11 @@ func (r *report) print(w io.Writer) {
 				c.Target, c.Round, c.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), c.Errors, cores(c.CPUCores))
 		}
 		tw.Flush()
+		for _, c := range r.Closed {
+			if c.Phase != "" {
+				fmt.Fprintf(w, "(%s round %d: %s)\n", c.Target, c.Round, c.Phase)
+			}
+		}
 		if r.ThroughputRatio > 0 {
 			fmt.Fprintf(w, "throughput nbp/baseline: %.2f\n", r.ThroughputRatio)
 		}
@@ -468,10 +500,16 @@ func classes(m map[string]uint64) string {
 func printOverload(w io.Writer, o *overloadResult, s settings) {
 	fmt.Fprintf(w, "\n%s: %.0f req/s offered (2x the peak %.0f), %gs measured after %gs warm-up, pool of %d; latency from the scheduled time\n",
 		o.name(), o.OfferedRPS, o.PeakRPS, s.DurationS, s.WarmupS, o.Pool)
+	if o.Target != "" && o.Target != "nbp" {
+		fmt.Fprintf(w, "  offered to %s, started with %s too; the peak is nbp's\n", o.Target, strings.Join(s.OverloadArgs, " "))
+	}
 	fmt.Fprintf(w, "  goodput (200 within %s): %.0f req/s = %.0f%% of the peak; personalised (not degraded) %.0f req/s = %.0f%%\n",
 		goodputDeadline, o.GoodputRPS, 100*o.GoodputShare, o.FullGoodputRPS, 100*o.FullGoodputShare)
 	if o.BestRPS > o.PeakRPS {
 		fmt.Fprintf(w, "  personalised goodput = %.0f%% of the best rate nbp showed in this run, %.0f req/s\n", 100*o.FullShareOfBest, o.BestRPS)
+	}
+	if o.ShareAround > 0 {
+		fmt.Fprintf(w, "  personalised goodput = %.0f%% of nbp's closed loop around the run: %.0f req/s just before, %.0f just after\n", 100*o.ShareAround, o.BeforeRPS, o.AfterRPS)
 	}
 	a, sh := o.AdmittedUS, o.ShedUS
 	fmt.Fprintf(w, "  admitted (200): %d, %d of them degraded; p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n", o.Admitted, o.Degraded, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.P999), ms(a.Max))

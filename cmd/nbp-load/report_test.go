@@ -58,13 +58,17 @@ func TestReport(t *testing.T) {
 
 func TestReportOverload(t *testing.T) {
 	rep := &report{
-		Settings: settings{DurationS: 10, WarmupS: 2},
-		Overload: &overloadResult{PeakRPS: 4000, OfferedRPS: 8000, WindowS: 10, Scheduled: 80000,
+		Settings: settings{DurationS: 10, WarmupS: 2, OverloadArgs: []string{"-adaptive-limit"}},
+		Overload: &overloadResult{Target: "nbp-overload", PeakRPS: 4000, OfferedRPS: 8000, WindowS: 10, Scheduled: 80000,
 			GoodputRPS: 2500, GoodputShare: 0.625, FullGoodputRPS: 2400, FullGoodputShare: 0.6, Shed: 50000},
 		OverloadThrottled: &overloadResult{PeakRPS: 4000, OfferedRPS: 8000, WindowS: 10, Scheduled: 80000, ThrottleK: 1.2, Throttled: 30000,
 			GoodputRPS: 5000, GoodputShare: 1.25, FullGoodputRPS: 5000, FullGoodputShare: 1.25, Shed: 5000},
 	}
+	rep.Overload.bracket(4200, 3800)
 	rep.finish()
+	if o := rep.Overload; o.ShareAround != 0.6 {
+		t.Errorf("plain overload: share of the closed loop around it %g, want 2400/4000", o.ShareAround)
+	}
 	if o := rep.Overload; o.BestRPS != 5000 || o.FullShareOfBest != 0.48 {
 		t.Errorf("plain overload: best %g, share of it %g; want 5000 and 0.48", o.BestRPS, o.FullShareOfBest)
 	}
@@ -72,17 +76,19 @@ func TestReportOverload(t *testing.T) {
 		t.Errorf("throttled overload: share of the best %g, want 1", o.FullShareOfBest)
 	}
 	notes := strings.Join(rep.Notes, "\n")
-	for _, want := range []string{"overload: goodput is 62% of the peak (below 80%)", "the closed loop did not saturate it"} {
+	for _, want := range []string{"overload: personalised goodput is 60% of the peak (below 80%)", "the closed loop did not saturate it",
+		"overload: personalised goodput is 60% of the closed loop just before and after it (below 80%)"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes do not say %q:\n%s", want, notes)
 		}
 	}
-	if strings.Contains(notes, "throttling at K 1.2: goodput is") {
+	if strings.Contains(notes, "throttling at K 1.2: personalised goodput is") {
 		t.Errorf("the throttled run is noted below 80%%:\n%s", notes)
 	}
 	var out bytes.Buffer
 	rep.print(&out)
-	for _, want := range []string{"overload, callers throttling at K 1.2: 8000 req/s offered", "refused by the callers' throttles (service/throttle), never sent: 30000 of 80000", "48% of the best rate nbp showed in this run, 5000 req/s"} {
+	for _, want := range []string{"overload, callers throttling at K 1.2: 8000 req/s offered", "refused by the callers' throttles (service/throttle), never sent: 30000 of 80000", "48% of the best rate nbp showed in this run, 5000 req/s", "offered to nbp-overload, started with -adaptive-limit too; the peak is nbp's",
+		"60% of nbp's closed loop around the run: 4200 req/s just before, 3800 just after"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report does not show %q:\n%s", want, out.String())
 		}

@@ -50,6 +50,8 @@ type config struct {
 	printArb        bool
 	maxInFlight     int
 	adaptiveLimit   bool
+	limitTarget     time.Duration
+	shedDelay       time.Duration
 	clients         string
 }
 
@@ -119,6 +121,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.clients, "clients", getenv("NBP_CLIENTS"), "API clients file: key hashes, endpoints, channels, rate limits; reloaded on change and SIGHUP (env NBP_CLIENTS; none: the API is open)")
 	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "decisions under way before requests are shed with 503 (env NBP_MAX_IN_FLIGHT; default 64 per CPU)")
 	fs.BoolVar(&c.adaptiveLimit, "adaptive-limit", getenv("NBP_ADAPTIVE_LIMIT") == "1", "lower the limit, and let in only a share of arriving requests, while goroutines queue for the CPU; for dedicated CPUs (env NBP_ADAPTIVE_LIMIT=1)")
+	fs.DurationVar(&c.limitTarget, "limit-target", dur("NBP_LIMIT_TARGET", 0), "CPU scheduling delay (90th percentile) the adaptive limit tolerates before it sheds (env NBP_LIMIT_TARGET; default request-timeout/20)")
+	fs.DurationVar(&c.shedDelay, "shed-delay", dur("NBP_SHED_DELAY", 0), "CPU scheduling delay (90th percentile) past which the fixed limit lets in only a share of arriving requests, so that admitted ones keep their deadline (env NBP_SHED_DELAY; default request-timeout/8; negative: never)")
 	fs.StringVar(&logLevel, "log-level", env("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.demo, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.demoN, "demo-n", 10000, "demo bank size")

@@ -165,6 +165,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		IdleTimeout:    cfg.idleTimeout,
 		MaxInFlight:    cfg.maxInFlight,
 		AdaptiveLimit:  cfg.adaptiveLimit,
+		LimitTarget:    cfg.limitTarget,
+		ShedDelay:      cfg.shedDelay,
 	}
 	limiter := service.NewServerLimiter(httpCfg)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
@@ -173,6 +175,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Redis.
 	guarded := service.NewGuardedStore(store, service.StoreGuardOptions{
 		CPUBusy: limiter.CPUBusy,
+		// Two of the limiter's windows: by then CPUBusy has seen a burst.
+		MinSpan: 100 * time.Millisecond,
 		OnStateChange: func(from, to gobreaker.State) {
 			log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 		},
