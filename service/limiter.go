@@ -40,7 +40,9 @@ import (
 // past it (as the adaptive one does past Target): a delay at which a
 // decision, waiting for the CPU a few times, would miss its deadline.
 // Below the guard it sheds nothing but what the cap turns away, so that
-// callers who throttle themselves (service/throttle) keep it busy.
+// callers who throttle themselves (service/throttle) keep it busy; nor
+// does it with fewer than Min decisions under way, when the queue is not
+// of nbp's making.
 type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
@@ -186,6 +188,12 @@ func (l *Limiter) maybeAdjust() {
 			return
 		}
 		threshold = l.cfg.Guard
+		if l.inFlight.Load() < int64(l.cfg.Min) {
+			// A queue nbp's own decisions do not make (other processes
+			// on its CPUs, a slow test machine) is not shortened by
+			// refusing the few there are.
+			delay = 0
+		}
 	} else {
 		l.estimate = nextLimit(l.estimate, delay, peak, l.cfg)
 		l.limit.Store(int64(math.Round(l.estimate)))

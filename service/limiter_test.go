@@ -262,8 +262,9 @@ func TestFixedLimiterGuard(t *testing.T) {
 			Delay: func() (time.Duration, bool) { return delay, true },
 		})
 	}
-	// play sends 200 requests a window and returns the mean admitted over
-	// the second half; cpu gives each window's delay from its admissions.
+	// play sends 200 requests a window, which stay under way until it
+	// ends, and returns the mean admitted over the second half; cpu gives
+	// each window's delay from its admissions.
 	play := func(l *service.Limiter, windows int, cpu func(admitted int) time.Duration) int {
 		var sum, n int
 		for w := range windows {
@@ -271,11 +272,13 @@ func TestFixedLimiterGuard(t *testing.T) {
 			for range 200 {
 				if l.Acquire() {
 					admitted++
-					l.Release()
 				}
 			}
 			delay = cpu(admitted)
-			now = now.Add(simWindow)
+			now = now.Add(simWindow) // the first Release closes the window
+			for range admitted {
+				l.Release()
+			}
 			if w >= windows/2 {
 				sum += admitted
 				n++
@@ -308,5 +311,83 @@ func TestFixedLimiterGuard(t *testing.T) {
 	unguarded := newLimiter(0)
 	if got := play(unguarded, 100, cpu); got != 200 || unguarded.Shed() != 0 {
 		t.Fatalf("without a guard: %d of 200 admitted a window, %d shed; want all under the cap", got, unguarded.Shed())
+	}
+
+	// A long queue with few decisions under way is not nbp's doing:
+	// refusing them would not shorten it.
+	few := newLimiter(4 * time.Millisecond)
+	for range 100 {
+		held := 0
+		for range 10 { // under Min (16)
+			if few.Acquire() {
+				held++
+			}
+		}
+		delay = 50 * time.Millisecond
+		now = now.Add(simWindow)
+		for range held {
+			few.Release()
+		}
+	}
+	if few.Shed() != 0 || few.Admitted() != 1 {
+		t.Fatalf("10 under way with a 50ms queue: %d shed, admitted share %.2f; want none shed", few.Shed(), few.Admitted())
+	}
+}
+
+// The server's limiter guards the deadline by default: with goroutines
+// queueing for the CPU past RequestTimeout/8 and its decisions under way,
+// it lets in only a share of the arrivals, and keeps its cap; with
+// ShedDelay negative, or with few decisions under way, it does not.
+func TestServerLimiterGuardsByDefault(t *testing.T) {
+	cfg := service.HTTPConfig{RequestTimeout: 8 * time.Millisecond}
+	guarded, idle := service.NewServerLimiter(cfg), service.NewServerLimiter(cfg)
+	cfg.ShedDelay = -1
+	off := service.NewServerLimiter(cfg)
+	busy := 16 * runtime.GOMAXPROCS(0) // the server limiter's Min
+	for _, l := range []*service.Limiter{guarded, off} {
+		for range busy {
+			if !l.Acquire() {
+				t.Fatal("shed before any load")
+			}
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					for i := 0; i < 4_000_000; i++ { // a few ms, then queue behind the others
+						_ = i * i
+					}
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for guarded.Admitted() == 1 && time.Now().Before(deadline) {
+		for _, l := range []*service.Limiter{guarded, off, idle} {
+			if l.Acquire() {
+				l.Release()
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if guarded.Admitted() == 1 {
+		t.Fatal("the default limiter let every request in after 10s of a saturated CPU")
+	}
+	if want := 64 * runtime.GOMAXPROCS(0); guarded.Limit() != want {
+		t.Fatalf("the default limiter's cap moved to %d, want it fixed at %d", guarded.Limit(), want)
+	}
+	for name, l := range map[string]*service.Limiter{"with ShedDelay negative": off, "with one request under way at a time": idle} {
+		if l.Admitted() != 1 || l.Shed() != 0 {
+			t.Errorf("%s: admitted share %.2f, %d shed; want every request let in", name, l.Admitted(), l.Shed())
+		}
 	}
 }
