@@ -335,11 +335,11 @@ func TestFixedLimiterGuard(t *testing.T) {
 }
 
 // The server's limiter guards the deadline by default: with goroutines
-// queueing for the CPU past RequestTimeout/8 and its decisions under way,
+// queueing for the CPU past RequestTimeout/20 and its decisions under way,
 // it lets in only a share of the arrivals, and keeps its cap; with
 // ShedDelay negative, or with few decisions under way, it does not.
 func TestServerLimiterGuardsByDefault(t *testing.T) {
-	cfg := service.HTTPConfig{RequestTimeout: 8 * time.Millisecond}
+	cfg := service.HTTPConfig{RequestTimeout: 20 * time.Millisecond}
 	guarded, idle := service.NewServerLimiter(cfg), service.NewServerLimiter(cfg)
 	cfg.ShedDelay = -1
 	off := service.NewServerLimiter(cfg)
@@ -382,7 +382,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 	if guarded.Admitted() == 1 {
 		t.Fatal("the default limiter let every request in after 10s of a saturated CPU")
 	}
-	if want := 64 * runtime.GOMAXPROCS(0); guarded.Limit() != want {
+	if want := 32 * runtime.GOMAXPROCS(0); guarded.Limit() != want {
 		t.Fatalf("the default limiter's cap moved to %d, want it fixed at %d", guarded.Limit(), want)
 	}
 	for name, l := range map[string]*service.Limiter{"with ShedDelay negative": off, "with one request under way at a time": idle} {

@@ -31,7 +31,11 @@ type HTTPConfig struct {
 	EventsTimeout time.Duration
 	// MaxInFlight caps the decisions under way; past it a request is shed
 	// at once with 503 and Retry-After instead of queueing behind the
-	// others until every one misses its deadline. Default 64 per CPU.
+	// others until every one misses its deadline. Default 32 per CPU: a
+	// decision takes about 130µs of CPU and a Redis round trip, so a
+	// handful per CPU keep it busy, and 32 leave room for a Redis a
+	// millisecond away while the admitted decisions' own CPU queue stays
+	// near 4ms, under ShedDelay.
 	MaxInFlight int
 	// AdaptiveLimit lowers the cap below MaxInFlight, and lets in only a
 	// share of arriving requests, while goroutines queue for the CPU (see
@@ -44,8 +48,8 @@ type HTTPConfig struct {
 	// ShedDelay is the CPU scheduling delay (90th percentile) past which
 	// the fixed limit lets in only a share of arriving requests, so that
 	// the ones it admits keep their deadline under a load far past
-	// capacity; default RequestTimeout/8 (a decision waits for the CPU a
-	// handful of times). Negative: never.
+	// capacity; default RequestTimeout/20 (a decision waits for the CPU a
+	// handful of times, and the delay has a tail). Negative: never.
 	ShedDelay time.Duration
 }
 
@@ -69,13 +73,13 @@ func (c *HTTPConfig) defaults() {
 		c.EventsTimeout = 2 * time.Second
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 64 * runtime.GOMAXPROCS(0)
+		c.MaxInFlight = 32 * runtime.GOMAXPROCS(0)
 	}
 	if c.LimitTarget <= 0 {
 		c.LimitTarget = c.RequestTimeout / 20
 	}
 	if c.ShedDelay == 0 {
-		c.ShedDelay = c.RequestTimeout / 8
+		c.ShedDelay = c.RequestTimeout / 20
 	}
 }
 

@@ -46,13 +46,6 @@ type StoreGuardOptions struct {
 	// overload would trip the breaker and turn every answer degraded.
 	// Refused or cut connections always count.
 	CPUBusy func() bool
-	// MinSpan is how long a streak of failures must last before it trips
-	// the breaker, however many reads it counts; default 0. CPUBusy looks
-	// at the last closed window of the limiter: when a burst saturates
-	// the CPU, many concurrent reads run out of budget at once before a
-	// window has shown it, and would count five failures in a
-	// millisecond. A streak that outlasts a window or two is Redis's.
-	MinSpan time.Duration
 }
 
 // NewGuardedStore guards store.
@@ -66,19 +59,11 @@ func NewGuardedStore(store FeatureStore, o StoreGuardOptions) *GuardedStore {
 	if o.Probes == 0 {
 		o.Probes = 3
 	}
-	var streak time.Time // when the current streak of failures began
 	st := gobreaker.Settings{
 		Name:        "feature-store",
 		MaxRequests: o.Probes,
 		Timeout:     o.OpenFor,
-		// Called on each counted failure, under the breaker's lock.
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			now := time.Now()
-			if c.ConsecutiveFailures == 1 {
-				streak = now
-			}
-			return c.ConsecutiveFailures >= o.ConsecutiveFailures && now.Sub(streak) >= o.MinSpan
-		},
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= o.ConsecutiveFailures },
 		IsExcluded: func(err error) bool {
 			// The caller's own cancellation says nothing of the store.
 			if errors.Is(err, context.Canceled) {

@@ -82,7 +82,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.Float64Var(&c.throttleK, "throttle-k", 0, "-overload: run it again with callers that throttle themselves (service/throttle) at this K, at least 1; 0: not")
 	fs.IntVar(&c.conns, "overload-conns", 0, "-overload: keep-alive connections the callers share, as a caller's pool would; a request waits up to the deadline for a free one (0: one for every sender)")
 	fs.StringVar(&overloadArgs, "overload-args", "", "-overload: offer the overload to a second nbp started with these extra space-separated flags (after -nbp-args), against the first one's closed-loop peak: a setting such as -adaptive-limit is then judged by the default's peak, not by its own")
-	fs.BoolVar(&c.degraded, "degraded", false, "also measure nbp at -rate with its private Redis black-holed (SIGSTOP), then down (killed): the degraded-mode latency")
+	fs.BoolVar(&c.degraded, "degraded", false, "also measure nbp (nbp-overload with -overload-args) at -rate with its private Redis black-holed (SIGSTOP), then down (killed): the degraded-mode latency")
 	fs.StringVar(&c.serverCPUs, "server-cpus", "", "pin the system under test (the servers and the private Redis) to these CPUs (taskset form: 1 or 2-3) and nbp-load to the others, so the generator cannot take the servers' CPU nor they its; empty: no pinning")
 	fs.IntVar(&c.pool, "pool", 0, "open loop: goroutines sending requests; a due request finding none idle is dropped (0: rate/10, at least 64)")
 	fs.IntVar(&c.rounds, "rounds", 1, "closed loop: rounds of (baseline, nbp)")

@@ -263,7 +263,11 @@ func measure(ctx context.Context, cfg config, servers []server, overloaded *serv
 	defer func() {
 		// Last, as it ends Redis.
 		if cfg.degraded && redis != nil && ctx.Err() == nil {
-			degraded(ctx, cfg, servers, ids, redis, rep, cpu, stdout)
+			target := nbpServer(servers)
+			if overloaded != nil {
+				target = *overloaded // the setting under test
+			}
+			degraded(ctx, cfg, target, ids, redis, rep, cpu, stdout)
 		}
 	}()
 	for _, s := range servers {
@@ -450,23 +454,15 @@ func overload(ctx context.Context, cfg config, peakS, s server, ids []string, re
 // it is resumed and nbp has recovered, while it is down (killed: every
 // connection refused). Nothing is warmed up: the measured window includes
 // the moment Redis goes away. It ends Redis; it runs last.
-func degraded(ctx context.Context, cfg config, servers []server, ids []string, redis *process, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) {
-	var nbp *server
-	for i := range servers {
-		if servers[i].t.name == "nbp" {
-			nbp = &servers[i]
-		}
-	}
-	if nbp == nil {
-		return
-	}
+func degraded(ctx context.Context, cfg config, s server, ids []string, redis *process, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) {
+	nbp := &s
 	phase := func(name string, seed uint64) {
 		pool := max(64, int(cfg.rate*goodputDeadline.Seconds()))
-		fmt.Fprintf(stdout, "running degraded:    nbp with Redis %s, %g req/s for %s, pool of %d\n", name, cfg.rate, cfg.duration, pool)
+		fmt.Fprintf(stdout, "running degraded:    %s with Redis %s, %g req/s for %s, pool of %d\n", nbp.t.name, name, cfg.rate, cfg.duration, pool)
 		meter := cpu(*nbp)
 		res := runOpenCoarse(ctx, cfg.rate, pool, 0, cfg.duration, nbp.t.issuer(ids, seed))
 		if res.window > 0 {
-			r := openRun("nbp", cfg.rate, res, meter.cores())
+			r := openRun(nbp.t.name, cfg.rate, res, meter.cores())
 			r.Phase = "redis " + name
 			rep.Degraded = append(rep.Degraded, r)
 		}

@@ -175,8 +175,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Redis.
 	guarded := service.NewGuardedStore(store, service.StoreGuardOptions{
 		CPUBusy: limiter.CPUBusy,
-		// Two of the limiter's windows: by then CPUBusy has seen a burst.
-		MinSpan: 100 * time.Millisecond,
 		OnStateChange: func(from, to gobreaker.State) {
 			log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 		},
