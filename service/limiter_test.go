@@ -113,22 +113,20 @@ func TestFixedLimiterStaysAtMax(t *testing.T) {
 	}
 }
 
-// The default signal, the Go scheduler's latency, rises when goroutines
-// queue for the CPU.
-func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
-	l := service.NewLimiter(service.LimiterConfig{Adaptive: true, Min: 1, Max: 64, Window: 10 * time.Millisecond, Target: 50 * time.Microsecond})
-	// Four busy goroutines per CPU, each yielding often: every yield
-	// queues behind the others.
-	stop := make(chan struct{})
+// saturateCPU runs four busy goroutines per CPU, each spinning spin
+// iterations and then yielding, so that every yield queues behind the
+// others, until stop is called.
+func saturateCPU(spin int) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 * runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
-					for i := 0; i < 200_000; i++ {
+					for i := 0; i < spin; i++ {
 						_ = i * i
 					}
 					runtime.Gosched()
@@ -136,6 +134,17 @@ func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
 			}
 		})
 	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// The default signal, the Go scheduler's latency, rises when goroutines
+// queue for the CPU.
+func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
+	l := service.NewLimiter(service.LimiterConfig{Adaptive: true, Min: 1, Max: 64, Window: 10 * time.Millisecond, Target: 50 * time.Microsecond})
+	stop := saturateCPU(200_000)
 	deadline := time.Now().Add(5 * time.Second)
 	for l.Limit() > 32 && time.Now().Before(deadline) {
 		if l.Acquire() {
@@ -143,8 +152,7 @@ func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if got := l.Limit(); got > 32 {
 		t.Fatalf("limit %d after 5s of a saturated CPU, want it cut below 32", got)
 	}
@@ -351,23 +359,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 			}
 		}
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 * runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					for i := 0; i < 4_000_000; i++ { // a few ms, then queue behind the others
-						_ = i * i
-					}
-					runtime.Gosched()
-				}
-			}
-		})
-	}
+	stop := saturateCPU(4_000_000) // a few ms a turn
 	deadline := time.Now().Add(10 * time.Second)
 	for guarded.Admitted() == 1 && time.Now().Before(deadline) {
 		for _, l := range []*service.Limiter{guarded, off, idle} {
@@ -377,8 +369,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if guarded.Admitted() == 1 {
 		t.Fatal("the default limiter let every request in after 10s of a saturated CPU")
 	}

@@ -75,6 +75,8 @@ func (c *HTTPConfig) defaults() {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 32 * runtime.GOMAXPROCS(0)
 	}
+	// A decision waits for a CPU a handful of times: at this delay each,
+	// it keeps well inside its deadline.
 	if c.LimitTarget <= 0 {
 		c.LimitTarget = c.RequestTimeout / 20
 	}
@@ -195,10 +197,8 @@ func NewServerLimiter(c HTTPConfig) *Limiter {
 		Adaptive: c.AdaptiveLimit,
 		Min:      16 * runtime.GOMAXPROCS(0),
 		Max:      c.MaxInFlight,
-		// A decision waits for a CPU a handful of times: at this delay
-		// each, it keeps well inside its deadline.
-		Target: c.LimitTarget,
-		Guard:  max(0, c.ShedDelay),
+		Target:   c.LimitTarget,
+		Guard:    max(0, c.ShedDelay),
 	})
 }
 

@@ -112,30 +112,27 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 		return err
 	}
 	defer nbpS.p.stop(5 * time.Second)
-	nbpT := nbpS.t
 	servers := []server{nbpS}
 	var overloaded *server // the nbp -overload offers its load to
 	if cfg.overload {
 		overloaded = &nbpS
 	}
+	var second []server // nbp-overload, with -overload-args
 	if len(cfg.overloadArgs) > 0 {
 		s, err := startNBP(ctx, cfg, nbpOverloadName, append(slices.Clone(cfg.nbpArgs), cfg.overloadArgs...), env, maxConns, stdout)
 		if err != nil {
 			return err
 		}
 		defer s.p.stop(5 * time.Second)
-		overloaded = &s
+		second = []server{s}
+		overloaded = &second[0]
 	}
 
 	ids := make([]string, cfg.n)
 	for i := range ids {
 		ids[i] = demobank.ID(i)
 	}
-	checked := []server{servers[0]}
-	if overloaded != nil && overloaded.t != nbpT {
-		checked = append(checked, *overloaded)
-	}
-	for _, s := range checked {
+	for _, s := range append([]server{nbpS}, second...) {
 		for _, id := range []string{ids[0], ids[len(ids)-1]} {
 			n, err := checkNBP(s.t, id)
 			if err != nil {
@@ -171,11 +168,7 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	interrupted := measure(ctx, cfg, servers, overloaded, ids, redisProc, rep, stdout)
 	rep.Interrupted = interrupted != nil
 
-	all := servers
-	if overloaded != nil && overloaded.t != nbpT {
-		all = append(slices.Clone(servers), *overloaded)
-	}
-	for _, s := range all {
+	for _, s := range append(slices.Clone(servers), second...) {
 		if s.p.exited() {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s exited during the run (%v): its results are not valid", s.t.name, s.p.err))
 		}
@@ -404,7 +397,6 @@ func overload(ctx context.Context, cfg config, peakS, s server, ids []string, re
 			t.client.MaxConns = cfg.conns
 			t.client.MaxConnWaitTimeout = goodputDeadline
 		}
-		defer t.client.CloseIdleConnections()
 		issuer := t.issuer(ids, cfg.seed+2000)
 		if k > 0 {
 			issuer = throttled(throttle.New(throttle.Config{K: k}), issuer)
@@ -413,7 +405,7 @@ func overload(ctx context.Context, cfg config, peakS, s server, ids []string, re
 		fmt.Fprintf(stdout, "running %s: %s at 2x the peak of nbp, %.0f req/s for %s + %s warm-up, pool of %d\n", name, s.t.name, rate, cfg.duration, cfg.warmup, pool)
 		meter := cpu(s)
 		res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)
-		t.client.CloseIdleConnections()
+		t.client.CloseIdleConnections() // before the closed loop that follows
 		if res.window <= 0 {
 			return nil
 		}
@@ -454,12 +446,11 @@ func overload(ctx context.Context, cfg config, peakS, s server, ids []string, re
 // it is resumed and nbp has recovered, while it is down (killed: every
 // connection refused). Nothing is warmed up: the measured window includes
 // the moment Redis goes away. It ends Redis; it runs last.
-func degraded(ctx context.Context, cfg config, s server, ids []string, redis *process, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) {
-	nbp := &s
+func degraded(ctx context.Context, cfg config, nbp server, ids []string, redis *process, rep *report, cpu func(server) *cpuMeter, stdout io.Writer) {
 	phase := func(name string, seed uint64) {
 		pool := max(64, int(cfg.rate*goodputDeadline.Seconds()))
 		fmt.Fprintf(stdout, "running degraded:    %s with Redis %s, %g req/s for %s, pool of %d\n", nbp.t.name, name, cfg.rate, cfg.duration, pool)
-		meter := cpu(*nbp)
+		meter := cpu(nbp)
 		res := runOpenCoarse(ctx, cfg.rate, pool, 0, cfg.duration, nbp.t.issuer(ids, seed))
 		if res.window > 0 {
 			r := openRun(nbp.t.name, cfg.rate, res, meter.cores())
