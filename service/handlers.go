@@ -119,12 +119,13 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 	return req, nil
 }
 
-// limit sheds a request at once when the limiter is full: a quick 503
+// limit sheds a request at once when the limiter is full, or when it
+// waited too long to be read while requests queue: a quick 503
 // the caller can retry elsewhere beats a slow answer for all. The shed
 // answer is prepared once and not logged: under overload it is the
 // common case, and must cost as little as possible.
 func (s *Server) limit(c *fiber.Ctx) error {
-	if !s.limiter.Acquire() {
+	if !s.limiter.AcquireWaited(arrivalOf(c.Context().Conn(), time.Now())) {
 		c.Status(fiber.StatusServiceUnavailable)
 		c.Set(fiber.HeaderRetryAfter, "1")
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

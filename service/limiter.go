@@ -43,6 +43,19 @@ import (
 // callers who throttle themselves (service/throttle) keep it busy; nor
 // does it with fewer than Min decisions under way, when the queue is not
 // of nbp's making.
+//
+// Where the server knows how long each request waited before it was read
+// (the kernel's receive time, see AcquireWaited), that wait replaces the
+// scheduler's delay, as the more direct measure: the delay misses the
+// requests not read yet, and is diluted by the many wake-ups that run at
+// once. While at least half the requests of a window (Min of them at
+// least) waited over half of QueueWait, the server is behind, and every
+// request that waited past QueueWait is shed, whatever the cap. A
+// request that waited that long costs the same to answer as a fresh one,
+// and has less of its deadline left: shedding the oldest keeps the wait
+// of the admitted ones near QueueWait, and spends on answering the excess
+// no more than the answers themselves, so goodput stays near what the CPU
+// can give. Within a queue that short, nothing is shed for its age.
 type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
@@ -52,6 +65,13 @@ type Limiter struct {
 	due      atomic.Int64 // unix nanoseconds when the window closes
 	// The last window's scheduling delay, and when it was read (unix ns).
 	lastDelay, delayAt atomic.Int64
+
+	// Requests of the window whose wait before being read is known, and
+	// those of them that waited over half of QueueWait.
+	waits, lateWaits atomic.Int64
+	// behindAt: when the last window closed, if its requests mostly
+	// waited (see Limiter), in unix nanoseconds; 0 if they did not.
+	behindAt atomic.Int64
 
 	// admit is the share of requests let in (scaled to 1<<32: all),
 	// lowered while the CPU queue stays long whatever the cap.
@@ -80,6 +100,10 @@ type LimiterConfig struct {
 	// only a share of arriving requests (see Limiter); 0: never. An
 	// adaptive limiter uses Target for that.
 	Guard time.Duration
+	// QueueWait is how long a request may wait before the server reads it
+	// once requests queue (see Limiter); 0: no request is shed for its
+	// wait.
+	QueueWait time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Delay returns the 90th percentile of the scheduling delay since its
@@ -127,7 +151,23 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 // Acquire admits a decision, or reports false when the cap is reached
 // (the request is then counted shed). An admitted decision must be
 // Released.
-func (l *Limiter) Acquire() bool {
+func (l *Limiter) Acquire() bool { return l.AcquireWaited(0, false) }
+
+// AcquireWaited is Acquire for a request that waited wait before the
+// server read it, when known: past QueueWait, and while requests queue,
+// it is shed (see Limiter).
+func (l *Limiter) AcquireWaited(wait time.Duration, known bool) bool {
+	if known && l.cfg.QueueWait > 0 {
+		l.waits.Add(1)
+		if wait > l.cfg.QueueWait/2 {
+			l.lateWaits.Add(1)
+		}
+		if wait > l.cfg.QueueWait && l.behind() {
+			l.shed.Add(1)
+			l.maybeAdjust()
+			return false
+		}
+	}
 	if a := l.admit.Load(); a < admitAll && uint64(rand.Uint32()) >= a {
 		l.shed.Add(1)
 		l.maybeAdjust()
@@ -154,12 +194,24 @@ func (l *Limiter) Release() {
 }
 
 // CPUBusy reports whether the last window's scheduling delay passed the
-// target: goroutines queue for the CPU. A slow read is then likely ours,
-// not Redis's. A window older than two is no evidence either way.
+// target, or its requests mostly waited to be read: goroutines queue for
+// the CPU. A slow read is then likely ours, not Redis's. A window older
+// than two is no evidence either way.
 func (l *Limiter) CPUBusy() bool {
+	if l.behind() {
+		return true
+	}
 	at := l.delayAt.Load()
 	return at != 0 && l.cfg.Now().UnixNano()-at < int64(2*l.cfg.Window) &&
 		time.Duration(l.lastDelay.Load()) > l.cfg.Target
+}
+
+// behind reports whether the requests of a recent window mostly waited
+// to be read (see Limiter). A window older than two says nothing: it is
+// closed by the requests that follow it, and there may have been none.
+func (l *Limiter) behind() bool {
+	at := l.behindAt.Load()
+	return at != 0 && l.cfg.Now().UnixNano()-at < int64(2*l.cfg.Window)
 }
 
 // maybeAdjust closes the window when it is due, in one goroutine; the
@@ -176,6 +228,12 @@ func (l *Limiter) maybeAdjust() {
 	}
 	l.due.Store(now.Add(l.cfg.Window).UnixNano())
 	peak := l.peak.Swap(l.inFlight.Load())
+	waits, late := l.waits.Swap(0), l.lateWaits.Swap(0)
+	if waits >= int64(l.cfg.Min) && 2*late >= waits {
+		l.behindAt.Store(now.UnixNano())
+	} else {
+		l.behindAt.Store(0)
+	}
 	delay, ok := l.cfg.Delay()
 	if !ok {
 		return
@@ -197,6 +255,11 @@ func (l *Limiter) maybeAdjust() {
 	} else {
 		l.estimate = nextLimit(l.estimate, delay, peak, l.cfg)
 		l.limit.Store(int64(math.Round(l.estimate)))
+	}
+	if waits > 0 {
+		// The wait of each request is known, and sheds the late ones
+		// itself: a share let in at random would shed fresh ones too.
+		delay = 0
 	}
 	l.fraction = nextFraction(l.fraction, delay, threshold, l.cfg.MinShare)
 	l.admit.Store(uint64(l.fraction * admitAll))

@@ -382,3 +382,107 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 		}
 	}
 }
+
+// Where the server knows how long each request waited to be read, the
+// limiter sheds the late ones while most of a window's requests waited
+// (and only then), keeps the ones read in time, and leaves the admitted
+// share alone: the wait, not a share at random, decides.
+func TestLimiterShedsRequestsThatWaited(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	delay := 50 * time.Millisecond // the scheduler's delay, way past the guard
+	l := service.NewLimiter(service.LimiterConfig{
+		Min: 4, Max: 1000, Window: simWindow, Target: 2 * time.Millisecond,
+		Guard: 4 * time.Millisecond, QueueWait: 10 * time.Millisecond,
+		Now:   func() time.Time { return now },
+		Delay: func() (time.Duration, bool) { return delay, true },
+	})
+	// window offers one request for each wait, and returns how many were
+	// admitted; they stay under way until the window ends.
+	window := func(waits ...time.Duration) int {
+		admitted := 0
+		for _, w := range waits {
+			if l.AcquireWaited(w, true) {
+				admitted++
+			}
+		}
+		now = now.Add(simWindow) // the first Release closes the window
+		for range admitted {
+			l.Release()
+		}
+		return admitted
+	}
+	repeat := func(n int, w time.Duration) []time.Duration {
+		ws := make([]time.Duration, n)
+		for i := range ws {
+			ws[i] = w
+		}
+		return ws
+	}
+
+	// Requests read within half of QueueWait: no queue, nothing shed.
+	for range 5 {
+		if got := window(repeat(40, 4*time.Millisecond)...); got != 40 {
+			t.Fatalf("%d of 40 read in 4ms admitted, want all", got)
+		}
+	}
+	// Most wait over half of QueueWait, none past it: nothing shed yet.
+	for range 5 {
+		if got := window(repeat(40, 8*time.Millisecond)...); got != 40 {
+			t.Fatalf("%d of 40 read in 8ms admitted, want all", got)
+		}
+	}
+	if !l.CPUBusy() {
+		t.Fatal("CPUBusy false while most requests waited to be read")
+	}
+	// Now half wait past it: those are shed, the others let in.
+	mixed := append(repeat(20, 3*time.Millisecond), repeat(20, 30*time.Millisecond)...)
+	for range 5 {
+		if got := window(mixed...); got != 20 {
+			t.Fatalf("%d of 40 admitted, half of them read late; want the 20 read in time", got)
+		}
+	}
+	if l.Shed() != 100 || l.Admitted() != 1 {
+		t.Fatalf("%d shed, admitted share %.2f; want the 100 read late, and every request read in time let in despite a 50ms scheduling delay", l.Shed(), l.Admitted())
+	}
+	// The queue is gone: late stragglers are let in again.
+	window(repeat(40, time.Millisecond)...)
+	if got := window(repeat(40, 30*time.Millisecond)...); got != 40 {
+		t.Fatalf("%d of 40 admitted in the window after a short queue, want all", got)
+	}
+	// Fewer than Min in a window is no queue of nbp's making.
+	window(repeat(40, time.Millisecond)...)
+	shed := l.Shed()
+	for range 5 {
+		window(repeat(3, 30*time.Millisecond)...)
+	}
+	if l.Shed() != shed {
+		t.Fatalf("%d of 3 a window shed, want none", l.Shed()-shed)
+	}
+	// A queue seen long ago says nothing of now.
+	for range 2 {
+		window(repeat(40, 30*time.Millisecond)...)
+	}
+	shed = l.Shed()
+	now = now.Add(3 * simWindow)
+	if !l.AcquireWaited(30*time.Millisecond, true) {
+		t.Fatal("a late request shed on a queue three windows old")
+	}
+	l.Release()
+	if l.Shed() != shed {
+		t.Fatal("shed count moved")
+	}
+
+	// QueueWait 0: no request is shed for its wait.
+	off := service.NewLimiter(service.LimiterConfig{Min: 4, Max: 1000, Window: simWindow, Now: func() time.Time { return now }, Delay: func() (time.Duration, bool) { return 0, true }})
+	for range 5 {
+		for range 40 {
+			if !off.AcquireWaited(time.Second, true) {
+				t.Fatal("shed for its wait with QueueWait 0")
+			}
+		}
+		now = now.Add(simWindow)
+		for range 40 {
+			off.Release()
+		}
+	}
+}

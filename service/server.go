@@ -45,11 +45,23 @@ type HTTPConfig struct {
 	// LimitTarget is the CPU scheduling delay (90th percentile) the
 	// adaptive limit tolerates before it sheds; default RequestTimeout/20.
 	LimitTarget time.Duration
+	// ShedWait bounds the wait of admitted requests under a load far past
+	// capacity, so that they keep their deadline. On Linux the server
+	// knows how long each request waited before it read it (the kernel's
+	// receive time): while most requests wait over half of ShedWait,
+	// those that waited past it are shed (see Limiter). Default
+	// RequestTimeout/20: a decision then has most of its deadline left.
+	// A shorter queue also keeps the decisions admitted from waiting
+	// behind it for the CPU after their Redis read, which a longer one
+	// makes them do, holding in-flight slots. Negative: never.
+	ShedWait time.Duration
 	// ShedDelay is the CPU scheduling delay (90th percentile) past which
 	// the fixed limit lets in only a share of arriving requests, so that
 	// the ones it admits keep their deadline under a load far past
-	// capacity; default RequestTimeout/20 (a decision waits for the CPU a
-	// handful of times, and the delay has a tail). Negative: never.
+	// capacity, where how long they waited to be read is unknown
+	// (connections the server cannot stamp, or not Linux); default
+	// RequestTimeout/20 (a decision waits for the CPU a handful of times,
+	// and the delay has a tail). Negative: never.
 	ShedDelay time.Duration
 }
 
@@ -82,6 +94,9 @@ func (c *HTTPConfig) defaults() {
 	}
 	if c.ShedDelay == 0 {
 		c.ShedDelay = c.RequestTimeout / 20
+	}
+	if c.ShedWait == 0 {
+		c.ShedWait = c.RequestTimeout / 20
 	}
 }
 
@@ -194,11 +209,12 @@ func NewServer(sc ServerConfig) *Server {
 func NewServerLimiter(c HTTPConfig) *Limiter {
 	c.defaults()
 	return NewLimiter(LimiterConfig{
-		Adaptive: c.AdaptiveLimit,
-		Min:      16 * runtime.GOMAXPROCS(0),
-		Max:      c.MaxInFlight,
-		Target:   c.LimitTarget,
-		Guard:    max(0, c.ShedDelay),
+		Adaptive:  c.AdaptiveLimit,
+		Min:       16 * runtime.GOMAXPROCS(0),
+		Max:       c.MaxInFlight,
+		Target:    c.LimitTarget,
+		Guard:     max(0, c.ShedDelay),
+		QueueWait: max(0, c.ShedWait),
 	})
 }
 
@@ -208,9 +224,10 @@ func (s *Server) Limiter() *Limiter { return s.limiter }
 // App returns the fiber app (for tests and benchmarks).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves on ln until Shutdown.
+// Serve serves on ln until Shutdown. Its TCP connections report when
+// the requests they read arrived, for the limiter (see Limiter).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.app.Listener(ln)
+	return s.app.Listener(stampArrivals(ln))
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish,

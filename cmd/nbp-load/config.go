@@ -38,6 +38,7 @@ type config struct {
 	overloadArgs []string // -overload on a second nbp with these flags too
 	skipBaseline bool
 	jsonPath     string
+	logDir       string // keep every line the servers print here
 	redisAddr    string // empty: start a private redis-server
 	redisBin     string
 	ortLib       string
@@ -92,6 +93,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.StringVar(&nbpArgs, "nbp-args", "", "extra space-separated flags for nbp")
 	fs.BoolVar(&c.skipBaseline, "skip-baseline", false, "measure nbp only")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&c.logDir, "logs", "", "keep every line each server prints in DIR/NAME.log (default: only warnings are counted and two shown)")
 	fs.StringVar(&c.redisAddr, "redis", getenv("REDIS_ADDR"), "Redis address (env REDIS_ADDR; default: a private redis-server)")
 	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary for the private Redis")
 	fs.StringVar(&c.ortLib, "onnxruntime", ortDefault, "ONNX Runtime library handed to nbp (env ONNXRUNTIME_LIB)")

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -195,6 +196,13 @@ const nbpOverloadName = "nbp-overload"
 // listens, and returns it with a client of maxConns connections.
 func startNBP(ctx context.Context, cfg config, name string, extra, env []string, maxConns int, stdout io.Writer) (server, error) {
 	log := &serverLog{name: name}
+	if cfg.logDir != "" {
+		f, err := os.Create(filepath.Join(cfg.logDir, name+".log"))
+		if err != nil {
+			return server{}, fmt.Errorf("-logs: %w", err)
+		}
+		log.keep = f // closed when nbp-load exits
+	}
 	args := append([]string{"-demo", "-addr", "127.0.0.1:0", "-log-level", "warn", "-demo-n", strconv.Itoa(cfg.n)}, extra...)
 	fmt.Fprintf(stdout, "%s: starting %s %s (loads the %d-customer demo bank)\n", name, cfg.nbpBin, strings.Join(args, " "), cfg.n)
 	p, addr, err := startServer(ctx, name, cfg.nbpBin, args, env, cfg.serverSet, 2*time.Minute, log.add)
@@ -311,6 +319,7 @@ type serverLog struct {
 	up     bool
 	count  int
 	sample []string
+	keep   io.Writer // every line, when set (-logs)
 }
 
 func (l *serverLog) listening() {
@@ -322,6 +331,9 @@ func (l *serverLog) listening() {
 func (l *serverLog) add(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.keep != nil {
+		fmt.Fprintln(l.keep, line)
+	}
 	if !l.up {
 		return
 	}

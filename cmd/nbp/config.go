@@ -52,6 +52,7 @@ type config struct {
 	adaptiveLimit   bool
 	limitTarget     time.Duration
 	shedDelay       time.Duration
+	shedWait        time.Duration
 	clients         string
 }
 
@@ -122,7 +123,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.maxInFlight, "max-in-flight", num("NBP_MAX_IN_FLIGHT", 0), "decisions under way before requests are shed with 503 (env NBP_MAX_IN_FLIGHT; default 32 per CPU)")
 	fs.BoolVar(&c.adaptiveLimit, "adaptive-limit", getenv("NBP_ADAPTIVE_LIMIT") == "1", "lower the limit, and let in only a share of arriving requests, while goroutines queue for the CPU; for dedicated CPUs (env NBP_ADAPTIVE_LIMIT=1)")
 	fs.DurationVar(&c.limitTarget, "limit-target", dur("NBP_LIMIT_TARGET", 0), "CPU scheduling delay (90th percentile) the adaptive limit tolerates before it sheds (env NBP_LIMIT_TARGET; default request-timeout/20)")
-	fs.DurationVar(&c.shedDelay, "shed-delay", dur("NBP_SHED_DELAY", 0), "CPU scheduling delay (90th percentile) past which the fixed limit lets in only a share of arriving requests, so that admitted ones keep their deadline (env NBP_SHED_DELAY; default request-timeout/20; negative: never)")
+	fs.DurationVar(&c.shedDelay, "shed-delay", dur("NBP_SHED_DELAY", 0), "CPU scheduling delay (90th percentile) past which the fixed limit lets in only a share of arriving requests, so that admitted ones keep their deadline, where how long requests waited to be read is unknown (env NBP_SHED_DELAY; default request-timeout/20; negative: never)")
+	fs.DurationVar(&c.shedWait, "shed-wait", dur("NBP_SHED_WAIT", 0), "while most requests wait over half of this before nbp reads them (the kernel's receive time; Linux), those that waited past it are shed, so that admitted ones keep their deadline (env NBP_SHED_WAIT; default request-timeout/20; negative: never)")
 	fs.StringVar(&logLevel, "log-level", env("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.demo, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.demoN, "demo-n", 10000, "demo bank size")

@@ -167,6 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AdaptiveLimit:  cfg.adaptiveLimit,
 		LimitTarget:    cfg.limitTarget,
 		ShedDelay:      cfg.shedDelay,
+		ShedWait:       cfg.shedWait,
 	}
 	limiter := service.NewServerLimiter(httpCfg)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
