@@ -38,13 +38,31 @@ func TestStampedConnReportsTheWait(t *testing.T) {
 	if _, ok := arrivalOf(conn, time.Now()); ok {
 		t.Fatal("a wait known before anything was read")
 	}
+	buf := make([]byte, 64)
+	// The kernel turns receive timestamps on asynchronously when the
+	// first socket asks (and off when the last one goes): the first bytes
+	// may come unstamped.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := client.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := arrivalOf(conn, time.Now()); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no receive time after 5s of reads")
+		}
+		time.Sleep(time.Millisecond)
+	}
 
 	// Sent, then left unread for 30ms.
 	if _, err := client.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(30 * time.Millisecond)
-	buf := make([]byte, 64)
 	n, err := conn.Read(buf)
 	if err != nil || string(buf[:n]) != "GET / HTTP/1.1\r\n\r\n" {
 		t.Fatalf("read %q, %v", buf[:n], err)

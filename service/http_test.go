@@ -377,7 +377,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 			t.Errorf("status %d", r.status)
 		}
 	}
-	if ok != 4 || shed != 16 || s.Limiter().Shed() != int64(shed) {
+	if ok != 4 || shed != 16 || s.Limiter().Shed() != int64(shed) || s.Limiter().ShedFor(service.ShedInFlight) != int64(shed) {
 		t.Fatalf("%d served, %d shed (counted %d) with 4 in flight allowed, want 4 and 16", ok, shed, s.Limiter().Shed())
 	}
 }

@@ -60,7 +60,7 @@ type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
 	limit    atomic.Int64
-	shed     atomic.Int64
+	shed     [shedReasons]atomic.Int64
 	peak     atomic.Int64 // most decisions under way at once in the window
 	due      atomic.Int64 // unix nanoseconds when the window closes
 	// The last window's scheduling delay, and when it was read (unix ns).
@@ -163,20 +163,20 @@ func (l *Limiter) AcquireWaited(wait time.Duration, known bool) bool {
 			l.lateWaits.Add(1)
 		}
 		if wait > l.cfg.QueueWait && l.behind() {
-			l.shed.Add(1)
+			l.shed[ShedWait].Add(1)
 			l.maybeAdjust()
 			return false
 		}
 	}
 	if a := l.admit.Load(); a < admitAll && uint64(rand.Uint32()) >= a {
-		l.shed.Add(1)
+		l.shed[ShedShare].Add(1)
 		l.maybeAdjust()
 		return false
 	}
 	n := l.inFlight.Add(1)
 	if n > l.limit.Load() {
 		l.inFlight.Add(-1)
-		l.shed.Add(1)
+		l.shed[ShedInFlight].Add(1)
 		l.maybeAdjust()
 		return false
 	}
@@ -309,8 +309,49 @@ func (l *Limiter) Limit() int { return int(l.limit.Load()) }
 // InFlight is the number of decisions under way.
 func (l *Limiter) InFlight() int { return int(l.inFlight.Load()) }
 
+// ShedReason says why a request was shed.
+type ShedReason int
+
+const (
+	// ShedInFlight: the cap on decisions under way was reached.
+	ShedInFlight ShedReason = iota
+	// ShedWait: it waited past QueueWait to be read while requests queued.
+	ShedWait
+	// ShedShare: it fell outside the share let in while the CPU queue
+	// was long.
+	ShedShare
+	shedReasons
+)
+
+// String is the reason's metric label.
+func (r ShedReason) String() string {
+	switch r {
+	case ShedInFlight:
+		return "in_flight"
+	case ShedWait:
+		return "wait"
+	case ShedShare:
+		return "share"
+	}
+	return "unknown"
+}
+
 // Shed is the number of requests shed so far.
-func (l *Limiter) Shed() int64 { return l.shed.Load() }
+func (l *Limiter) Shed() int64 {
+	var n int64
+	for i := range l.shed {
+		n += l.shed[i].Load()
+	}
+	return n
+}
+
+// ShedFor is the number of requests shed so far for reason r.
+func (l *Limiter) ShedFor(r ShedReason) int64 {
+	if r < 0 || r >= shedReasons {
+		return 0
+	}
+	return l.shed[r].Load()
+}
 
 // schedDelay reads the Go scheduler's latency histogram and returns
 // quantiles of what was added since the last read.

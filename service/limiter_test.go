@@ -310,6 +310,9 @@ func TestFixedLimiterGuard(t *testing.T) {
 	if l.Limit() != 256 || l.Admitted() >= 1 {
 		t.Fatalf("limit %d, admitted share %.2f past the guard; want the cap kept at 256 and a share below 1", l.Limit(), l.Admitted())
 	}
+	if l.Shed() == 0 || l.ShedFor(service.ShedShare) != l.Shed() {
+		t.Fatalf("%d shed, %d of them for the share; want all of them", l.Shed(), l.ShedFor(service.ShedShare))
+	}
 	// The queue empties: every request is let in again.
 	play(l, 20, func(int) time.Duration { return 100 * time.Microsecond })
 	if l.Admitted() != 1 {
@@ -441,7 +444,7 @@ func TestLimiterShedsRequestsThatWaited(t *testing.T) {
 			t.Fatalf("%d of 40 admitted, half of them read late; want the 20 read in time", got)
 		}
 	}
-	if l.Shed() != 100 || l.Admitted() != 1 {
+	if l.Shed() != 100 || l.ShedFor(service.ShedWait) != 100 || l.Admitted() != 1 {
 		t.Fatalf("%d shed, admitted share %.2f; want the 100 read late, and every request read in time let in despite a 50ms scheduling delay", l.Shed(), l.Admitted())
 	}
 	// The queue is gone: late stragglers are let in again.

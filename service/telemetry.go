@@ -144,11 +144,17 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
+	shedBy := make([]metric.ObserveOption, 0, int(shedReasons))
+	for r := range shedReasons {
+		shedBy = append(shedBy, metric.WithAttributes(attribute.String("reason", r.String())))
+	}
 	_, err = m.Int64ObservableCounter("nbp.requests.shed",
-		metric.WithDescription("Recommendation requests shed at once because too many decisions were under way."),
+		metric.WithDescription("Requests shed at once with 503 overloaded, by reason: in_flight (too many decisions under way), wait (waited too long to be read while requests queued), share (outside the share let in while the CPU queue was long)."),
 		metric.WithUnit("{request}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(s.limiter.Shed())
+			for r := range shedReasons {
+				o.Observe(s.limiter.ShedFor(r), shedBy[r])
+			}
 			return nil
 		}))
 	if err != nil {

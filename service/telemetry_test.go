@@ -130,7 +130,9 @@ func TestMetricsScrape(t *testing.T) {
 		{"healthz", "http_server_request_duration_seconds_count", map[string]string{"http_route": "/healthz", "channel": "", "http_response_status_code": "200"}},
 		{"decisions", "nbp_decisions_total", map[string]string{"strategy": "model", "channel": "app_feed"}},
 		{"degraded", "nbp_decisions_degraded_total", map[string]string{"reason": "features_corrupt"}},
-		{"shed", "nbp_requests_shed_total", map[string]string{}},
+		{"shed: in flight", "nbp_requests_shed_total", map[string]string{"reason": "in_flight"}},
+		{"shed: wait", "nbp_requests_shed_total", map[string]string{"reason": "wait"}},
+		{"shed: share", "nbp_requests_shed_total", map[string]string{"reason": "share"}},
 		{"redis latency", "nbp_redis_command_duration_seconds_count", map[string]string{"command": "pipeline"}},
 	}
 	for _, tt := range tests {
