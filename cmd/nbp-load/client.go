@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -144,4 +146,60 @@ func checkDegraded(t *target, id string) (bool, error) {
 		return false, fmt.Errorf("no \"degraded\" in the body: %.300s", body)
 	}
 	return *resp.Degraded, nil
+}
+
+// shedByReason reads nbp's count of requests shed, by reason, from its
+// /metrics (nbp_requests_shed_total{reason="..."}).
+func shedByReason(t *target) (map[string]int64, error) {
+	status, body, err := t.get("http://" + t.addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	if status != fasthttp.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: status %d", status)
+	}
+	return parseShed(body), nil
+}
+
+// parseShed finds the shed counters in a Prometheus text scrape.
+func parseShed(scrape []byte) map[string]int64 {
+	const name, label = "nbp_requests_shed_total{", `reason="`
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(scrape), "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		i := strings.Index(line, label)
+		end := strings.LastIndexByte(line, '}')
+		if i < 0 || end < i {
+			continue
+		}
+		reason, _, ok := strings.Cut(line[i+len(label):], `"`)
+		fields := strings.Fields(line[end+1:])
+		if !ok || len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		out[reason] = int64(v)
+	}
+	return out
+}
+
+// shedSince is what nbp shed, by reason, since before (from shedByReason);
+// nil when either scrape failed.
+func shedSince(t *target, before map[string]int64) map[string]int64 {
+	if before == nil {
+		return nil
+	}
+	after, err := shedByReason(t)
+	if err != nil {
+		return nil
+	}
+	for k, v := range before {
+		after[k] -= v
+	}
+	return after
 }

@@ -416,13 +416,16 @@ func overload(ctx context.Context, cfg config, peakS, s server, ids []string, re
 		name := (&overloadResult{ThrottleK: k}).name()
 		fmt.Fprintf(stdout, "running %s: %s at 2x the peak of nbp, %.0f req/s for %s + %s warm-up, pool of %d\n", name, s.t.name, rate, cfg.duration, cfg.warmup, pool)
 		meter := cpu(s)
+		shed, _ := shedByReason(s.t)
 		res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)
+		shed = shedSince(s.t, shed)
 		t.client.CloseIdleConnections() // before the closed loop that follows
 		if res.window <= 0 {
 			return nil
 		}
 		o := overloadRun(s.t.name, peak, rate, pool, res, meter.cores())
 		o.ThrottleK = k
+		o.ShedByReason = shed
 		// The speed of this machine drifts by a tenth or more within a
 		// minute: judge the run by nbp's closed loop just before and
 		// just after it, too.
@@ -463,10 +466,12 @@ func degraded(ctx context.Context, cfg config, nbp server, ids []string, redis *
 		pool := max(64, int(cfg.rate*goodputDeadline.Seconds()))
 		fmt.Fprintf(stdout, "running degraded:    %s with Redis %s, %g req/s for %s, pool of %d\n", nbp.t.name, name, cfg.rate, cfg.duration, pool)
 		meter := cpu(nbp)
+		shed, _ := shedByReason(nbp.t)
 		res := runOpenCoarse(ctx, cfg.rate, pool, 0, cfg.duration, nbp.t.issuer(ids, seed))
 		if res.window > 0 {
 			r := openRun(nbp.t.name, cfg.rate, res, meter.cores())
 			r.Phase = "redis " + name
+			r.ShedByReason = shedSince(nbp.t, shed)
 			rep.Degraded = append(rep.Degraded, r)
 		}
 	}

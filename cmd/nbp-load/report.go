@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -96,6 +97,9 @@ type runResult struct {
 	FirstError string             `json:"first_error,omitempty"`
 	ErrorsBy   map[string]uint64  `json:"errors_by_class,omitempty"`
 	CPUCores   map[string]float64 `json:"cpu_cores"` // load (nbp-load), server, redis, other
+	// ShedByReason is nbp's own count of 503s by reason (its /metrics),
+	// over the run; degraded runs only.
+	ShedByReason map[string]int64 `json:"shed_by_reason,omitempty"`
 }
 
 // mode names the kind of run.
@@ -203,6 +207,9 @@ type overloadResult struct {
 	ErrorsBy    map[string]uint64  `json:"errors_by_class,omitempty"`
 	SendLagUS   latencySummary     `json:"send_lag_us"`
 	CPUCores    map[string]float64 `json:"cpu_cores"`
+	// ShedByReason is nbp's own count of 503s by reason (its /metrics),
+	// over the run and its warm-up.
+	ShedByReason map[string]int64 `json:"shed_by_reason,omitempty"`
 }
 
 func overloadRun(target string, peak, rate float64, pool int, res openResult, cores map[string]float64) overloadResult {
@@ -426,6 +433,11 @@ func (r *report) print(w io.Writer) {
 				d.Phase, d.RPS, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), d.Degraded, d.Errors, deref(d.Dropped), cores(d.CPUCores))
 		}
 		tw.Flush()
+		for _, d := range r.Degraded {
+			if len(d.ShedByReason) > 0 {
+				fmt.Fprintf(w, "  %s: shed by reason (nbp's count): %s\n", d.Phase, reasons(d.ShedByReason))
+			}
+		}
 	}
 
 	if r.Interrupted {
@@ -521,4 +533,16 @@ func printOverload(w io.Writer, o *overloadResult, s settings) {
 	if len(o.ErrorsBy) > 0 {
 		fmt.Fprintf(w, "  failures by kind: %s\n", classes(o.ErrorsBy))
 	}
+	if len(o.ShedByReason) > 0 {
+		fmt.Fprintf(w, "  shed by reason (nbp's count, warm-up included): %s\n", reasons(o.ShedByReason))
+	}
+}
+
+// reasons lists nbp's shed counts by reason, in a fixed order.
+func reasons(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

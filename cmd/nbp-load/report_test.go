@@ -94,3 +94,27 @@ func TestReportOverload(t *testing.T) {
 		}
 	}
 }
+
+func TestParseShed(t *testing.T) {
+	scrape := `# HELP nbp_requests_shed_total Requests shed
+# TYPE nbp_requests_shed_total counter
+nbp_requests_shed_total{otel_scope_name="nbp",reason="in_flight"} 12
+nbp_requests_shed_total{otel_scope_name="nbp",reason="wait"} 3.4e+06
+nbp_requests_shed_total{otel_scope_name="nbp",reason="share"} 0
+nbp_requests_limit{otel_scope_name="nbp"} 32
+nbp_requests_shed_total{reason="broken"
+`
+	got := parseShed([]byte(scrape))
+	want := map[string]int64{"in_flight": 12, "wait": 3_400_000, "share": 0}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if s := reasons(got); s != "in_flight 12, share 0, wait 3400000" {
+		t.Fatalf("reasons: %q", s)
+	}
+}
