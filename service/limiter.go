@@ -48,14 +48,17 @@ import (
 // (the kernel's receive time, see AcquireWaited), that wait replaces the
 // scheduler's delay, as the more direct measure: the delay misses the
 // requests not read yet, and is diluted by the many wake-ups that run at
-// once. While at least half the requests of a window (Min of them at
-// least) waited over half of QueueWait, the server is behind, and every
-// request that waited past QueueWait is shed, whatever the cap. A
-// request that waited that long costs the same to answer as a fresh one,
-// and has less of its deadline left: shedding the oldest keeps the wait
-// of the admitted ones near QueueWait, and spends on answering the excess
-// no more than the answers themselves, so goodput stays near what the CPU
-// can give. Within a queue that short, nothing is shed for its age.
+// once. While at least half the requests of two windows in a row (Min of
+// them at least in each) waited over half of QueueWait, the server is
+// behind, and every request that waited past QueueWait is shed, whatever
+// the cap. One such window is not enough: a pause of a few milliseconds
+// (a collection, another process on the CPU) makes one, and at a load nbp
+// can take, the queue it leaves drains by itself. A request that waited
+// that long costs the same to answer as a fresh one, and has less of its
+// deadline left: shedding the oldest keeps the wait of the admitted ones
+// near QueueWait, and spends on answering the excess no more than the
+// answers themselves, so goodput stays near what the CPU can give. Within
+// a queue that short, nothing is shed for its age.
 type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
@@ -69,9 +72,12 @@ type Limiter struct {
 	// Requests of the window whose wait before being read is known, and
 	// those of them that waited over half of QueueWait.
 	waits, lateWaits atomic.Int64
-	// behindAt: when the last window closed, if its requests mostly
-	// waited (see Limiter), in unix nanoseconds; 0 if they did not.
-	behindAt atomic.Int64
+	// behindAt: when the last window closed, if its requests and the
+	// previous window's mostly waited (see Limiter), in unix nanoseconds;
+	// 0 if they did not. lateStreak counts such windows in a row (under
+	// mu).
+	behindAt   atomic.Int64
+	lateStreak int
 
 	// admit is the share of requests let in (scaled to 1<<32: all),
 	// lowered while the CPU queue stays long whatever the cap.
@@ -230,6 +236,11 @@ func (l *Limiter) maybeAdjust() {
 	peak := l.peak.Swap(l.inFlight.Load())
 	waits, late := l.waits.Swap(0), l.lateWaits.Swap(0)
 	if waits >= int64(l.cfg.Min) && 2*late >= waits {
+		l.lateStreak++
+	} else {
+		l.lateStreak = 0
+	}
+	if l.lateStreak >= 2 {
 		l.behindAt.Store(now.UnixNano())
 	} else {
 		l.behindAt.Store(0)

@@ -452,6 +452,14 @@ func TestLimiterShedsRequestsThatWaited(t *testing.T) {
 	if got := window(repeat(40, 30*time.Millisecond)...); got != 40 {
 		t.Fatalf("%d of 40 admitted in the window after a short queue, want all", got)
 	}
+	// One late window is a pause, not yet a queue; two in a row are.
+	if got := window(repeat(40, 30*time.Millisecond)...); got != 40 {
+		t.Fatalf("%d of 40 admitted after a single late window, want all", got)
+	}
+	if got := window(repeat(40, 30*time.Millisecond)...); got != 0 {
+		t.Fatalf("%d of 40 late requests admitted after two late windows, want none", got)
+	}
+	window(repeat(40, time.Millisecond)...)
 	// Fewer than Min in a window is no queue of nbp's making.
 	window(repeat(40, time.Millisecond)...)
 	shed := l.Shed()

@@ -281,9 +281,15 @@ func measure(ctx context.Context, cfg config, servers []server, overloaded *serv
 			// dispatcher's own thread wants.
 			run = runOpenCoarse
 		}
+		var shed map[string]int64
+		if s.t.name != "baseline" {
+			shed, _ = shedByReason(s.t)
+		}
 		res := run(ctx, cfg.rate, cfg.pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+1000))
 		if res.window > 0 {
-			rep.Open = append(rep.Open, openRun(s.t.name, cfg.rate, res, meter.cores()))
+			o := openRun(s.t.name, cfg.rate, res, meter.cores())
+			o.ShedByReason = shedSince(s.t, shed)
+			rep.Open = append(rep.Open, o)
 		}
 		if err := ctx.Err(); err != nil {
 			return err

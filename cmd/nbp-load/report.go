@@ -98,7 +98,7 @@ type runResult struct {
 	ErrorsBy   map[string]uint64  `json:"errors_by_class,omitempty"`
 	CPUCores   map[string]float64 `json:"cpu_cores"` // load (nbp-load), server, redis, other
 	// ShedByReason is nbp's own count of 503s by reason (its /metrics),
-	// over the run; degraded runs only.
+	// over the run (and its warm-up); open-loop and degraded runs.
 	ShedByReason map[string]int64 `json:"shed_by_reason,omitempty"`
 }
 
@@ -415,6 +415,11 @@ func (r *report) print(w io.Writer) {
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "(lag p99: how late the generator sent against its schedule, included in the latencies;\n send p99: latency from the actual send, without that lag, for reference only)\n")
+		for _, o := range r.Open {
+			if len(o.ShedByReason) > 0 {
+				fmt.Fprintf(w, "  %s: shed by reason (nbp's count, warm-up included): %s\n", o.Target, reasons(o.ShedByReason))
+			}
+		}
 	}
 
 	for _, o := range []*overloadResult{r.Overload, r.OverloadThrottled} {
