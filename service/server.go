@@ -32,10 +32,10 @@ type HTTPConfig struct {
 	// MaxInFlight caps the decisions under way; past it a request is shed
 	// at once with 503 and Retry-After instead of queueing behind the
 	// others until every one misses its deadline. Default 32 per CPU: a
-	// decision takes about 130µs of CPU and a Redis round trip, so a
-	// handful per CPU keep it busy, and 32 leave room for a Redis a
+	// decision takes 70–130µs of CPU (by machine) and a Redis round trip,
+	// so a handful per CPU keep it busy, and 32 leave room for a Redis a
 	// millisecond away while the admitted decisions' own CPU queue stays
-	// near 4ms, under ShedDelay.
+	// at a few ms. 128 did worse at twice the load nbp can take.
 	MaxInFlight int
 	// AdaptiveLimit lowers the cap below MaxInFlight, and lets in only a
 	// share of arriving requests, while goroutines queue for the CPU (see
@@ -48,12 +48,12 @@ type HTTPConfig struct {
 	// ShedWait bounds the wait of admitted requests under a load far past
 	// capacity, so that they keep their deadline. On Linux the server
 	// knows how long each request waited before it read it (the kernel's
-	// receive time): while most requests wait over half of ShedWait,
-	// those that waited past it are shed (see Limiter). Default
-	// RequestTimeout/20: a decision then has most of its deadline left.
-	// A shorter queue also keeps the decisions admitted from waiting
-	// behind it for the CPU after their Redis read, which a longer one
-	// makes them do, holding in-flight slots. Negative: never.
+	// receive time): while most requests of two windows in a row wait
+	// over half of ShedWait, those that waited past it are shed (see
+	// Limiter). Default RequestTimeout/20: a decision then has most of its
+	// deadline left. RequestTimeout/10 did worse at twice the load nbp
+	// can take: 61% and 65% of its capacity in two runs, against 72–83%.
+	// Negative: never.
 	ShedWait time.Duration
 	// ShedDelay is the CPU scheduling delay (90th percentile) past which
 	// the fixed limit lets in only a share of arriving requests, so that
