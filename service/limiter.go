@@ -169,28 +169,29 @@ func (l *Limiter) AcquireWaited(wait time.Duration, known bool) bool {
 			l.lateWaits.Add(1)
 		}
 		if wait > l.cfg.QueueWait && l.behind() {
-			l.shed[ShedWait].Add(1)
-			l.maybeAdjust()
-			return false
+			return l.reject(ShedWait)
 		}
 	}
 	if a := l.admit.Load(); a < admitAll && uint64(rand.Uint32()) >= a {
-		l.shed[ShedShare].Add(1)
-		l.maybeAdjust()
-		return false
+		return l.reject(ShedShare)
 	}
 	n := l.inFlight.Add(1)
 	if n > l.limit.Load() {
 		l.inFlight.Add(-1)
-		l.shed[ShedInFlight].Add(1)
-		l.maybeAdjust()
-		return false
+		return l.reject(ShedInFlight)
 	}
 	if l.cfg.Adaptive { // only the adaptive cap grows on the peak
 		for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
 		}
 	}
 	return true
+}
+
+// reject counts a request shed for r; it is false, for Acquire to return.
+func (l *Limiter) reject(r ShedReason) bool {
+	l.shed[r].Add(1)
+	l.maybeAdjust()
+	return false
 }
 
 // Release ends an admitted decision.

@@ -188,18 +188,22 @@ func parseShed(scrape []byte) map[string]int64 {
 	return out
 }
 
-// shedSince is what nbp shed, by reason, since before (from shedByReason);
-// nil when either scrape failed.
-func shedSince(t *target, before map[string]int64) map[string]int64 {
-	if before == nil {
-		return nil
+// shedCounter reads nbp's shed counts now and returns a function giving
+// what it shed since, by reason; that is nil when either read failed (the
+// baseline has no /metrics).
+func shedCounter(t *target) func() map[string]int64 {
+	before, err := shedByReason(t)
+	return func() map[string]int64 {
+		if err != nil {
+			return nil
+		}
+		after, err := shedByReason(t)
+		if err != nil {
+			return nil
+		}
+		for k, v := range before {
+			after[k] -= v
+		}
+		return after
 	}
-	after, err := shedByReason(t)
-	if err != nil {
-		return nil
-	}
-	for k, v := range before {
-		after[k] -= v
-	}
-	return after
 }

@@ -281,14 +281,11 @@ func measure(ctx context.Context, cfg config, servers []server, overloaded *serv
 			// dispatcher's own thread wants.
 			run = runOpenCoarse
 		}
-		var shed map[string]int64
-		if s.t.name != "baseline" {
-			shed, _ = shedByReason(s.t)
-		}
+		shed := shedCounter(s.t)
 		res := run(ctx, cfg.rate, cfg.pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+1000))
 		if res.window > 0 {
 			o := openRun(s.t.name, cfg.rate, res, meter.cores())
-			o.ShedByReason = shedSince(s.t, shed)
+			o.ShedByReason = shed()
 			rep.Open = append(rep.Open, o)
 		}
 		if err := ctx.Err(); err != nil {
@@ -422,9 +419,9 @@ func overload(ctx context.Context, cfg config, peakS, s server, ids []string, re
 		name := (&overloadResult{ThrottleK: k}).name()
 		fmt.Fprintf(stdout, "running %s: %s at 2x the peak of nbp, %.0f req/s for %s + %s warm-up, pool of %d\n", name, s.t.name, rate, cfg.duration, cfg.warmup, pool)
 		meter := cpu(s)
-		shed, _ := shedByReason(s.t)
+		shedSince := shedCounter(s.t)
 		res := runOpenCoarse(ctx, rate, pool, cfg.warmup, cfg.duration, issuer)
-		shed = shedSince(s.t, shed)
+		shed := shedSince()
 		t.client.CloseIdleConnections() // before the closed loop that follows
 		if res.window <= 0 {
 			return nil
@@ -472,12 +469,12 @@ func degraded(ctx context.Context, cfg config, nbp server, ids []string, redis *
 		pool := max(64, int(cfg.rate*goodputDeadline.Seconds()))
 		fmt.Fprintf(stdout, "running degraded:    %s with Redis %s, %g req/s for %s, pool of %d\n", nbp.t.name, name, cfg.rate, cfg.duration, pool)
 		meter := cpu(nbp)
-		shed, _ := shedByReason(nbp.t)
+		shed := shedCounter(nbp.t)
 		res := runOpenCoarse(ctx, cfg.rate, pool, 0, cfg.duration, nbp.t.issuer(ids, seed))
 		if res.window > 0 {
 			r := openRun(nbp.t.name, cfg.rate, res, meter.cores())
 			r.Phase = "redis " + name
-			r.ShedByReason = shedSince(nbp.t, shed)
+			r.ShedByReason = shed()
 			rep.Degraded = append(rep.Degraded, r)
 		}
 	}
