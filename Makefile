@@ -12,7 +12,7 @@ GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 .PHONY: demo test build ort redis promtool lint unit metrics-check bench load overload batch-bench model clean
 
 demo: ort redis build
-	./bin/nbp -demo -addr :8080
+	./bin/nbp -demo -addr :8080 -audit-spill var/audit-spill
 
 build:
 	go build -o bin/ ./cmd/...

@@ -106,7 +106,19 @@ type AuditOptions struct {
 	Queue     int           // records waiting to be written; default 10,000
 	Batch     int           // records per pipeline; default 256
 	Linger    time.Duration // longest wait to fill a batch; default 5ms
-	Logger    *slog.Logger
+	// SpillDir, when set, is the directory where records wait while Redis
+	// cannot take them (see AuditLog); one process a directory. Empty:
+	// such records are lost, and counted.
+	SpillDir string
+	// SpillMax bounds the bytes waiting in SpillDir; default 1 GiB. Past
+	// it, records are lost, and counted.
+	SpillMax int64
+	// WriteTimeout bounds one batch's write to Redis; default 500ms.
+	WriteTimeout time.Duration
+	// RetryEvery is how often the writer tries Redis again while it
+	// fails; default 1s.
+	RetryEvery time.Duration
+	Logger     *slog.Logger
 }
 
 // AuditLog keeps audit records in Redis, in hashes by minute:
@@ -118,7 +130,17 @@ type AuditOptions struct {
 //
 // Writes leave the request path: Write queues the record and a background
 // writer pipelines batches, so a decision still costs one Redis round trip.
-// When the queue is full, Write waits for room rather than lose a record.
+// When the queue is full, Write waits a moment for room.
+//
+// When a batch cannot be written (Redis refused, cut or past
+// WriteTimeout), the writer stops trying Redis for RetryEvery, so that
+// the queue keeps draining and decisions never wait on a failing store.
+// Meanwhile, with a SpillDir, records go to files there, synced to disk,
+// and once Redis takes a write again they are written to it, a few
+// batches at every wake-up, oldest first; what a previous process left
+// there is written at start. Every decision thus stays explainable
+// through a Redis outage, a moment later than usual. Without a SpillDir,
+// or past SpillMax, records are lost, and counted (Stats).
 type AuditLog struct {
 	rdb     redis.UniversalClient
 	o       AuditOptions
@@ -126,11 +148,38 @@ type AuditLog struct {
 	done    chan struct{}
 	mu      sync.RWMutex // held for reading while sending, for writing while closing
 	closed  bool
-	Dropped atomic.Int64 // records that could not be written (Redis failing)
+	closeBy atomic.Int64 // Close's deadline, unix nanoseconds; 0: none
+
+	// The writer goroutine's own.
+	spill      *auditSpill // nil without SpillDir
+	down       bool        // Redis failed the last write
+	retryAt    time.Time   // when to try Redis again, while down
+	lostAt     int64       // lost when Redis last went down, for the log
+	lossLogged bool        // a loss to the spill was logged in this outage
+	ids        []string
+	vals       [][]byte
+	buf        []byte
+
+	lost, spilled, replayed, spillBytes atomic.Int64
 }
 
-// NewAuditLog starts the background writer; Close stops it.
-func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) *AuditLog {
+// AuditStats counts what became of the records that could not be written
+// to Redis at once.
+type AuditStats struct {
+	Lost       int64 // never written: no spill, spill full, queue full, torn
+	Spilled    int64 // written to the spill
+	Replayed   int64 // written from the spill to Redis
+	SpillBytes int64 // bytes waiting in the spill now
+}
+
+// Stats returns the counts so far.
+func (a *AuditLog) Stats() AuditStats {
+	return AuditStats{Lost: a.lost.Load(), Spilled: a.spilled.Load(), Replayed: a.replayed.Load(), SpillBytes: a.spillBytes.Load()}
+}
+
+// NewAuditLog starts the background writer; Close stops it. It fails only
+// when the spill directory cannot be opened or is another process's.
+func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) (*AuditLog, error) {
 	if o.Prefix == "" {
 		o.Prefix = "nbp:"
 	}
@@ -146,12 +195,33 @@ func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) *AuditLog {
 	if o.Linger <= 0 {
 		o.Linger = 5 * time.Millisecond
 	}
+	if o.SpillMax <= 0 {
+		o.SpillMax = 1 << 30
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 500 * time.Millisecond
+	}
+	if o.RetryEvery <= 0 {
+		o.RetryEvery = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &AuditLog{rdb: rdb, o: o, queue: make(chan AuditRecord, o.Queue), done: make(chan struct{})}
+	if o.SpillDir != "" {
+		sp, err := openAuditSpill(o.SpillDir, o.SpillMax)
+		if err != nil {
+			return nil, err
+		}
+		a.spill = sp
+		a.spillBytes.Store(sp.size)
+		if !sp.empty() {
+			o.Logger.Info("audit records left in the spill by an earlier process: writing them to Redis",
+				slog.Int("files", len(sp.pending)), slog.Int64("bytes", sp.size))
+		}
+	}
 	go a.run()
-	return a
+	return a, nil
 }
 
 // key returns the hash holding a decision's record: records are grouped
@@ -190,13 +260,19 @@ func (a *AuditLog) Write(ctx context.Context, r AuditRecord) error {
 	case a.queue <- r:
 		return nil
 	case <-ctx.Done():
-		a.Dropped.Add(1)
+		a.lost.Add(1)
 		return fmt.Errorf("audit queue full: %w", ctx.Err())
 	}
 }
 
+// replayChunks is how many batches of the spill the writer replays at a
+// wake-up: enough to empty a spill of minutes within a few more, few
+// enough that the queue keeps draining meanwhile.
+const replayChunks = 4
+
 // run wakes every Linger and writes what the queue holds, in batches: a
-// busy server pays no wake-up per record.
+// busy server pays no wake-up per record. Then it replays some of the
+// spill.
 func (a *AuditLog) run() {
 	defer close(a.done)
 	batch := make([]AuditRecord, 0, a.o.Batch)
@@ -215,7 +291,7 @@ func (a *AuditLog) run() {
 				}
 				batch = append(batch, r)
 				if len(batch) == a.o.Batch {
-					a.flush(batch)
+					a.write(batch)
 					batch = batch[:0]
 				}
 			default:
@@ -223,52 +299,174 @@ func (a *AuditLog) run() {
 			}
 		}
 		if len(batch) > 0 {
-			a.flush(batch)
+			a.write(batch)
 			batch = batch[:0]
 		}
 		if closed {
+			a.finish()
 			return
 		}
+		a.replay(replayChunks)
 	}
 }
 
-func (a *AuditLog) flush(batch []AuditRecord) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// write writes a batch to Redis, or, while Redis fails, to the spill.
+func (a *AuditLog) write(batch []AuditRecord) {
+	a.buf, a.ids, a.vals = a.buf[:0], a.ids[:0], a.vals[:0]
+	for i := range batch {
+		start := len(a.buf)
+		a.buf = batch[i].AppendJSON(a.buf)
+		a.ids = append(a.ids, batch[i].DecisionID)
+		a.vals = append(a.vals, a.buf[start:len(a.buf):len(a.buf)])
+	}
+	now := time.Now()
+	// Without a spill, a batch is how Redis is tried again; with one,
+	// replaying the spill is.
+	if !a.down || (a.spill == nil && !now.Before(a.retryAt)) {
+		err := a.put(a.ids, a.vals)
+		if err == nil {
+			a.up(len(batch))
+			return
+		}
+		a.goDown(time.Now(), err) // not now: the write took its time
+	}
+	if a.spill == nil {
+		a.lost.Add(int64(len(batch)))
+		return
+	}
+	lines := make([]byte, 0, len(a.buf)+len(batch)*32) // an id, a space, a newline
+	for i := range a.ids {
+		lines = appendSpillLine(lines, a.ids[i], a.vals[i])
+	}
+	if err := a.spill.appendLines(lines); err != nil {
+		a.lost.Add(int64(len(batch)))
+		if !a.lossLogged { // once an outage
+			a.lossLogged = true
+			a.o.Logger.Error("audit records lost: the spill cannot take them", slog.Int("records", len(batch)), slog.String("error", err.Error()))
+		}
+		return
+	}
+	a.spilled.Add(int64(len(batch)))
+	a.spillBytes.Store(a.spill.size)
+}
+
+// put writes records to Redis, in one pipeline.
+func (a *AuditLog) put(ids []string, vals [][]byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.o.WriteTimeout)
 	defer cancel()
-	buf := make([]byte, 0, 512*len(batch))
-	vals := make([][]byte, len(batch))
-	for i := range batch {
-		start := len(buf)
-		buf = batch[i].AppendJSON(buf)
-		vals[i] = buf[start:len(buf):len(buf)]
-	}
 	fields := map[string][]any{}
-	for i := range batch {
-		k := a.key(batch[i].DecisionID)
-		fields[k] = append(fields[k], batch[i].DecisionID, vals[i])
+	for i := range ids {
+		k := a.key(ids[i])
+		fields[k] = append(fields[k], ids[i], vals[i])
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		pipe := a.rdb.Pipeline()
-		for k, fv := range fields {
-			pipe.HSet(ctx, k, fv...)
-			pipe.Expire(ctx, k, a.o.Retention)
-		}
-		if _, err := pipe.Exec(ctx); err == nil {
-			return
-		} else if attempt == 2 || ctx.Err() != nil {
-			a.Dropped.Add(int64(len(batch)))
-			a.o.Logger.Error("audit records not written", slog.Int("records", len(batch)), slog.String("error", err.Error()))
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	pipe := a.rdb.Pipeline()
+	for k, fv := range fields {
+		pipe.HSet(ctx, k, fv...)
+		pipe.Expire(ctx, k, a.o.Retention)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// goDown stops trying Redis until RetryEvery from now.
+func (a *AuditLog) goDown(now time.Time, err error) {
+	a.retryAt = now.Add(a.o.RetryEvery)
+	if a.down {
+		return
+	}
+	a.down, a.lossLogged = true, false
+	a.lostAt = a.lost.Load()
+	if a.spill != nil {
+		a.o.Logger.Warn("audit records not written to Redis: spilling them until it answers",
+			slog.String("dir", a.spill.dir), slog.String("error", err.Error()))
+	} else {
+		a.o.Logger.Error("audit records not written to Redis: losing them until it answers (no spill directory)",
+			slog.String("error", err.Error()))
 	}
 }
 
-// Close writes what is queued and stops the writer, waiting until ctx ends.
+// up notes a write Redis took.
+func (a *AuditLog) up(records int) {
+	if !a.down {
+		return
+	}
+	a.down = false
+	a.o.Logger.Info("audit records written to Redis again", slog.Int("records", records),
+		slog.Int64("lost_meanwhile", a.lost.Load()-a.lostAt))
+}
+
+// replay writes up to chunks batches of the spill to Redis, oldest first,
+// unless Redis failed less than RetryEvery ago.
+func (a *AuditLog) replay(chunks int) {
+	if a.spill == nil || a.spill.empty() || (a.down && time.Now().Before(a.retryAt)) {
+		return
+	}
+	defer func() { a.spillBytes.Store(a.spill.size) }()
+	for range chunks {
+		c, err := a.spill.readChunk(a.o.Batch)
+		if err != nil {
+			// Unreadable (another format, or the disk): set aside, not
+			// retried at every wake-up.
+			a.o.Logger.Error("audit spill file set aside", slog.String("error", err.Error()))
+			a.spill.setAside()
+			continue
+		}
+		if c.bad > 0 {
+			a.lost.Add(int64(c.bad))
+			a.o.Logger.Error("audit spill: damaged lines skipped (a write torn by a crash)", slog.Int("lines", c.bad))
+		}
+		if len(c.ids) > 0 {
+			ids := make([]string, len(c.ids))
+			for i, id := range c.ids {
+				ids[i] = string(id)
+			}
+			if err := a.put(ids, c.values); err != nil {
+				a.goDown(time.Now(), err)
+				return
+			}
+			a.replayed.Add(int64(len(ids)))
+			a.up(len(ids))
+		}
+		if err := a.spill.done(c); err != nil {
+			a.o.Logger.Error("audit spill", slog.String("error", err.Error()))
+		}
+		if a.spill.empty() {
+			a.o.Logger.Info("audit spill written to Redis", slog.Int64("replayed", a.replayed.Load()))
+			return
+		}
+	}
+}
+
+// finish runs once the queue is closed and written: it replays what the
+// spill holds while Redis takes it and Close's deadline allows, and
+// leaves the rest there for the next process.
+func (a *AuditLog) finish() {
+	if a.spill == nil {
+		return
+	}
+	by := a.closeBy.Load()
+	for !a.spill.empty() && !a.down && (by == 0 || time.Now().UnixNano() < by) {
+		a.replay(1)
+	}
+	if err := a.spill.close(); err != nil {
+		a.o.Logger.Error("audit spill", slog.String("error", err.Error()))
+	}
+	if !a.spill.empty() {
+		a.o.Logger.Warn("audit records left in the spill for the next process", slog.Int64("bytes", a.spill.size))
+	}
+}
+
+// Close writes what is queued and stops the writer, waiting until ctx
+// ends. With a spill, it first writes what waits there to Redis, until
+// ctx's deadline.
 func (a *AuditLog) Close(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.closed {
 		a.closed = true
+		if d, ok := ctx.Deadline(); ok {
+			// A margin to close the spill in.
+			a.closeBy.Store(d.Add(-50 * time.Millisecond).UnixNano())
+		}
 		close(a.queue)
 	}
 	a.mu.Unlock()

@@ -191,10 +191,14 @@ func waitPersonalised(t testing.TB, s *service.Server, ids []string, within time
 
 // TestFaultRedisAnswersDegradedInTime: whatever happens to Redis, every
 // recommendation is a 200 before its deadline with a degraded list that is
-// safe for anyone, and the model's decisions come back once Redis does.
+// safe for anyone, and the model's decisions come back once Redis does;
+// so do the audit records of the decisions made meanwhile (spilled to
+// disk): every decision stays explainable.
 func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 	fe := newFaultEnv(t, 60)
-	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
+	audit := newAudit(t, fe.client, auditOptions(fe.prefix, t.TempDir()))
+	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout},
+		Audit: audit, Hasher: service.NewCustomerHasher([]byte("test key"))})
 	ids := scoredIDs(t, fe.env, 6)
 	waitPersonalised(t, s, ids, 5*time.Second) // warm: the connection is open and healthy
 
@@ -226,10 +230,12 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			var slowest time.Duration
+			var made []service.RecommendationResponse
 			for _, id := range ids {
 				for ch := range catalog.NumChannels {
 					a := recommendTimed(t, s, id, ch)
 					slowest = max(slowest, a.took)
+					made = append(made, a.r)
 					if a.status != http.StatusOK {
 						t.Fatalf("%s %s: %d %s", id, ch, a.status, a.body)
 					}
@@ -254,7 +260,41 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 			start := time.Now()
 			waitPersonalised(t, s, ids, 5*time.Second)
 			t.Logf("personalised again after %s", time.Since(start))
+			checkExplainable(t, s, audit, made)
 		})
+	}
+}
+
+// checkExplainable waits for the audit spill to be written to Redis, then
+// fails unless each decision's audit record is served, and names what the
+// caller was told.
+func checkExplainable(t *testing.T, s *service.Server, audit *service.AuditLog, made []service.RecommendationResponse) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "the audit spill written to Redis", func() bool {
+		st := audit.Stats()
+		return st.Replayed == st.Spilled && st.SpillBytes == 0
+	})
+	for _, r := range made {
+		var status int
+		var body []byte
+		for try := 0; try < 100; try++ { // the last ones may still be queued
+			if status, body = do(t, s, "GET", "/v1/decisions/"+r.DecisionID); status == http.StatusOK {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		var rec service.AuditRecord
+		if status != http.StatusOK || json.Unmarshal(body, &rec) != nil {
+			t.Fatalf("decision %s not explainable after the fault: %d %s", r.DecisionID, status, body)
+		}
+		if rec.Strategy != r.Strategy || rec.Degraded != r.Degraded || rec.ModelVersion != r.ModelVersion || len(rec.Items) != len(r.Items) {
+			t.Fatalf("decision %s: the audit record %s does not say what the caller was told", r.DecisionID, body)
+		}
+	}
+	st := audit.Stats()
+	t.Logf("%d decisions explainable; audit records spilled %d, replayed %d, lost %d", len(made), st.Spilled, st.Replayed, st.Lost)
+	if st.Lost != 0 {
+		t.Fatalf("audit records lost: %+v", st)
 	}
 }
 

@@ -166,7 +166,16 @@ func newEnv(t testing.TB, o envOptions) *env {
 // closed when the test ends.
 func (e *env) audit(t testing.TB) *service.AuditLog {
 	t.Helper()
-	a := service.NewAuditLog(e.rdb, service.AuditOptions{Prefix: e.prefix, Linger: time.Millisecond})
+	return newAudit(t, e.rdb, service.AuditOptions{Prefix: e.prefix, Linger: time.Millisecond})
+}
+
+// newAudit returns an audit log closed when the test ends.
+func newAudit(t testing.TB, rdb redis.UniversalClient, o service.AuditOptions) *service.AuditLog {
+	t.Helper()
+	a, err := service.NewAuditLog(rdb, o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

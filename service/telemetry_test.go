@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,8 +53,13 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, envOptions{customers: 12, meters: mp, hook: hook})
+	audit := newAudit(t, e.rdb, service.AuditOptions{Prefix: e.prefix, Linger: time.Millisecond, SpillDir: t.TempDir()})
+	if err := service.ObserveAudit(mp, audit); err != nil {
+		t.Fatal(err)
+	}
 	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Audit:   audit, Hasher: service.NewCustomerHasher([]byte("test key"))})
 
 	// One customer's vector is corrupt: a degraded decision.
 	corrupt := e.ids[11]
@@ -134,6 +140,10 @@ func TestMetricsScrape(t *testing.T) {
 		{"shed: wait", "nbp_requests_shed_total", map[string]string{"reason": "wait"}},
 		{"shed: share", "nbp_requests_shed_total", map[string]string{"reason": "share"}},
 		{"redis latency", "nbp_redis_command_duration_seconds_count", map[string]string{"command": "pipeline"}},
+		{"audit spilled", "nbp_audit_records_spilled_total", nil},
+		{"audit replayed", "nbp_audit_records_replayed_total", nil},
+		{"audit lost", "nbp_audit_records_lost_total", nil},
+		{"audit spill size", "nbp_audit_spill_size_bytes", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

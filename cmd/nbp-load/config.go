@@ -35,6 +35,7 @@ type config struct {
 	seed         uint64
 	nbpBin       string
 	nbpArgs      []string
+	spillDir     string   // where each nbp gets an audit spill directory (set by bench)
 	overloadArgs []string // -overload on a second nbp with these flags too
 	skipBaseline bool
 	jsonPath     string

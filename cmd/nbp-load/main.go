@@ -106,6 +106,15 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 		fmt.Fprintf(stdout, "redis: %s (REDIS_ADDR)\n", redisAddr)
 	}
 
+	// Each nbp spills its audit records to a directory of its own, as in
+	// production, while -degraded fails its Redis.
+	spills, err := os.MkdirTemp("", "nbp-load-audit-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(spills)
+	cfg.spillDir = spills
+
 	maxConns := max(cfg.concurrency, cfg.pool) + 16
 	env := childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib)
 	nbpS, err := startNBP(ctx, cfg, "nbp", cfg.nbpArgs, env, maxConns, stdout)
@@ -203,7 +212,11 @@ func startNBP(ctx context.Context, cfg config, name string, extra, env []string,
 		}
 		log.keep = f // closed when nbp-load exits
 	}
-	args := append([]string{"-demo", "-addr", "127.0.0.1:0", "-log-level", "warn", "-demo-n", strconv.Itoa(cfg.n)}, extra...)
+	args := []string{"-demo", "-addr", "127.0.0.1:0", "-log-level", "warn", "-demo-n", strconv.Itoa(cfg.n)}
+	if cfg.spillDir != "" {
+		args = append(args, "-audit-spill", filepath.Join(cfg.spillDir, name))
+	}
+	args = append(args, extra...)
 	fmt.Fprintf(stdout, "%s: starting %s %s (loads the %d-customer demo bank)\n", name, cfg.nbpBin, strings.Join(args, " "), cfg.n)
 	p, addr, err := startServer(ctx, name, cfg.nbpBin, args, env, cfg.serverSet, 2*time.Minute, log.add)
 	if err != nil {

@@ -46,6 +46,8 @@ type config struct {
 	healthcheck     bool
 	auditKey        string
 	auditRetention  time.Duration
+	auditSpill      string
+	auditSpillMax   int
 	arbitration     string
 	printArb        bool
 	maxInFlight     int
@@ -98,6 +100,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	c.redisPassword = getenv("REDIS_PASSWORD")
 	c.auditKey = getenv("NBP_AUDIT_KEY")
 	fs.DurationVar(&c.auditRetention, "audit-retention", dur("NBP_AUDIT_RETENTION", 400*24*time.Hour), "how long decision audit records are kept (env NBP_AUDIT_RETENTION)")
+	fs.StringVar(&c.auditSpill, "audit-spill", getenv("NBP_AUDIT_SPILL"), "directory where audit records wait while Redis cannot take them, written to Redis once it can; one process a directory (env NBP_AUDIT_SPILL; none: such records are lost, and counted)")
+	fs.IntVar(&c.auditSpillMax, "audit-spill-max-mb", num("NBP_AUDIT_SPILL_MAX_MB", 1024), "most MiB waiting in -audit-spill; past it records are lost, and counted (env NBP_AUDIT_SPILL_MAX_MB)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", env("NBP_REDIS_PREFIX", "nbp:"), "key prefix (env NBP_REDIS_PREFIX)")
 	fs.DurationVar(&t.Read, "redis-read-timeout", dur("NBP_REDIS_READ_TIMEOUT", t.Read), "Redis read timeout")
 	fs.DurationVar(&t.Write, "redis-write-timeout", dur("NBP_REDIS_WRITE_TIMEOUT", t.Write), "Redis write timeout")
@@ -169,6 +173,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.modelWorkers < 1 {
 		errs = append(errs, fmt.Errorf("-model-workers must be at least 1"))
 	}
+	if c.auditSpillMax < 1 {
+		errs = append(errs, fmt.Errorf("-audit-spill-max-mb must be at least 1"))
+	}
 	if c.demoN < 1 {
 		errs = append(errs, fmt.Errorf("-demo-n must be at least 1"))
 	}
@@ -205,6 +212,6 @@ func (c config) redacted() map[string]any {
 		"catalog": c.catalog, "model": c.modelPath, "rules_only": c.rulesOnly, "model_budget": c.modelBudget.String(),
 		"request_timeout": c.requestTimeout.String(), "feature_timeout": c.featureTimeout.String(),
 		"stale_after": c.staleAfter.String(), "demo": c.demo, "audit_key": mask(c.auditKey),
-		"audit_retention": c.auditRetention.String(),
+		"audit_retention": c.auditRetention.String(), "audit_spill": c.auditSpill, "audit_spill_max_mb": c.auditSpillMax,
 	}
 }

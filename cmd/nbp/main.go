@@ -241,7 +241,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		_, _ = rand.Read(auditKey)
 		log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
 	}
-	audit := service.NewAuditLog(rdb, service.AuditOptions{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention, Logger: log})
+	audit, err := service.NewAuditLog(rdb, service.AuditOptions{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention,
+		SpillDir: cfg.auditSpill, SpillMax: int64(cfg.auditSpillMax) << 20, Logger: log})
+	if err != nil {
+		return err
+	}
+	if cfg.auditSpill == "" {
+		log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
+	}
+	if err := service.ObserveAudit(tel.meters, audit); err != nil {
+		return err
+	}
 	srv := service.NewServer(service.ServerConfig{
 		Pipeline: pipe,
 		HTTP:     httpCfg,

@@ -1,0 +1,249 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/redistest"
+	"github.com/directops/nbp/service"
+)
+
+// auditRecords returns n audit records of distinct decisions.
+func auditRecords(n int) []service.AuditRecord {
+	rs := make([]service.AuditRecord, n)
+	for i := range rs {
+		rs[i] = service.AuditRecord{DecisionID: service.NewDecisionID(), At: testNow.Add(time.Duration(i) * time.Millisecond),
+			Channel: "app_feed", CustomerHash: strings.Repeat("0f", 16), Strategy: "model", DegradedReasons: []string{},
+			Items: []service.AuditItem{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.5, Priority: float64(i), Reasons: []string{"IDLE_BALANCE"}}}}
+	}
+	return rs
+}
+
+// writeAll queues records as the request path does, 2,000 a second, and
+// fails if any write holds its caller past the request path's 5ms.
+func writeAll(t *testing.T, a *service.AuditLog, rs []service.AuditRecord) {
+	t.Helper()
+	var slowest time.Duration
+	for i, r := range rs {
+		if i%10 == 9 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		start := time.Now()
+		err := a.Write(ctx, r)
+		cancel()
+		slowest = max(slowest, time.Since(start))
+		if err != nil {
+			t.Fatalf("write %s: %v", r.DecisionID, err)
+		}
+	}
+	t.Logf("%d records queued, the slowest in %s", len(rs), slowest)
+}
+
+// checkInRedis fails unless every record is in Redis as written, read
+// with a client of its own.
+func checkInRedis(t *testing.T, rdb redis.UniversalClient, prefix string, rs []service.AuditRecord) {
+	t.Helper()
+	reader := newAudit(t, rdb, service.AuditOptions{Prefix: prefix})
+	for _, want := range rs {
+		got, err := reader.Get(context.Background(), want.DecisionID)
+		if err != nil {
+			t.Fatalf("%s: %v", want.DecisionID, err)
+		}
+		if !bytes.Equal(got.AppendJSON(nil), want.AppendJSON(nil)) {
+			t.Fatalf("%s: read back\n%s\nwritten\n%s", want.DecisionID, got.AppendJSON(nil), want.AppendJSON(nil))
+		}
+	}
+}
+
+// waitFor polls cond until it holds or within passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func spillFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "audit-*.spill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// auditOptions are quick to notice a fault and to retry, for tests, with
+// a queue of half a second of writeAll: room while a write finds out
+// that Redis fails (WriteTimeout), not if the writer tried Redis with
+// every batch.
+func auditOptions(prefix, dir string) service.AuditOptions {
+	return service.AuditOptions{Prefix: prefix, Linger: time.Millisecond, SpillDir: dir, Queue: 1000, Batch: 32,
+		WriteTimeout: 100 * time.Millisecond, RetryEvery: 50 * time.Millisecond}
+}
+
+// TestAuditKeepsEveryRecordThroughARedisOutage: while Redis refuses,
+// black-holes or cuts the writes, the records wait in the spill, no write
+// holds its caller, and once Redis is back every record is in it, exactly
+// as written, with none lost and the spill empty.
+func TestAuditKeepsEveryRecordThroughARedisOutage(t *testing.T) {
+	for _, f := range []struct {
+		name string
+		set  func(*redistest.Proxy) error
+	}{
+		{"refused", (*redistest.Proxy).Refuse},
+		{"black-holed", (*redistest.Proxy).BlackHole},
+		{"cut mid-reply", func(p *redistest.Proxy) error { return p.Cut(3) }},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			px, err := redistest.StartProxy(redisServer.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(px.Close)
+			rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
+			t.Cleanup(func() { _ = rdb.Close() })
+			prefix, dir := redistest.Prefix(t), t.TempDir()
+			a := newAudit(t, rdb, auditOptions(prefix, dir))
+
+			before := auditRecords(50)
+			writeAll(t, a, before)
+			checkInRedisEventually(t, rdb, prefix, before)
+			if err := f.set(px); err != nil {
+				t.Fatal(err)
+			}
+			during := auditRecords(2000)
+			writeAll(t, a, during)
+			waitFor(t, 5*time.Second, "every record of the outage spilled", func() bool { return a.Stats().Spilled == int64(len(during)) })
+			if len(spillFiles(t, dir)) == 0 || a.Stats().SpillBytes == 0 {
+				t.Fatalf("spilled, yet no spill file: %+v", a.Stats())
+			}
+
+			if err := px.Pass(); err != nil {
+				t.Fatal(err)
+			}
+			after := auditRecords(50)
+			writeAll(t, a, after)
+			waitFor(t, 5*time.Second, "the spill written to Redis", func() bool {
+				// Records written before the writer finds Redis again
+				// are spilled too.
+				s := a.Stats()
+				return s.Replayed == s.Spilled && s.SpillBytes == 0
+			})
+			checkInRedis(t, redisServer.Client(t), prefix, append(append(before, during...), after...))
+			if s := a.Stats(); s.Lost != 0 {
+				t.Fatalf("records lost: %+v", s)
+			}
+			if f := spillFiles(t, dir); len(f) != 0 {
+				t.Fatalf("spill files left once replayed: %v", f)
+			}
+		})
+	}
+}
+
+// checkInRedisEventually waits for the background writer, then checks.
+func checkInRedisEventually(t *testing.T, rdb redis.UniversalClient, prefix string, rs []service.AuditRecord) {
+	t.Helper()
+	reader := newAudit(t, rdb, service.AuditOptions{Prefix: prefix})
+	last := rs[len(rs)-1].DecisionID
+	waitFor(t, 5*time.Second, "the records in Redis", func() bool {
+		_, err := reader.Get(context.Background(), last)
+		return err == nil
+	})
+	checkInRedis(t, rdb, prefix, rs)
+}
+
+// TestAuditSpillOutlivesTheProcess: records spilled while Redis was down
+// stay on disk when the process stops, and the next process on the same
+// directory writes them to Redis; meanwhile it refuses a second process
+// on that directory.
+func TestAuditSpillOutlivesTheProcess(t *testing.T) {
+	px, err := redistest.StartProxy(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix, dir := redistest.Prefix(t), t.TempDir()
+	if err := px.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := service.NewAuditLog(rdb, auditOptions(prefix, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := auditRecords(1000)
+	writeAll(t, first, rs)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	start := time.Now()
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("closing with Redis black-holed took %s", took)
+	}
+	if s := first.Stats(); s.Spilled != int64(len(rs)) || s.Lost != 0 {
+		t.Fatalf("with Redis black-holed: %+v, want all %d spilled", s, len(rs))
+	}
+	if len(spillFiles(t, dir)) == 0 {
+		t.Fatal("nothing left on disk for the next process")
+	}
+
+	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
+	if _, err := service.NewAuditLog(rdb, auditOptions(prefix, dir)); err == nil {
+		t.Fatal("a second audit log opened the spill directory in use")
+	}
+	waitFor(t, 5*time.Second, "the earlier process's records written", func() bool {
+		s := next.Stats()
+		return s.Replayed == int64(len(rs)) && s.SpillBytes == 0
+	})
+	checkInRedis(t, redisServer.Client(t), prefix, rs)
+	if f := spillFiles(t, dir); len(f) != 0 {
+		t.Fatalf("spill files left once replayed: %v", f)
+	}
+}
+
+// TestAuditWithoutSpill: with no spill directory, a Redis outage loses
+// the records written meanwhile, and counts them, but never holds the
+// caller; the writer finds Redis again once it is back.
+func TestAuditWithoutSpill(t *testing.T) {
+	px, err := redistest.StartProxy(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := redistest.Prefix(t)
+	a := newAudit(t, rdb, auditOptions(prefix, ""))
+	if err := px.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	during := auditRecords(2000)
+	writeAll(t, a, during)
+	waitFor(t, 5*time.Second, "the outage's records counted lost", func() bool { return a.Stats().Lost == int64(len(during)) })
+	if err := px.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond) // past RetryEvery
+	after := auditRecords(20)
+	writeAll(t, a, after)
+	checkInRedisEventually(t, rdb, prefix, after)
+	if _, err := a.Get(context.Background(), during[0].DecisionID); !errors.Is(err, service.ErrDecisionNotFound) {
+		t.Fatalf("a record of the outage: %v", err)
+	}
+}
