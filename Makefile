@@ -67,16 +67,16 @@ load: ort redis build
 # Overload and degraded mode: nbp (and its Redis) pinned to SERVER_CPUS, the generator to the
 # other CPUs; twice nbp's peak, then Redis black-holed and down. The peak is measured on an nbp
 # that sheds nothing in the 64-connection closed loop (PEAK_IN_FLIGHT, 64 per pinned CPU, and no
-# shedding for the wait to be read, which 64 callers each waiting for the others would cause); the
-# overload and the faults go to a second nbp with the defaults (-max-in-flight=0 -shed-wait=0), or with
-# -adaptive-limit.
+# shedding for the wait to be read or the scheduler's delay, which 64 callers each waiting for the
+# others cause on a slower machine); the overload and the faults go to a second nbp with the defaults
+# (-max-in-flight=0 -shed-wait=0 -shed-delay=0), or with -adaptive-limit.
 SERVER_CPUS ?= 1
 PEAK_IN_FLIGHT ?= 64
-OVERLOAD = ./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -nbp-args "-max-in-flight=$(PEAK_IN_FLIGHT) -shed-wait=-1ns"
+OVERLOAD = ./bin/nbp-load -skip-baseline -concurrency 64 -rounds 2 -server-cpus $(SERVER_CPUS) -overload -throttle-k 1.2 -nbp-args "-max-in-flight=$(PEAK_IN_FLIGHT) -shed-wait=-1ns -shed-delay=-1ns"
 overload: ort redis build
-	$(OVERLOAD) -overload-args "-max-in-flight=0 -shed-wait=0" -degraded -json var/overload.json
-	$(OVERLOAD) -overload-args "-max-in-flight=0 -shed-wait=0" -overload-conns 128 -json var/overload-pool.json
-	$(OVERLOAD) -overload-args "-max-in-flight=0 -shed-wait=0 -adaptive-limit" -json var/overload-adaptive.json
+	$(OVERLOAD) -overload-args "-max-in-flight=0 -shed-wait=0 -shed-delay=0" -degraded -json var/overload.json
+	$(OVERLOAD) -overload-args "-max-in-flight=0 -shed-wait=0 -shed-delay=0" -overload-conns 128 -json var/overload-pool.json
+	$(OVERLOAD) -overload-args "-max-in-flight=0 -shed-wait=0 -shed-delay=0 -adaptive-limit" -json var/overload-adaptive.json
 
 # Batch throughput end to end, and Redis alone doing the same reads and writes (N customers).
 N ?= 1000000

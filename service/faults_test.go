@@ -265,6 +265,81 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 	}
 }
 
+// TestFaultRedisBlackHoleHoldsNoSlots: decisions waiting out their
+// feature budget on a black-holed Redis do not fill the in-flight cap.
+// With a cap of 4 and 40 requests under way together, each is answered
+// before its deadline with a degraded list, and none is shed.
+func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
+	fe := newFaultEnv(t, 20)
+	// The scheduler's delay reads 0: the CPU is never busy, whatever
+	// else runs on the machine.
+	lim := service.NewLimiter(service.LimiterConfig{Min: 4, Max: 4, Delay: func() (time.Duration, bool) { return 0, true }})
+	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, Limiter: lim, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
+	ids := scoredIDs(t, fe.env, 5)
+	waitPersonalised(t, s, ids, 5*time.Second)
+	if err := fe.proxy.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fe.proxy.Pass() })
+
+	type result struct {
+		target string
+		status int
+		header http.Header
+		body   []byte
+		took   time.Duration
+		err    error
+	}
+	// A millisecond apart: the 40 overlap in their 40ms feature budget,
+	// and each has reached its read when the next comes.
+	results := make([]result, 40)
+	var wg sync.WaitGroup
+	for i := range results {
+		time.Sleep(time.Millisecond)
+		wg.Go(func() {
+			r := &results[i]
+			r.target = "/v1/customers/" + ids[i%len(ids)] + "/recommendations?channel=app_feed&limit=3"
+			req, err := http.NewRequest("GET", r.target, nil)
+			if err != nil {
+				r.err = err
+				return
+			}
+			start := time.Now()
+			resp, err := s.App().Test(req, 5000)
+			if err != nil {
+				r.err = err
+				return
+			}
+			r.body, r.err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r.status, r.header, r.took = resp.StatusCode, resp.Header, time.Since(start)
+		})
+	}
+	wg.Wait()
+	var slowest time.Duration
+	for _, r := range results {
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.target, r.err)
+		}
+		apitest.Check(t, "GET", r.target, nil, r.status, r.header, r.body)
+		var rr service.RecommendationResponse
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &rr) != nil || !rr.Degraded {
+			t.Fatalf("%s: want a degraded 200: %d %s", r.target, r.status, r.body)
+		}
+		if r.took > requestTimeout+deadlineSlack {
+			t.Errorf("%s: answered after %s, deadline %s", r.target, r.took, requestTimeout)
+		}
+		slowest = max(slowest, r.took)
+	}
+	if n := lim.Shed(); n != 0 {
+		t.Fatalf("%d of %d requests shed while they waited on Redis", n, len(results))
+	}
+	if lim.InFlight() != 0 || lim.Waiting() != 0 {
+		t.Fatalf("after the answers: %d in flight, %d waiting", lim.InFlight(), lim.Waiting())
+	}
+	t.Logf("%d degraded answers under way together with a cap of 4, the slowest in %s", len(results), slowest)
+}
+
 // checkExplainable waits for the audit spill to be written to Redis, then
 // fails unless each decision's audit record is served, and names what the
 // caller was told.

@@ -29,7 +29,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
-	d, err := s.pipeline.Decide(ctx, req)
+	d, err := s.pipeline.Decide(withSlotLender(ctx, s.limiter), req)
 	if err != nil {
 		if errors.Is(err, ErrInvalidRequest) {
 			return badRequest(CodeBadRequest, "invalid request")

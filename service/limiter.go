@@ -62,10 +62,17 @@ import (
 type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
-	limit    atomic.Int64
-	shed     [shedReasons]atomic.Int64
-	peak     atomic.Int64 // most decisions under way at once in the window
-	due      atomic.Int64 // unix nanoseconds when the window closes
+	// Decisions waiting on the store with their slot lent (LendSlot), and
+	// how many may be at once: eight times Max.
+	waiting    atomic.Int64
+	maxWaiting int64
+	// busyAt: when a window last closed behind, or with a scheduling
+	// delay past Target (unix ns); 0: never.
+	busyAt atomic.Int64
+	limit  atomic.Int64
+	shed   [shedReasons]atomic.Int64
+	peak   atomic.Int64 // most decisions under way at once in the window
+	due    atomic.Int64 // unix nanoseconds when the window closes
 	// The last window's scheduling delay, and when it was read (unix ns).
 	lastDelay, delayAt atomic.Int64
 
@@ -147,7 +154,7 @@ func (c *LimiterConfig) defaults() {
 // finds its level within a few windows of load.
 func NewLimiter(cfg LimiterConfig) *Limiter {
 	cfg.defaults()
-	l := &Limiter{cfg: cfg, estimate: float64(cfg.Max), fraction: 1}
+	l := &Limiter{cfg: cfg, estimate: float64(cfg.Max), fraction: 1, maxWaiting: 8 * int64(cfg.Max)}
 	l.limit.Store(int64(cfg.Max))
 	l.admit.Store(admitAll)
 	l.due.Store(cfg.Now().Add(cfg.Window).UnixNano())
@@ -243,6 +250,7 @@ func (l *Limiter) maybeAdjust() {
 	}
 	if l.lateStreak >= 2 {
 		l.behindAt.Store(now.UnixNano())
+		l.busyAt.Store(now.UnixNano())
 	} else {
 		l.behindAt.Store(0)
 	}
@@ -252,6 +260,9 @@ func (l *Limiter) maybeAdjust() {
 	}
 	l.lastDelay.Store(int64(delay))
 	l.delayAt.Store(now.UnixNano())
+	if delay > l.cfg.Target {
+		l.busyAt.Store(now.UnixNano())
+	}
 	threshold := l.cfg.Target
 	if !l.cfg.Adaptive {
 		if l.cfg.Guard <= 0 {
@@ -311,6 +322,44 @@ func nextFraction(cur float64, delay, threshold time.Duration, floor float64) fl
 	}
 	return min(1, cur+0.1)
 }
+
+// LendSlot lends an admitted decision's slot while it waits on the
+// feature store, so that a store slow to answer (black-holed, the breaker
+// not open yet) does not fill the cap with decisions using no CPU, and
+// turn the requests behind them into 503s instead of degraded answers.
+// It lends nothing within lendCooldown of the server being behind (see
+// Limiter) or of a window whose scheduling delay passed Target: an
+// overload is then the CPU's, and the cap must hold. (While nbp sheds the
+// late requests, it is behind and not in turn; lending in between let in
+// decisions enough to double the admitted ones' p99 at twice the peak,
+// and slowed their reads past their budget.) Nor does it lend past
+// maxWaiting decisions at once. When it reports true, ReturnSlot must
+// follow: it takes the slot back whatever the cap, as the decision was
+// admitted.
+func (l *Limiter) LendSlot() bool {
+	if at := l.busyAt.Load(); at != 0 && l.cfg.Now().UnixNano()-at < int64(lendCooldown) {
+		return false
+	}
+	if l.waiting.Add(1) > l.maxWaiting {
+		l.waiting.Add(-1)
+		return false
+	}
+	l.inFlight.Add(-1)
+	return true
+}
+
+// lendCooldown is how long after a busy window no slot is lent.
+const lendCooldown = time.Second
+
+// ReturnSlot ends a LendSlot.
+func (l *Limiter) ReturnSlot() {
+	l.inFlight.Add(1)
+	l.waiting.Add(-1)
+}
+
+// Waiting is the number of decisions waiting on the feature store with
+// their slot lent.
+func (l *Limiter) Waiting() int { return int(l.waiting.Load()) }
 
 // Admitted is the share of requests currently let in, 0 to 1.
 func (l *Limiter) Admitted() float64 { return float64(l.admit.Load()) / admitAll }

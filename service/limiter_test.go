@@ -207,6 +207,79 @@ func TestLimiterCPUBusy(t *testing.T) {
 	}
 }
 
+// TestLimiterLendsSlots: a decision waiting on the store lends its slot,
+// so that another gets in past a full cap; it takes it back whatever the
+// cap; no more than eight times the cap are lent at once; and none while
+// the CPU is busy, when the cap must hold, nor within a second of it.
+func TestLimiterLendsSlots(t *testing.T) {
+	s := newSimLimiter(false)
+	s.l = service.NewLimiter(service.LimiterConfig{Min: 4, Max: 4, Window: simWindow, Target: 2 * time.Millisecond,
+		Now: func() time.Time { return s.now }, Delay: func() (time.Duration, bool) { return s.delay, !s.quiet }})
+	for range 4 {
+		if !s.l.Acquire() {
+			t.Fatal("refused under the cap")
+		}
+	}
+	if s.l.Acquire() {
+		t.Fatal("admitted past the cap")
+	}
+	lent := 0
+	for s.l.LendSlot() { // every admitted decision, then those admitted in their place
+		lent++
+		if !s.l.Acquire() {
+			t.Fatalf("refused with %d slots lent", lent)
+		}
+		if lent > 100 {
+			break
+		}
+	}
+	if lent != 32 || s.l.Waiting() != 32 {
+		t.Fatalf("lent %d slots (%d waiting), want 8 times the cap: 32", lent, s.l.Waiting())
+	}
+	if s.l.InFlight() != 4 || s.l.Acquire() {
+		t.Fatalf("%d in flight besides those waiting, and still admitting", s.l.InFlight())
+	}
+	for range lent {
+		s.l.ReturnSlot()
+	}
+	if s.l.InFlight() != 4+lent || s.l.Waiting() != 0 {
+		t.Fatalf("after the reads: %d in flight, %d waiting; want %d and 0", s.l.InFlight(), s.l.Waiting(), 4+lent)
+	}
+	if s.l.Acquire() {
+		t.Fatal("admitted while the slots given back keep it past the cap")
+	}
+	for range 4 + lent {
+		s.l.Release()
+	}
+	if !s.l.Acquire() {
+		t.Fatal("refused once every decision ended")
+	}
+	s.l.Release()
+
+	// A busy CPU: nothing is lent.
+	s.run(3, 2, func(int) time.Duration { return 10 * time.Millisecond })
+	if !s.l.CPUBusy() {
+		t.Fatal("not busy after windows with a 10ms delay (target 2ms)")
+	}
+	if !s.l.Acquire() {
+		t.Fatal("refused with nothing under way")
+	}
+	if s.l.LendSlot() {
+		t.Fatal("a slot lent while the CPU is busy")
+	}
+	s.run(2, 2, func(int) time.Duration { return 100 * time.Microsecond })
+	if s.l.CPUBusy() || s.l.LendSlot() {
+		t.Fatal("a slot lent right after the CPU was busy")
+	}
+	s.now = s.now.Add(time.Second)
+	s.run(2, 2, func(int) time.Duration { return 100 * time.Microsecond })
+	if !s.l.LendSlot() {
+		t.Fatal("no slot lent a second after the CPU was last busy")
+	}
+	s.l.ReturnSlot()
+	s.l.Release()
+}
+
 // When the cap is not what overloads the CPU (each decision is short, and
 // it is the arrivals that queue), the limiter lets in a share of them
 // only, and all of them again once the queue is gone.

@@ -223,6 +223,21 @@ func (p *Pipeline) check(r Request) error {
 	return nil
 }
 
+// slotLender lends a decision's concurrency slot while it waits on the
+// store (Limiter.LendSlot).
+type slotLender interface {
+	LendSlot() bool
+	ReturnSlot()
+}
+
+type slotLenderKey struct{}
+
+// withSlotLender returns ctx carrying l, for Decide to lend the
+// decision's slot while it reads the store.
+func withSlotLender(ctx context.Context, l slotLender) context.Context {
+	return context.WithValue(ctx, slotLenderKey{}, l)
+}
+
 // Decide makes one customer's decision. The feature read is bounded by the
 // pipeline's FeatureTimeout; when the store cannot answer, the decision is a
 // degraded, non-personalised list that every customer may be shown. It
@@ -234,7 +249,12 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
 	fctx, span := p.tel.start(fctx, spanFeaturesRead)
 	var rec [1]features.Record
+	lender, _ := ctx.Value(slotLenderKey{}).(slotLender)
+	lent := lender != nil && lender.LendSlot()
 	err := p.store.ReadManyRun(fctx, []string{r.CustomerID}, p.batchRun(), rec[:])
+	if lent {
+		lender.ReturnSlot()
+	}
 	endSpan(span, err)
 	cancel()
 	if err != nil && ctx.Err() != nil {

@@ -180,8 +180,18 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
+	_, err = m.Int64ObservableGauge("nbp.requests.waiting_store",
+		metric.WithDescription("Decisions waiting on the feature store with their in-flight slot lent (not counted in nbp_requests_in_flight)."),
+		metric.WithUnit("{request}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(s.limiter.Waiting()))
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
 	_, err = m.Int64ObservableGauge("nbp.requests.in_flight",
-		metric.WithDescription("Decisions under way."),
+		metric.WithDescription("Decisions under way, but those waiting on the feature store with their slot lent."),
 		metric.WithUnit("{request}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(s.limiter.InFlight()))
