@@ -135,8 +135,8 @@ type AuditOptions struct {
 // When a batch cannot be written (Redis refused, cut or past
 // WriteTimeout), the writer stops trying Redis for RetryEvery, so that
 // the queue keeps draining and decisions never wait on a failing store.
-// Meanwhile, with a SpillDir, records go to files there, synced to disk,
-// and once Redis takes a write again they are written to it, a few
+// Meanwhile, with a SpillDir, records go to files there, synced to disk
+// every 100ms, and once Redis takes a write again they are written to it, a few
 // batches at every wake-up, oldest first; what a previous process left
 // there is written at start. Every decision thus stays explainable
 // through a Redis outage, a moment later than usual. Without a SpillDir,
