@@ -23,6 +23,11 @@ import (
 // (never made, or past its retention).
 var ErrDecisionNotFound = errors.New("decision not found")
 
+// ErrAuditBehind is returned for a decision id with no audit record in
+// Redis while records kept in the spill during an outage are still to be
+// written there: it may be one of them.
+var ErrAuditBehind = errors.New("audit records kept during a Redis outage are still being written")
+
 // AuditRecord is what is kept of a decision, so that it can be explained
 // afterwards: what produced it, on which data, and what it offered. It holds
 // no personal data: the customer id is a keyed hash and the features only a
@@ -479,11 +484,14 @@ func (a *AuditLog) Close(ctx context.Context) error {
 }
 
 // Get returns a decision's record, or an error wrapping
-// ErrDecisionNotFound.
+// ErrDecisionNotFound, or ErrAuditBehind while the spill holds records.
 func (a *AuditLog) Get(ctx context.Context, id string) (AuditRecord, error) {
 	var r AuditRecord
 	b, err := a.rdb.HGet(ctx, a.key(id), id).Bytes()
 	if errors.Is(err, redis.Nil) {
+		if a.spillBytes.Load() > 0 {
+			return r, fmt.Errorf("%w: %s", ErrAuditBehind, id)
+		}
 		return r, fmt.Errorf("%w: %s", ErrDecisionNotFound, id)
 	}
 	if err != nil {

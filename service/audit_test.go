@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/apitest"
 )
 
 // auditRecords returns n audit records of distinct decisions.
@@ -22,6 +26,7 @@ func auditRecords(n int) []service.AuditRecord {
 	for i := range rs {
 		rs[i] = service.AuditRecord{DecisionID: service.NewDecisionID(), At: testNow.Add(time.Duration(i) * time.Millisecond),
 			Channel: "app_feed", CustomerHash: strings.Repeat("0f", 16), Strategy: "model", DegradedReasons: []string{},
+			ModelVersion: "propensity-test", CatalogVersion: "catalog-test", ConfigVersion: "arbitration-test", FeatureStatus: "found",
 			Items: []service.AuditItem{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.5, Priority: float64(i), Reasons: []string{"IDLE_BALANCE"}}}}
 	}
 	return rs
@@ -245,5 +250,74 @@ func TestAuditWithoutSpill(t *testing.T) {
 	checkInRedisEventually(t, rdb, prefix, after)
 	if _, err := a.Get(context.Background(), during[0].DecisionID); !errors.Is(err, service.ErrDecisionNotFound) {
 		t.Fatalf("a record of the outage: %v", err)
+	}
+}
+
+// TestAuditBehindIsNotNotFound: while the spill holds records not yet in
+// Redis, a decision not found there is a 503 to retry, not a 404 that
+// would say it was never made; once they are written, it is found.
+func TestAuditBehindIsNotNotFound(t *testing.T) {
+	e := newEnv(t, envOptions{customers: 3})
+	px, err := redistest.StartProxy(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix, dir := redistest.Prefix(t), t.TempDir()
+	o := auditOptions(prefix, dir)
+	o.RetryEvery = time.Hour // nothing is written back within the test
+	a, err := service.NewAuditLog(rdb, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := px.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	rs := auditRecords(20)
+	writeAll(t, a, rs)
+	waitFor(t, 5*time.Second, "the records spilled", func() bool { return a.Stats().Spilled == int64(len(rs)) })
+	if err := px.Pass(); err != nil {
+		t.Fatal(err)
+	}
+
+	lookup := func(s *service.Server, id string) (int, http.Header, []byte) {
+		t.Helper()
+		target := "/v1/decisions/" + id
+		resp, err := s.App().Test(httptest.NewRequest(http.MethodGet, target, nil), 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apitest.Check(t, "GET", target, nil, resp.StatusCode, resp.Header, body)
+		return resp.StatusCode, resp.Header, body
+	}
+	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: service.NewCustomerHasher([]byte("test key"))})
+	status, h, body := lookup(s, rs[0].DecisionID)
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"unavailable"`)) {
+		t.Fatalf("a spilled decision: %d %v %s; want a 503 unavailable with Retry-After", status, h, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next process writes them, and they are found.
+	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
+	waitFor(t, 5*time.Second, "the spill written", func() bool { return next.Stats().SpillBytes == 0 && next.Stats().Replayed == int64(len(rs)) })
+	s = service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Audit: next, Hasher: service.NewCustomerHasher([]byte("test key"))})
+	for _, r := range rs {
+		if status, _, body := lookup(s, r.DecisionID); status != http.StatusOK {
+			t.Fatalf("%s once written: %d %s", r.DecisionID, status, body)
+		}
+	}
+	if status, _, body := lookup(s, "01ZZZZZZZZZZZZZZZZZZZZZZZZ"); status != http.StatusNotFound {
+		t.Fatalf("a decision never made, nothing spilled: %d %s", status, body)
 	}
 }

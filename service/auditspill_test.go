@@ -151,9 +151,9 @@ func TestAuditSpillSurvivesTheProcess(t *testing.T) {
 	}
 }
 
-// TestAuditSpillIsOneProcesss: a second spill on a directory in use is
+// TestAuditSpillIsOneProcess: a second spill on a directory in use is
 // refused; once the first is closed, it opens.
-func TestAuditSpillIsOneProcesss(t *testing.T) {
+func TestAuditSpillIsOneProcess(t *testing.T) {
 	dir := t.TempDir()
 	s, err := openAuditSpill(dir, 1<<30)
 	if err != nil {

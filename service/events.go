@@ -331,6 +331,10 @@ func (s *Server) handleDecision(c *fiber.Ctx) error {
 	if errors.Is(err, ErrDecisionNotFound) {
 		return &apiError{status: fiber.StatusNotFound, code: CodeDecisionNotFound, message: "no record of this decision (never made, or past its retention)"}
 	}
+	if errors.Is(err, ErrAuditBehind) {
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "the audit trail is still writing the records kept during a Redis outage; retry shortly"}
+	}
 	if err != nil {
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "audit trail unavailable"}
 	}
