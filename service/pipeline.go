@@ -249,12 +249,7 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 	fctx, cancel := context.WithTimeout(ctx, p.featureTimeout)
 	fctx, span := p.tel.start(fctx, spanFeaturesRead)
 	var rec [1]features.Record
-	lender, _ := ctx.Value(slotLenderKey{}).(slotLender)
-	lent := lender != nil && lender.LendSlot()
-	err := p.store.ReadManyRun(fctx, []string{r.CustomerID}, p.batchRun(), rec[:])
-	if lent {
-		lender.ReturnSlot()
-	}
+	err := p.readLending(ctx, fctx, r.CustomerID, rec[:])
 	endSpan(span, err)
 	cancel()
 	if err != nil && ctx.Err() != nil {
@@ -262,6 +257,16 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 	}
 	in := [1]input{{req: r, rec: &rec[0], unavailable: err != nil}}
 	return p.decide(ctx, in[:])
+}
+
+// readLending reads one customer's record within fctx, lending the
+// decision's slot meanwhile when ctx carries a lender; the slot comes
+// back however the read ends, a panic included.
+func (p *Pipeline) readLending(ctx, fctx context.Context, id string, dst []features.Record) error {
+	if l, _ := ctx.Value(slotLenderKey{}).(slotLender); l != nil && l.LendSlot() {
+		defer l.ReturnSlot()
+	}
+	return p.store.ReadManyRun(fctx, []string{id}, p.batchRun(), dst)
 }
 
 // DecideMany makes the decisions of a batch with one pipelined feature read
