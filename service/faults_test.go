@@ -267,13 +267,13 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 
 // TestFaultRedisBlackHoleHoldsNoSlots: decisions waiting out their
 // feature budget on a black-holed Redis do not fill the in-flight cap.
-// With a cap of 4 and 40 requests under way together, each is answered
-// before its deadline with a degraded list, and none is shed.
+// With a cap of 8 and about 40 requests under way together, each is
+// answered before its deadline with a degraded list, and none is shed.
 func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 	fe := newFaultEnv(t, 20)
 	// The scheduler's delay reads 0: the CPU is never busy, whatever
 	// else runs on the machine.
-	lim := service.NewLimiter(service.LimiterConfig{Min: 4, Max: 4, Delay: func() (time.Duration, bool) { return 0, true }})
+	lim := service.NewLimiter(service.LimiterConfig{Min: 8, Max: 8, Delay: func() (time.Duration, bool) { return 0, true }})
 	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, Limiter: lim, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
 	ids := scoredIDs(t, fe.env, 5)
 	waitPersonalised(t, s, ids, 5*time.Second)
@@ -290,9 +290,10 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 		took   time.Duration
 		err    error
 	}
-	// A millisecond apart: the 40 overlap in their 40ms feature budget,
-	// and each has reached its read when the next comes.
-	results := make([]result, 40)
+	// A millisecond apart: about 40 overlap in their 40ms feature budget,
+	// and each has reached its read long before the cap's worth of
+	// others comes (a stall of 8ms would be needed).
+	results := make([]result, 60)
 	var wg sync.WaitGroup
 	for i := range results {
 		time.Sleep(time.Millisecond)
@@ -337,7 +338,7 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 	if lim.InFlight() != 0 || lim.Waiting() != 0 {
 		t.Fatalf("after the answers: %d in flight, %d waiting", lim.InFlight(), lim.Waiting())
 	}
-	t.Logf("%d degraded answers under way together with a cap of 4, the slowest in %s", len(results), slowest)
+	t.Logf("%d degraded answers, about 40 under way together with a cap of 8, the slowest in %s", len(results), slowest)
 }
 
 // checkExplainable waits for the audit spill to be written to Redis, then
