@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,10 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/service"
-	"github.com/directops/nbp/service/apitest"
 )
 
 // auditRecords returns n audit records of distinct decisions.
@@ -113,13 +109,7 @@ func TestAuditKeepsEveryRecordThroughARedisOutage(t *testing.T) {
 		{"cut mid-reply", func(p *redistest.Proxy) error { return p.Cut(3) }},
 	} {
 		t.Run(f.name, func(t *testing.T) {
-			px, err := redistest.StartProxy(redisServer.Addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(px.Close)
-			rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
-			t.Cleanup(func() { _ = rdb.Close() })
+			px, rdb := proxiedRedis(t)
 			prefix, dir := redistest.Prefix(t), t.TempDir()
 			a := newAudit(t, rdb, auditOptions(prefix, dir))
 
@@ -175,13 +165,7 @@ func checkInRedisEventually(t *testing.T, rdb redis.UniversalClient, prefix stri
 // directory writes them to Redis; meanwhile it refuses a second process
 // on that directory.
 func TestAuditSpillOutlivesTheProcess(t *testing.T) {
-	px, err := redistest.StartProxy(redisServer.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Close)
-	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
-	t.Cleanup(func() { _ = rdb.Close() })
+	px, rdb := proxiedRedis(t)
 	prefix, dir := redistest.Prefix(t), t.TempDir()
 	if err := px.BlackHole(); err != nil {
 		t.Fatal(err)
@@ -226,13 +210,7 @@ func TestAuditSpillOutlivesTheProcess(t *testing.T) {
 // the records written meanwhile, and counts them, but never holds the
 // caller; the writer finds Redis again once it is back.
 func TestAuditWithoutSpill(t *testing.T) {
-	px, err := redistest.StartProxy(redisServer.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Close)
-	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
-	t.Cleanup(func() { _ = rdb.Close() })
+	px, rdb := proxiedRedis(t)
 	prefix := redistest.Prefix(t)
 	a := newAudit(t, rdb, auditOptions(prefix, ""))
 	if err := px.BlackHole(); err != nil {
@@ -258,13 +236,7 @@ func TestAuditWithoutSpill(t *testing.T) {
 // would say it was never made; once they are written, it is found.
 func TestAuditBehindIsNotNotFound(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 3})
-	px, err := redistest.StartProxy(redisServer.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Close)
-	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
-	t.Cleanup(func() { _ = rdb.Close() })
+	px, rdb := proxiedRedis(t)
 	prefix, dir := redistest.Prefix(t), t.TempDir()
 	o := auditOptions(prefix, dir)
 	o.RetryEvery = time.Hour // nothing is written back within the test
@@ -284,18 +256,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 
 	lookup := func(s *service.Server, id string) (int, http.Header, []byte) {
 		t.Helper()
-		target := "/v1/decisions/" + id
-		resp, err := s.App().Test(httptest.NewRequest(http.MethodGet, target, nil), 5000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		apitest.Check(t, "GET", target, nil, resp.StatusCode, resp.Header, body)
-		return resp.StatusCode, resp.Header, body
+		return doHeader(t, s, "GET", "/v1/decisions/"+id)
 	}
 	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: service.NewCustomerHasher([]byte("test key"))})
 	status, h, body := lookup(s, rs[0].DecisionID)

@@ -76,12 +76,11 @@ func openAuditSpill(dir string, max int64) (*auditSpill, error) {
 		return nil, fmt.Errorf("audit spill %s: in use by another process (%w): give each process a directory of its own", dir, err)
 	}
 	s := &auditSpill{dir: dir, max: max, lock: lock}
-	names, err := filepath.Glob(filepath.Join(dir, "audit-*.spill"))
+	names, err := spillFiles(dir)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("audit spill: %w", err)
 	}
-	slices.Sort(names) // named by their creation time: oldest first
 	for _, n := range names {
 		fi, err := os.Stat(n)
 		if err != nil {
@@ -92,6 +91,14 @@ func openAuditSpill(dir string, max int64) (*auditSpill, error) {
 		s.size += fi.Size()
 	}
 	return s, nil
+}
+
+// spillFiles lists the spill files in dir, oldest first (they are named
+// by their creation time).
+func spillFiles(dir string) ([]string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "audit-*.spill"))
+	slices.Sort(names)
+	return names, err
 }
 
 // empty reports whether no record waits in the spill.

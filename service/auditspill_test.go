@@ -59,9 +59,10 @@ func replayAll(t *testing.T, s *auditSpill, n int) (ids []string, bad int) {
 	return nil, 0
 }
 
-func spillFiles(t *testing.T, dir string) []string {
+// spillFilesOf lists dir's spill files, failing the test on an error.
+func spillFilesOf(t *testing.T, dir string) []string {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "audit-*.spill"))
+	names, err := spillFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +94,14 @@ func TestAuditSpillRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, ids...)
-		if got := len(spillFiles(t, dir)); got != 2 {
+		if got := len(spillFilesOf(t, dir)); got != 2 {
 			t.Fatalf("chunk %d: %d files, want 2", chunk, got)
 		}
 		got, bad := replayAll(t, s, chunk)
 		if bad != 0 || !slices.Equal(got, want) {
 			t.Fatalf("chunk %d: read %d records (%d bad), want %d in order", chunk, len(got), bad, len(want))
 		}
-		if f := spillFiles(t, dir); len(f) != 0 || s.size != 0 {
+		if f := spillFilesOf(t, dir); len(f) != 0 || s.size != 0 {
 			t.Fatalf("chunk %d: %v left, size %d", chunk, f, s.size)
 		}
 		if err := s.close(); err != nil {
@@ -126,7 +127,7 @@ func TestAuditSpillSurvivesTheProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The crash: half a line at the end of the file.
-	name := spillFiles(t, dir)[0]
+	name := spillFilesOf(t, dir)[0]
 	torn, _ := spillLines(t, 1)
 	f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {

@@ -59,13 +59,7 @@ type faultEnv struct {
 func newFaultEnv(t testing.TB, customers int) *faultEnv {
 	t.Helper()
 	e := newEnv(t, envOptions{customers: customers})
-	px, err := redistest.StartProxy(redisServer.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Close)
-	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
-	t.Cleanup(func() { _ = rdb.Close() })
+	px, rdb := proxiedRedis(t)
 	now := func() time.Time { return testNow }
 	p, err := service.NewPipeline(service.PipelineConfig{
 		Catalog: e.cat,
@@ -80,6 +74,21 @@ func newFaultEnv(t testing.TB, customers int) *faultEnv {
 		t.Fatal(err)
 	}
 	return &faultEnv{env: e, proxy: px, client: rdb, faulty: p}
+}
+
+// proxiedRedis returns a fault-injecting proxy in front of the test
+// Redis and a client through it with the production timeouts, both
+// closed when the test ends.
+func proxiedRedis(t testing.TB) (*redistest.Proxy, redis.UniversalClient) {
+	t.Helper()
+	px, err := redistest.StartProxy(redisServer.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	rdb := redis.NewUniversalClient(features.RedisOptions([]string{px.Addr}, "", features.DefaultTimeouts()))
+	t.Cleanup(func() { _ = rdb.Close() })
+	return px, rdb
 }
 
 // scoredIDs returns up to n customers whose decision on app_feed is ranked

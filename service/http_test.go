@@ -40,6 +40,13 @@ func newServer(t testing.TB, e *env) *service.Server {
 
 func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
 	t.Helper()
+	status, _, body := doHeader(t, s, method, target)
+	return status, body
+}
+
+// doHeader is do with the answer's header.
+func doHeader(t testing.TB, s *service.Server, method, target string) (int, http.Header, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, target, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +63,7 @@ func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s %s: content type %q", method, target, ct)
 	}
-	return resp.StatusCode, body
+	return resp.StatusCode, resp.Header, body
 }
 
 func TestRecommendErrors(t *testing.T) {

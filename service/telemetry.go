@@ -160,16 +160,6 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
-	_, err = m.Int64ObservableGauge("nbp.requests.limit",
-		metric.WithDescription("Decisions allowed under way at once before requests are shed (lowered by the adaptive limit while goroutines queue for the CPU)."),
-		metric.WithUnit("{request}"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(s.limiter.Limit()))
-			return nil
-		}))
-	if err != nil {
-		return nil, err
-	}
 	_, err = m.Float64ObservableGauge("nbp.requests.admitted.ratio",
 		metric.WithDescription("Share of arriving recommendation requests let in (below 1 while goroutines queue for the CPU)."),
 		metric.WithUnit("1"),
@@ -180,25 +170,23 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
-	_, err = m.Int64ObservableGauge("nbp.requests.waiting_store",
-		metric.WithDescription("Decisions waiting on the feature store with their in-flight slot lent (not counted in nbp_requests_in_flight)."),
-		metric.WithUnit("{request}"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(s.limiter.Waiting()))
-			return nil
-		}))
-	if err != nil {
-		return nil, err
-	}
-	_, err = m.Int64ObservableGauge("nbp.requests.in_flight",
-		metric.WithDescription("Decisions under way, but those waiting on the feature store with their slot lent."),
-		metric.WithUnit("{request}"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(s.limiter.InFlight()))
-			return nil
-		}))
-	if err != nil {
-		return nil, err
+	for _, g := range []struct {
+		name, description string
+		value             func() int
+	}{
+		{"nbp.requests.limit", "Decisions allowed under way at once before requests are shed (lowered by the adaptive limit while goroutines queue for the CPU).", s.limiter.Limit},
+		{"nbp.requests.in_flight", "Decisions under way, but those waiting on the feature store with their slot lent.", s.limiter.InFlight},
+		{"nbp.requests.waiting_store", "Decisions waiting on the feature store with their in-flight slot lent (not counted in nbp_requests_in_flight).", s.limiter.Waiting},
+	} {
+		value := g.value
+		_, err = m.Int64ObservableGauge(g.name, metric.WithDescription(g.description), metric.WithUnit("{request}"),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(int64(value()))
+				return nil
+			}))
+		if err != nil {
+			return nil, err
+		}
 	}
 	t.opts = newOptionCache(func(k httpKey) []attribute.KeyValue {
 		ch := ""
