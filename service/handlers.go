@@ -123,7 +123,9 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 // waited too long to be read while requests queue: a quick 503
 // the caller can retry elsewhere beats a slow answer for all. The shed
 // answer is prepared once and not logged: under overload it is the
-// common case, and must cost as little as possible.
+// common case, and must cost as little as possible. It comes before access
+// control: a request turned away then costs no key hash, and tells a
+// stranger nothing.
 func (s *Server) limit(c *fiber.Ctx) error {
 	if !s.limiter.AcquireWaited(arrivalOf(c.Context().Conn(), time.Now())) {
 		c.Status(fiber.StatusServiceUnavailable)

@@ -14,7 +14,7 @@ func (s *Server) routes() {
 	}
 	s.app.Get("/healthz", s.handleHealthz)
 	s.app.Get("/readyz", s.handleReadyz)
-	s.app.Get(routeRecommend, s.authorize(EndpointRecommend), s.limit, s.handleRecommend)
+	s.app.Get(routeRecommend, s.limit, s.authorize(EndpointRecommend), s.handleRecommend)
 	s.app.Post("/v1/events", s.authorize(EndpointEvents), s.handleEvents)
 	s.app.Get("/v1/stats", s.authorize(EndpointStats), s.handleStats)
 	s.app.Get("/v1/decisions/:decision_id", s.authorize(EndpointDecisions), s.handleDecision)

@@ -37,8 +37,9 @@ func get(t *testing.T, s *service.Server, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// scrapeAfterTraffic serves a few 200s, 400s, a 404 and a degraded
-// decision, then returns the /metrics scrape and every customer id used.
+// scrapeAfterTraffic serves a few 200s, 400s, a 404, a degraded
+// decision and a shed request, then returns the /metrics scrape and every
+// customer id used.
 func scrapeAfterTraffic(t *testing.T) (string, []string) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -91,6 +92,16 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 			t.Fatalf("GET %s: %d, want %d: %s", r.path, code, r.want, body)
 		}
 	}
+	// Every slot taken: the front lane sheds one.
+	held := 0
+	for ; s.Limiter().Acquire(); held++ {
+	}
+	if code, body := get(t, s, "/v1/customers/"+e.ids[4]+"/recommendations?channel=wecom_agent"); code != 503 {
+		t.Fatalf("with every slot taken: %d %s, want a 503", code, body)
+	}
+	for range held {
+		s.Limiter().Release()
+	}
 	code, body := get(t, s, "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
@@ -134,6 +145,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"bad limit", "http_server_request_duration_seconds_count", map[string]string{"http_route": rec, "channel": "app_feed", "http_response_status_code": "400"}},
 		{"no route: no path", "http_server_request_duration_seconds_count", map[string]string{"http_route": "unmatched", "channel": "", "http_response_status_code": "404"}},
 		{"healthz", "http_server_request_duration_seconds_count", map[string]string{"http_route": "/healthz", "channel": "", "http_response_status_code": "200"}},
+		{"recommendation shed", "http_server_request_duration_seconds_count", map[string]string{"http_route": rec, "channel": "wecom_agent", "http_response_status_code": "503"}},
 		{"decisions", "nbp_decisions_total", map[string]string{"strategy": "model", "channel": "app_feed"}},
 		{"degraded", "nbp_decisions_degraded_total", map[string]string{"reason": "features_corrupt"}},
 		{"shed: in flight", "nbp_requests_shed_total", map[string]string{"reason": "in_flight"}},
