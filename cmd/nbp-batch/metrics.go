@@ -14,8 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/push"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/cmd/internal/prommetrics"
 )
 
@@ -42,14 +44,23 @@ type metrics struct {
 // startMetrics serves the metrics when the configuration asks for them;
 // nil when it does not.
 func startMetrics(cfg config, stdout io.Writer) (*metrics, error) {
-	if cfg.metricsAddr == "" && cfg.metricsPush == "" {
+	if cfg.metricsAddr == "" && cfg.metricsPush == "" && !cfg.metricsOTLP {
 		return nil, nil
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "nbp-batch")))
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	pm, err := prommetrics.New(res)
+	var readers []sdkmetric.Reader
+	if cfg.metricsOTLP {
+		r, err := otlpenv.MetricReader(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		readers = append(readers, r)
+		fmt.Fprintln(stdout, "metrics: pushed over OTLP/HTTP (OTEL_* variables)")
+	}
+	pm, err := prommetrics.New(res, readers...)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/directops/nbp/cmd/internal/otlpenv/otlptest"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/service/apitest"
@@ -197,4 +198,36 @@ func TestBatchMetricsEndpoint(t *testing.T) {
 	}
 
 	apitest.LintMetrics(t, scrape, "NBP_BATCH_METRICS_SCRAPE")
+}
+
+// TestBatchOTLPMetrics runs a job whose OTEL_* variables ask for an OTLP
+// push, with no scrape address and no Pushgateway: its final values reach
+// the collector when it ends, and hold no customer id.
+func TestBatchOTLPMetrics(t *testing.T) {
+	col := otlptest.New(t)
+	// A long interval: only the push at the end can deliver in time.
+	otel := map[string]string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": col.URL + "/v1/metrics", "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}
+	for k, v := range otel {
+		t.Setenv(k, v) // the exporter reads the process's environment
+	}
+	prefix := redistest.Prefix(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr})
+	defer rdb.Close()
+	ids := loadBank(t, features.NewStore(rdb, features.Options{Prefix: prefix}), 11, 120)
+	env := map[string]string{"REDIS_ADDR": redisServer.Addr, "NBP_REDIS_PREFIX": prefix}
+	for k, v := range otel {
+		env[k] = v
+	}
+	var stdout syncBuffer
+	args := []string{"-run", "o1", "-out", t.TempDir(), "-format", "csv", "-chunk", "40", "-rules-only"}
+	if err := run(context.Background(), args, func(k string) string { return env[k] }, &stdout); err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "pushed over OTLP") {
+		t.Errorf("the job did not say it pushes over OTLP:\n%s", stdout.String())
+	}
+	col.Wait(t, []string{"nbp.batch.customers", "nbp.batch.runs.completed", "nbp.decisions", "nbp.redis.command.duration"}, nil, time.Second)
+	if held := col.Holding(ids...); len(held) > 0 {
+		t.Errorf("the exports hold customer ids %v", held)
+	}
 }

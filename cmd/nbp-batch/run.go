@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
@@ -48,6 +49,9 @@ type config struct {
 	metricsAddr   string
 	metricsPush   string
 	metricsLinger time.Duration
+	// metricsOTLP: the OTEL_* variables ask for a push over OTLP (every
+	// OTEL_METRIC_EXPORT_INTERVAL, and the final values at the end).
+	metricsOTLP bool
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -76,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	var shards int
 	fs.StringVar(&redisAddr, "redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
 	c.password = getenv("REDIS_PASSWORD")
+	c.metricsOTLP = otlpenv.Wanted(getenv, "METRICS")
 	fs.StringVar(&c.prefix, "redis-prefix", env("NBP_REDIS_PREFIX", "nbp:"), "key prefix (env NBP_REDIS_PREFIX)")
 	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (default: the embedded demo catalog)")
 	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file (default: the catalog's)")

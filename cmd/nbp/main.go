@@ -103,8 +103,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log.Warn("telemetry shutdown", slog.String("error", err.Error()))
 		}
 	}()
-	if tel.otlp {
+	if tel.otlpTraces {
 		log.Info("exporting traces over OTLP/HTTP (OTEL_* variables)")
+	}
+	if tel.otlpMetrics {
+		log.Info("pushing metrics over OTLP/HTTP (OTEL_* variables), as well as serving /metrics")
 	}
 	redis.SetLogger(features.NewRedisLogger(log))
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))

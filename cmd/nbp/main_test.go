@@ -216,25 +216,3 @@ func TestStartupRefusals(t *testing.T) {
 		})
 	}
 }
-
-func TestTracesWanted(t *testing.T) {
-	tests := []struct {
-		name string
-		env  map[string]string
-		want bool
-	}{
-		{"nothing set: off", nil, false},
-		{"endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, true},
-		{"traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, true},
-		{"exporter otlp", map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
-		{"exporter none wins", map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, false},
-		{"sdk disabled", map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tracesWanted(func(k string) string { return tt.env[k] }); got != tt.want {
-				t.Errorf("tracesWanted = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
@@ -17,37 +16,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/cmd/internal/prommetrics"
 )
 
 // telemetry is the process's metrics and traces: a MeterProvider read by
-// the Prometheus exporter (served at /metrics), and a TracerProvider that
-// exports over OTLP/HTTP only when the standard OTEL_* variables ask for
-// it. Nothing is global.
+// the Prometheus exporter (served at /metrics) and, when the standard
+// OTEL_* variables ask for it, pushed over OTLP/HTTP too; and a
+// TracerProvider that exports over OTLP/HTTP only when they ask for it.
+// Nothing is global.
 type telemetry struct {
 	meters  *sdkmetric.MeterProvider
 	tracers trace.TracerProvider
 	metrics http.Handler
-	// otlp reports whether spans are exported.
-	otlp     bool
-	shutdown []func(context.Context) error
-}
-
-// tracesWanted reports whether the environment asks for OTLP traces:
-// OTEL_TRACES_EXPORTER=otlp, or an OTLP endpoint with no other exporter
-// named. OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn them off.
-func tracesWanted(getenv func(string) string) bool {
-	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
-		return false
-	}
-	switch strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))) {
-	case "otlp":
-		return true
-	case "":
-		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
-	default: // none, console, anything else: not exported
-		return false
-	}
+	// otlpTraces and otlpMetrics report whether spans and metrics are
+	// exported over OTLP.
+	otlpTraces, otlpMetrics bool
+	shutdown                []func(context.Context) error
 }
 
 func newTelemetry(ctx context.Context, getenv func(string) string, version string) (*telemetry, error) {
@@ -57,14 +42,23 @@ func newTelemetry(ctx context.Context, getenv func(string) string, version strin
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	t := &telemetry{}
-	pm, err := prommetrics.New(res)
+	var readers []sdkmetric.Reader
+	if otlpenv.Wanted(getenv, "METRICS") {
+		r, err := otlpenv.MetricReader(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
+		readers = append(readers, r)
+		t.otlpMetrics = true
+	}
+	pm, err := prommetrics.New(res, readers...)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	t.meters, t.metrics = pm.Provider, pm.Handler
 	t.shutdown = append(t.shutdown, pm.Shutdown)
 
-	if !tracesWanted(getenv) {
+	if !otlpenv.Wanted(getenv, "TRACES") {
 		t.tracers = tracenoop.NewTracerProvider()
 		return t, nil
 	}
@@ -76,7 +70,7 @@ func newTelemetry(ctx context.Context, getenv func(string) string, version strin
 		return nil, fmt.Errorf("telemetry: otlp trace exporter: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(spans), sdktrace.WithResource(res))
-	t.tracers, t.otlp = tp, true
+	t.tracers, t.otlpTraces = tp, true
 	t.shutdown = append(t.shutdown, tp.Shutdown)
 	return t, nil
 }

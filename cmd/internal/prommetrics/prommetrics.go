@@ -28,16 +28,21 @@ type Metrics struct {
 
 // New returns a MeterProvider describing itself with res (service.name,
 // service.version: the target_info series) and the registry that reads
-// it. Shut it down when done.
-func New(res *resource.Resource) (*Metrics, error) {
+// it. Readers, when given, read it too (an OTLP push, say). Shut it down
+// when done: that flushes them.
+func New(res *resource.Resource, readers ...sdkmetric.Reader) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
+	opts := []sdkmetric.Option{sdkmetric.WithReader(exp), sdkmetric.WithResource(res)}
+	for _, r := range readers {
+		opts = append(opts, sdkmetric.WithReader(r))
+	}
 	return &Metrics{
-		Provider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res)),
+		Provider: sdkmetric.NewMeterProvider(opts...),
 		Registry: reg,
 		Handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	}, nil
