@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/cmd/internal/otlpenv"
@@ -178,6 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		debug.SetGCPercent(400) // a small, churning heap: collect less often
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	otel.SetErrorHandler(otlpenv.ErrorHandler(log))
 	redis.SetLogger(features.NewRedisLogger(log))
 	mets, err := startMetrics(cfg, stdout)
 	if err != nil {

@@ -24,8 +24,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
@@ -92,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(cfg.redisAddrs) == 0 {
 		cfg.redisAddrs = []string{"127.0.0.1:6379"}
 	}
+	otel.SetErrorHandler(otlpenv.ErrorHandler(log))
 	tel, err := newTelemetry(ctx, getenv, "")
 	if err != nil {
 		return err

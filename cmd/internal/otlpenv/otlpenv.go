@@ -7,10 +7,15 @@ package otlpenv
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/directops/nbp/features"
 )
 
 // Wanted reports whether the environment asks for a signal (TRACES or
@@ -44,4 +49,19 @@ func MetricReader(ctx context.Context) (sdkmetric.Reader, error) {
 		return nil, fmt.Errorf("otlp metric exporter: %w", err)
 	}
 	return sdkmetric.NewPeriodicReader(exp), nil
+}
+
+// ErrorHandler returns a handler for the errors OpenTelemetry reports
+// (an export the collector refused, a collector out of reach) that logs
+// them through log, as warnings, at most one a second with a count of the
+// ones left out: the process's logs stay JSON, and a collector outage does
+// not flood them. OpenTelemetry's error handler is global: set it once,
+// with otel.SetErrorHandler, in main.
+func ErrorHandler(log *slog.Logger) otel.ErrorHandler {
+	s := &features.LogSampler{PerSecond: 1}
+	return otel.ErrorHandlerFunc(func(err error) {
+		if ok, suppressed := s.Allow(time.Now()); ok {
+			log.Warn("telemetry export", slog.String("error", err.Error()), slog.Int64("similar_lines_suppressed", suppressed))
+		}
+	})
 }

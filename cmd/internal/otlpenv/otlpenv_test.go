@@ -1,6 +1,13 @@
 package otlpenv
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+)
 
 func TestWanted(t *testing.T) {
 	tests := []struct {
@@ -28,5 +35,24 @@ func TestWanted(t *testing.T) {
 				t.Errorf("metrics = %v, want %v", got, tt.metrics)
 			}
 		})
+	}
+}
+
+func TestErrorHandlerLogsJSONAtMostOnceASecond(t *testing.T) {
+	var buf bytes.Buffer
+	h := ErrorHandler(slog.New(slog.NewJSONHandler(&buf, nil)))
+	for range 50 {
+		h.Handle(errors.New("traces export: connection refused"))
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	// One second's budget, or two when the loop straddles a second.
+	if len(lines) < 1 || len(lines) > 2 {
+		t.Fatalf("%d lines for 50 errors within a moment:\n%s", len(lines), buf.String())
+	}
+	var rec struct {
+		Level, Msg, Error string
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec.Level != "WARN" || rec.Error != "traces export: connection refused" {
+		t.Fatalf("line %q: %+v %v", lines[0], rec, err)
 	}
 }
