@@ -29,7 +29,8 @@ const pushJob = "nbp-batch"
 // metrics is the job's telemetry: the run's progress (nbp.batch.*), its
 // decisions (nbp.decisions*) and its Redis commands (nbp.redis.*), read
 // by a Prometheus registry served at -metrics-addr while the job runs
-// and/or pushed to -metrics-push when it ends. A nil *metrics is off.
+// and/or pushed to -metrics-push when it ends, and over OTLP when the
+// OTEL_* variables ask for it. A nil *metrics is off.
 type metrics struct {
 	pm     *prommetrics.Metrics
 	srv    *http.Server
@@ -41,8 +42,9 @@ type metrics struct {
 	stdout   io.Writer
 }
 
-// startMetrics serves the metrics when the configuration asks for them;
-// nil when it does not.
+// startMetrics serves or pushes the metrics when the configuration asks
+// for them (-metrics-addr, -metrics-push, or the OTEL_* variables asking
+// for an OTLP push); nil when it does not.
 func startMetrics(cfg config, stdout io.Writer) (*metrics, error) {
 	if cfg.metricsAddr == "" && cfg.metricsPush == "" && !cfg.metricsOTLP {
 		return nil, nil
