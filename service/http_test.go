@@ -38,6 +38,19 @@ func newServer(t testing.TB, e *env) *service.Server {
 	})
 }
 
+// takeEverySlot fills l to its cap, so that the next request is shed,
+// and returns what gives the slots back.
+func takeEverySlot(l *service.Limiter) (release func()) {
+	held := 0
+	for ; l.Acquire(); held++ {
+	}
+	return func() {
+		for range held {
+			l.Release()
+		}
+	}
+}
+
 func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
 	t.Helper()
 	status, _, body := doHeader(t, s, method, target)

@@ -92,16 +92,12 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 			t.Fatalf("GET %s: %d, want %d: %s", r.path, code, r.want, body)
 		}
 	}
-	// Every slot taken: the front lane sheds one.
-	held := 0
-	for ; s.Limiter().Acquire(); held++ {
-	}
+	// Every slot taken: one request shed.
+	release := takeEverySlot(s.Limiter())
 	if code, body := get(t, s, "/v1/customers/"+e.ids[4]+"/recommendations?channel=wecom_agent"); code != 503 {
 		t.Fatalf("with every slot taken: %d %s, want a 503", code, body)
 	}
-	for range held {
-		s.Limiter().Release()
-	}
+	release()
 	code, body := get(t, s, "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)

@@ -60,6 +60,7 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 
 func (c *Collector) add(path string, b []byte) error {
 	var names []string
+	dst := &c.metrics
 	switch path {
 	case "/v1/metrics":
 		var req colmetrics.ExportMetricsServiceRequest
@@ -85,17 +86,14 @@ func (c *Collector) add(path string, b []byte) error {
 				}
 			}
 		}
+		dst = &c.spans
 	default:
 		return fmt.Errorf("no such OTLP path: %s", path)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bodies = append(c.bodies, b)
-	if path == "/v1/metrics" {
-		c.metrics = append(c.metrics, names...)
-	} else {
-		c.spans = append(c.spans, names...)
-	}
+	*dst = append(*dst, names...)
 	return nil
 }
 
