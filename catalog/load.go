@@ -14,9 +14,6 @@ import (
 	"unicode/utf8"
 )
 
-// China Standard Time: sale windows and levers are written as local dates.
-var chinaTime = time.FixedZone("CST", 8*3600)
-
 // Regions lists the province-level region codes a catalog may name, in the
 // order the feature store encodes them (1-based; 0 is unknown).
 var Regions = []string{
@@ -630,7 +627,7 @@ func parseWindow(from, until string) (Window, error) {
 // parseDate reads a date (2006-01-02, China Standard Time, meaning its
 // midnight) or an RFC 3339 time.
 func parseDate(s string) (time.Time, error) {
-	if t, err := time.ParseInLocation(time.DateOnly, s, chinaTime); err == nil {
+	if t, err := time.ParseInLocation(time.DateOnly, s, zone); err == nil {
 		return t, nil
 	}
 	t, err := time.Parse(time.RFC3339, s)

@@ -42,11 +42,6 @@ type DayCount struct {
 	N       int
 }
 
-// Day returns the day number of t: days since 1970-01-01, China time.
-func Day(t time.Time) int {
-	return int((t.Unix() + 8*3600) / 86400)
-}
-
 // count sums the counts of a product (or -1 for pushes) on a channel over
 // the days of the cap's window ending today.
 func (h *ContactHistory) count(product int, ch Channel, cp Cap, today int) int {

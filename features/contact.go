@@ -80,7 +80,7 @@ func (s *Store) eventsKey(id string) string  { return s.prefix + "{" + id + "}:e
 func (s *Store) pendingKey(id string) string { return s.prefix + "{" + id + "}:p" }
 func (s *Store) streamKey() string           { return s.prefix + "events" }
 func (s *Store) statsKey(day time.Time) string {
-	return s.prefix + "stats:" + day.In(chinaTime).Format("20060102")
+	return s.prefix + "stats:" + day.In(catalog.Zone()).Format("20060102")
 }
 
 // countedKey returns the key of the mark that says an event is counted in
@@ -256,7 +256,9 @@ type EventOptions struct {
 	Policy    catalog.ContactPolicy
 	StreamMax int64         // approximate bound of the stream; default 1,000,000
 	StatsTTL  time.Duration // how long daily statistics are kept; default 400 days
-	Now       time.Time
+	// Now is when the events are recorded, which day's contact counts and
+	// statistics they join; default the store's clock.
+	Now time.Time
 
 	failAfter int // tests: fail as Redis would, right after this step (1 to 3)
 }
@@ -319,7 +321,7 @@ func (s *Store) RecordEvents(ctx context.Context, evs []Event, o EventOptions) (
 		o.StatsTTL = 400 * 24 * time.Hour
 	}
 	if o.Now.IsZero() {
-		o.Now = time.Now()
+		o.Now = s.now()
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptLimit)
 	defer cancel()
@@ -585,9 +587,9 @@ type StatRow struct {
 // Stats reads the daily counters of the days from..to (China time,
 // inclusive) in one round trip.
 func (s *Store) Stats(ctx context.Context, from, to time.Time) ([]StatRow, error) {
-	from, to = from.In(chinaTime), to.In(chinaTime)
+	to = to.In(catalog.Zone())
 	var days []time.Time
-	for d := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, chinaTime); !d.After(to); d = d.AddDate(0, 0, 1) {
+	for d := catalog.Midnight(from); !d.After(to); d = d.AddDate(0, 0, 1) {
 		days = append(days, d)
 	}
 	pipe := s.rdb.Pipeline()

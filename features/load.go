@@ -18,7 +18,8 @@ type LoadSummary struct {
 type LoadOptions struct {
 	// Chunk is how many vectors go in one pipeline; default 1000.
 	Chunk int
-	// Now is the updated-at time of rows without one; default time.Now().
+	// Now is the updated-at time of rows without one; default the store's
+	// clock.
 	Now time.Time
 	// OnReject is told of every bad row (its line and reason); the load
 	// goes on. When nil, bad rows are only counted.
@@ -30,7 +31,7 @@ type LoadOptions struct {
 // rejected whole (never half-written) and reported; a bad header or an
 // unreachable store stops the load.
 func (s *Store) LoadCSV(ctx context.Context, r io.Reader, o LoadOptions) (LoadSummary, error) {
-	o.defaults()
+	o.defaults(s.now)
 	rd, err := NewReader(r, o.Now)
 	if err != nil {
 		return LoadSummary{}, err
@@ -38,12 +39,12 @@ func (s *Store) LoadCSV(ctx context.Context, r io.Reader, o LoadOptions) (LoadSu
 	return s.loadRows(ctx, rd.Next, o)
 }
 
-func (o *LoadOptions) defaults() {
+func (o *LoadOptions) defaults(now func() time.Time) {
 	if o.Chunk <= 0 {
 		o.Chunk = 1000
 	}
 	if o.Now.IsZero() {
-		o.Now = time.Now()
+		o.Now = now()
 	}
 }
 

@@ -149,9 +149,10 @@ func TestLoadCSVNoOnReject(t *testing.T) {
 		if err != nil || sum != (features.LoadSummary{Loaded: 1, Rejected: 1}) {
 			t.Errorf("LoadCSV = %+v, %v; want 1 loaded and 1 rejected", sum, err)
 		}
-		// Without Now, rows without updated_at are stamped with the wall clock.
+		// Without Now, rows without updated_at are stamped with the store's
+		// clock.
 		v, st, err := s.Get(context.Background(), "C1")
-		if err != nil || st != features.Found || time.Since(v.UpdatedAt) > time.Minute {
+		if err != nil || st != features.Found || !v.UpdatedAt.Equal(loadTime) {
 			t.Errorf("Get(C1) = %v (updated %v), %v", st, v.UpdatedAt, err)
 		}
 	})

@@ -98,11 +98,15 @@ func (r testRedis) options() *redis.UniversalOptions {
 }
 
 // store returns a store with keys of its own, on a client built as
-// production builds it.
+// production builds it. Its clock, unless o sets one, is loadTime: the
+// fixtures are dated, and the store compares their dates with its clock.
 func (r testRedis) store(t testing.TB, o features.Options) *features.Store {
 	t.Helper()
 	if o.Prefix == "" {
 		o.Prefix = redistest.Prefix(t)
+	}
+	if o.Now == nil {
+		o.Now = func() time.Time { return loadTime }
 	}
 	rdb := redis.NewUniversalClient(r.options())
 	t.Cleanup(func() { _ = rdb.Close() })

@@ -818,7 +818,7 @@ func (p *ParquetReader) fill() error {
 // ParquetReader.Next); a bad header, an unreadable file or an unreachable
 // store stops the load.
 func (s *Store) LoadParquet(ctx context.Context, r io.ReaderAt, size int64, o LoadOptions) (LoadSummary, error) {
-	o.defaults()
+	o.defaults(s.now)
 	rd, err := NewParquetReader(r, size, o.Now)
 	if err != nil {
 		return LoadSummary{}, err

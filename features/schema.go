@@ -182,9 +182,6 @@ func (v *Vector) RegionCode() string {
 	return catalog.Regions[int(x)-1]
 }
 
-// chinaTime is China Standard Time: dates in the export are local dates.
-var chinaTime = time.FixedZone("CST", 8*3600)
-
 // AssessedUntil returns when the risk assessment expires: the end of the
 // stored date, China time (the assessment is valid through that whole day).
 // It is zero when never assessed.
@@ -194,7 +191,7 @@ func (v *Vector) AssessedUntil() time.Time {
 		return time.Time{}
 	}
 	day := time.Unix(int64(d)*86400, 0).UTC()
-	return time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, chinaTime)
+	return time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, catalog.Zone())
 }
 
 // Tolerance returns the customer's risk tolerance, zero when never assessed

@@ -20,7 +20,7 @@ import (
 func auditRecords(n int) []service.AuditRecord {
 	rs := make([]service.AuditRecord, n)
 	for i := range rs {
-		rs[i] = service.AuditRecord{DecisionID: service.NewDecisionID(), At: testNow.Add(time.Duration(i) * time.Millisecond),
+		rs[i] = service.AuditRecord{DecisionID: service.NewDecisionID(testNow.Add(time.Duration(i) * time.Millisecond)), At: testNow.Add(time.Duration(i) * time.Millisecond),
 			Channel: "app_feed", CustomerHash: strings.Repeat("0f", 16), Strategy: "model", DegradedReasons: []string{},
 			ModelVersion: "propensity-test", CatalogVersion: "catalog-test", ConfigVersion: "arbitration-test", FeatureStatus: "found",
 			Items: []service.AuditItem{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.5, Priority: float64(i), Reasons: []string{"IDLE_BALANCE"}}}}

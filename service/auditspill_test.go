@@ -14,7 +14,7 @@ import (
 // spillRecord returns a record and its JSON.
 func spillRecord(t testing.TB, i int) (string, []byte) {
 	t.Helper()
-	r := AuditRecord{DecisionID: NewDecisionID(), At: time.Unix(1_790_000_000+int64(i), 0).UTC(), Channel: "app_feed",
+	r := AuditRecord{DecisionID: NewDecisionID(time.Unix(1_790_000_000+int64(i), 0)), At: time.Unix(1_790_000_000+int64(i), 0).UTC(), Channel: "app_feed",
 		CustomerHash: strings.Repeat("ab", 16), Strategy: "model", DegradedReasons: []string{},
 		Items: []AuditItem{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.25, Priority: 0.5, Reasons: []string{"推荐"}}}}
 	return r.DecisionID, r.AppendJSON(nil)

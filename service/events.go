@@ -95,7 +95,7 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 		return badRequest(CodeTooManyEvents, fmt.Sprintf("at most %d events per request", MaxEvents))
 	}
 	cat := s.pipeline.Catalog()
-	now := s.pipeline.now()
+	now := s.pipeline.Now()
 	resp := EventsResponse{Rejected: []EventRejection{}}
 	evs := make([]features.Event, 0, len(req.Events))
 	seen := make(map[string]bool, len(req.Events))
@@ -241,7 +241,7 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 	if s.events == nil {
 		return fiber.ErrNotFound
 	}
-	now := s.pipeline.now().In(chinaTime)
+	now := s.pipeline.Now().In(catalog.Zone())
 	today := now.Format(time.DateOnly)
 	var fromS, toS string
 	var bad error
@@ -261,14 +261,14 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 	if toS == "" {
 		toS = today
 	}
-	to, err := time.ParseInLocation(time.DateOnly, toS, chinaTime)
+	to, err := time.ParseInLocation(time.DateOnly, toS, catalog.Zone())
 	if err != nil {
 		return badRequest(CodeInvalidDate, "to must be a date, YYYY-MM-DD")
 	}
 	if fromS == "" {
 		fromS = to.AddDate(0, 0, -6).Format(time.DateOnly)
 	}
-	from, err := time.ParseInLocation(time.DateOnly, fromS, chinaTime)
+	from, err := time.ParseInLocation(time.DateOnly, fromS, catalog.Zone())
 	if err != nil {
 		return badRequest(CodeInvalidDate, "from must be a date, YYYY-MM-DD")
 	}

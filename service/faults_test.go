@@ -362,11 +362,12 @@ func checkExplainable(t *testing.T, s *service.Server, audit *service.AuditLog, 
 	for _, r := range made {
 		var status int
 		var body []byte
-		for try := 0; try < 100; try++ { // the last ones may still be queued
-			if status, body = do(t, s, "GET", "/v1/decisions/"+r.DecisionID); status == http.StatusOK {
+		// The last ones may still be queued, and the first reads after a
+		// fault may find a connection the fault broke.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if status, body = do(t, s, "GET", "/v1/decisions/"+r.DecisionID); status == http.StatusOK || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 		var rec service.AuditRecord
 		if status != http.StatusOK || json.Unmarshal(body, &rec) != nil {

@@ -9,11 +9,12 @@ import (
 // crockford is Crockford's base32 alphabet: no I, L, O or U.
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// NewDecisionID returns a 26-character, time-ordered, random decision id:
-// 48 bits of Unix milliseconds then 80 random bits, in Crockford base32.
-func NewDecisionID() string {
+// NewDecisionID returns a 26-character, time-ordered, random decision id
+// for a decision made at the given time: 48 bits of Unix milliseconds then
+// 80 random bits, in Crockford base32.
+func NewDecisionID(at time.Time) string {
 	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(at.UnixMilli())
 	binary.BigEndian.PutUint16(b[0:], uint16(ms>>32))
 	binary.BigEndian.PutUint32(b[2:], uint32(ms))
 	_, _ = rand.Read(b[6:])

@@ -75,9 +75,9 @@ func TestAuditAppendJSONMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestDecisionIDCarriesItsTime(t *testing.T) {
-	before := time.Now().UnixMilli()
-	id := NewDecisionID()
-	after := time.Now().UnixMilli()
+	at := time.Date(2031, 6, 15, 4, 0, 0, 123e6, time.UTC)
+	before, after := at.UnixMilli(), at.UnixMilli()
+	id := NewDecisionID(at)
 	if !ValidDecisionID(id) {
 		t.Fatalf("%q is not a decision id", id)
 	}

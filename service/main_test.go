@@ -67,8 +67,14 @@ type envOptions struct {
 	down      bool                        // the store points at a port nobody listens on
 	// scorerRules scores with the rules alone (no ONNX sessions): for fuzzing.
 	scorerRules bool
-	// now is the clock; default testNow.
+	// now is the clock; default testNow. The demo bank is built as of its
+	// day.
 	now func() time.Time
+	// cat is the catalog; default the embedded one.
+	cat *catalog.Catalog
+	// decisionIDs makes real decision ids (NewDecisionID) rather than
+	// numbered test ones.
+	decisionIDs bool
 	// hook, when set, sees every command the pipeline's Redis client sends.
 	hook redis.Hook
 	// meters and tracers, when set, record the pipeline's telemetry.
@@ -78,9 +84,12 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
+	cat := o.cat
+	if cat == nil {
+		var err error
+		if cat, err = catalog.Default(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e := &env{cat: cat, prefix: redistest.Prefix(t), vecs: make(map[string]features.Vector)}
 	addr := redisServer.Addr
@@ -103,7 +112,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.now = func() time.Time { return testNow }
 	}
 	e.store = features.NewStore(e.rdb, features.Options{Prefix: e.prefix, Now: o.now})
-	e.bank, err = demobank.New(42, testNow.Truncate(24*time.Hour), cat)
+	var err error
+	e.bank, err = demobank.New(42, o.now().Truncate(24*time.Hour), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,15 +156,17 @@ func newEnv(t testing.TB, o envOptions) *env {
 		scorer = e.rules
 	}
 	var seq atomic.Int64
+	newID := func(time.Time) string { return fmt.Sprintf("01TEST%020d", seq.Add(1)) }
+	if o.decisionIDs {
+		newID = nil
+	}
 	e.pipeline, err = service.NewPipeline(service.PipelineConfig{
 		Catalog: cat, Store: e.store, Scorer: scorer,
 		FeatureTimeout: 2 * time.Second,
 		Now:            o.now,
 		MeterProvider:  o.meters,
 		TracerProvider: o.tracers,
-		NewID: func() string {
-			return fmt.Sprintf("01TEST%020d", seq.Add(1))
-		},
+		NewID:          newID,
 	})
 	if err != nil {
 		t.Fatal(err)

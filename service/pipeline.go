@@ -118,10 +118,14 @@ type PipelineConfig struct {
 	// FeatureTimeout bounds the feature read within a request's deadline;
 	// default 40ms. When it passes, the decision goes on without features.
 	FeatureTimeout time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
-	// NewID makes decision ids; default NewDecisionID.
-	NewID func() string
+	// Now is the clock of every decision, and of the events and statistics
+	// served beside them: what "today" is for sale windows, levers, risk
+	// assessments, contact caps and the control group; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// NewID makes the id of a decision made at the given time; default
+	// NewDecisionID.
+	NewID func(at time.Time) string
 	// MeterProvider counts decisions by strategy and channel, and
 	// degraded ones by reason; nil counts nothing.
 	MeterProvider metric.MeterProvider
@@ -141,7 +145,7 @@ type Pipeline struct {
 	featureTimeout time.Duration
 	now            func() time.Time
 	log            *slog.Logger
-	newID          func() string
+	newID          func(at time.Time) string
 	controlVersion string
 	scratches      sync.Pool // *scratch
 	arb            atomic.Pointer[catalog.Arbitration]
@@ -207,6 +211,9 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 	p.arb.Store(c.Catalog.DefaultArbitration())
 	return p, nil
 }
+
+// Now returns the time on the pipeline's clock.
+func (p *Pipeline) Now() time.Time { return p.now() }
 
 // Catalog returns the pipeline's catalog.
 func (p *Pipeline) Catalog() *catalog.Catalog { return p.cat }
@@ -504,7 +511,7 @@ func (p *Pipeline) inControl(id string, now time.Time) bool {
 func controlBucket(id string, now time.Time) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("nbp-control|"))
-	_, _ = h.Write([]byte(now.In(chinaTime).Format("2006-01")))
+	_, _ = h.Write([]byte(now.In(catalog.Zone()).Format("2006-01")))
 	_, _ = h.Write([]byte{'|'})
 	_, _ = h.Write([]byte(id))
 	return h.Sum64() % 10000
@@ -515,18 +522,16 @@ func controlBucket(id string, now time.Time) uint64 {
 func controlOrder(id string, now time.Time, n int) []int {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("nbp-control-order|"))
-	_, _ = h.Write([]byte(now.In(chinaTime).Format(time.DateOnly)))
+	_, _ = h.Write([]byte(now.In(catalog.Zone()).Format(time.DateOnly)))
 	_, _ = h.Write([]byte{'|'})
 	_, _ = h.Write([]byte(id))
 	return rand.New(rand.NewPCG(h.Sum64(), 0)).Perm(n)
 }
 
-var chinaTime = time.FixedZone("CST", 8*3600)
-
 // finish applies the policies, arbitrates and renders one decision.
 func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int, scores []float32, mem *scratch, arb *catalog.Arbitration, now time.Time) Decision {
 	d := Decision{
-		ID:             p.newID(),
+		ID:             p.newID(now),
 		At:             now,
 		CustomerID:     in.req.CustomerID,
 		Channel:        in.req.Channel,

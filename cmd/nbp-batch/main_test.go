@@ -24,6 +24,12 @@ import (
 
 var redisServer *redistest.Server
 
+// testNow is the clock of the batch's tests: the demo bank is built as of
+// this day, and the embedded catalog's sale windows are open on it.
+var testNow = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+
+func testClock() time.Time { return testNow }
+
 func TestMain(m *testing.M) {
 	var err error
 	if redisServer, err = redistest.Start(); err != nil {
@@ -43,7 +49,7 @@ func loadBank(t *testing.T, store *features.Store, seed uint64, n int) []string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	bank, err := demobank.New(seed, time.Now().UTC().Truncate(24*time.Hour), cat)
+	bank, err := demobank.New(seed, testNow.Truncate(24*time.Hour), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +79,7 @@ func TestBatchCommand(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"-run", "t1", "-out", out, "-format", "csv", "-chunk", "100", "-segment", "4"}
 	var stdout bytes.Buffer
-	if err := run(ctx, args, getenv, &stdout); err != nil {
+	if err := runAt(ctx, testClock, args, getenv, &stdout); err != nil {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "run t1 complete") || !strings.Contains(stdout.String(), fmt.Sprintf("%d customers", n)) {
@@ -109,10 +115,10 @@ func TestBatchCommand(t *testing.T) {
 		t.Fatalf("pointer %q", cur)
 	}
 	// Again without -resume: refused. With it: nothing changes.
-	if err := run(ctx, args, getenv, &stdout); !errors.Is(err, service.ErrRunExists) {
+	if err := runAt(ctx, testClock, args, getenv, &stdout); !errors.Is(err, service.ErrRunExists) {
 		t.Fatalf("second start: %v", err)
 	}
-	if err := run(ctx, append(args, "-resume"), getenv, &stdout); err != nil {
+	if err := runAt(ctx, testClock, append(args, "-resume"), getenv, &stdout); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := filepath.Glob(filepath.Join(out, "t1", "part-*.csv"))
@@ -121,7 +127,7 @@ func TestBatchCommand(t *testing.T) {
 	}
 	// Parquet, another run, sharded.
 	for i := 0; i < 2; i++ {
-		if err := run(ctx, []string{"-run", "t2", "-out", out, "-shard", fmt.Sprintf("%d/2", i)}, getenv, &stdout); err != nil {
+		if err := runAt(ctx, testClock, []string{"-run", "t2", "-out", out, "-shard", fmt.Sprintf("%d/2", i)}, getenv, &stdout); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,13 +146,13 @@ func TestBatchConfig(t *testing.T) {
 		}
 		return ""
 	}
-	c, err := parseConfig([]string{"-shards", "8", "-rules-only"}, getenv)
+	c, err := parseConfig([]string{"-shards", "8", "-rules-only"}, getenv, testNow)
 	if err != nil || c.opts.Shard != 3 || c.opts.Shards != 8 {
 		t.Fatalf("indexed job: %+v %v", c.opts, err)
 	}
 	for _, bad := range [][]string{{"-shard", "8/8"}, {"-shard", "x"}, {"-volume", "TD_1Y"}, {"-format", "xml"}, {"-limit", "11"},
 		{"-metrics-linger", "1m"}, {"-metrics-addr", ":0", "-metrics-linger", "-1s"}} {
-		if _, err := parseConfig(append(bad, "-rules-only"), func(string) string { return "" }); err == nil {
+		if _, err := parseConfig(append(bad, "-rules-only"), func(string) string { return "" }, testNow); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

@@ -98,7 +98,7 @@ func TestBatchMetricsEndpoint(t *testing.T) {
 		"-rules-only", "-metrics-linger", "10m"}
 	var stdout syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, &stdout) }()
+	go func() { done <- runAt(ctx, testClock, args, func(k string) string { return env[k] }, &stdout) }()
 
 	// The job says when it lingers: the run is over, the push done.
 	deadline := time.Now().Add(5 * time.Minute)
@@ -220,7 +220,7 @@ func TestBatchOTLPMetrics(t *testing.T) {
 	}
 	var stdout syncBuffer
 	args := []string{"-run", "o1", "-out", t.TempDir(), "-format", "csv", "-chunk", "40", "-rules-only"}
-	if err := run(context.Background(), args, func(k string) string { return env[k] }, &stdout); err != nil {
+	if err := runAt(context.Background(), testClock, args, func(k string) string { return env[k] }, &stdout); err != nil {
 		t.Fatalf("run: %v\n%s", err, stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "pushed over OTLP") {

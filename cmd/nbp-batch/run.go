@@ -55,7 +55,7 @@ type config struct {
 	metricsOTLP bool
 }
 
-func parseConfig(args []string, getenv func(string) string) (config, error) {
+func parseConfig(args []string, getenv func(string) string, now time.Time) (config, error) {
 	var c config
 	var errs []error
 	env := func(k, def string) string {
@@ -88,7 +88,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.modelPath, "model", env("NBP_MODEL", "models/propensity.onnx"), "ONNX model (env NBP_MODEL)")
 	fs.BoolVar(&c.rulesOnly, "rules-only", getenv("NBP_RULES_ONLY") == "1", "score with the rules alone")
 	fs.StringVar(&c.ortLib, "onnxruntime", env("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime library (env ONNXRUNTIME_LIB)")
-	fs.StringVar(&c.opts.RunID, "run", time.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102"), "run id")
+	fs.StringVar(&c.opts.RunID, "run", now.In(catalog.Zone()).Format("20060102"), "run id")
 	fs.IntVar(&c.opts.Limit, "limit", 3, "offers per customer")
 	fs.IntVar(&c.opts.Chunk, "chunk", 512, "customers per decision call")
 	fs.IntVar(&c.opts.Segment, "segment", 32, "chunks per output part and checkpoint")
@@ -171,7 +171,14 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := parseConfig(args, getenv)
+	return runAt(ctx, time.Now, args, getenv, stdout)
+}
+
+// runAt is run on the given clock: the run's decisions, the staleness of
+// the features it reads and its default run id (today, China time) all
+// take the time from it.
+func runAt(ctx context.Context, now func() time.Time, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv, now())
 	if err != nil {
 		return err
 	}
@@ -213,7 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		rdb.AddHook(hook)
 	}
-	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix})
+	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix, Now: now})
 	if cfg.redisOnly {
 		return redisOnly(ctx, cfg, store, rdb, stdout)
 	}
@@ -237,7 +244,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		scorer = model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{BatchBudget: 10 * time.Second})
 	}
 	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: store, Scorer: scorer, FeatureTimeout: 10 * time.Second, Logger: log,
-		MeterProvider: mets.provider()})
+		Now: now, MeterProvider: mets.provider()})
 	if err != nil {
 		return err
 	}

@@ -24,10 +24,11 @@ const (
 	demoCustomer2 = "C000000002"
 )
 
-// loadDemo generates the demo bank as CSV files (the export format) and
-// loads the customers into the store through the regular CSV loader.
-func loadDemo(ctx context.Context, cfg config, cat *catalog.Catalog, store *features.Store, stdout io.Writer) error {
-	asOf := time.Now().UTC().Truncate(24 * time.Hour)
+// loadDemo generates the demo bank as of now's day as CSV files (the export
+// format) and loads the customers into the store through the regular CSV
+// loader.
+func loadDemo(ctx context.Context, cfg config, cat *catalog.Catalog, store *features.Store, now time.Time, stdout io.Writer) error {
+	asOf := now.UTC().Truncate(24 * time.Hour)
 	bank, err := demobank.New(cfg.demoSeed, asOf, cat)
 	if err != nil {
 		return err

@@ -49,6 +49,14 @@ func main() {
 // address on stdout ("listening on ..."), so a test can pass -addr with
 // port 0.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return runAt(ctx, time.Now, args, getenv, stdout)
+}
+
+// runAt is run on the given clock, the one every part of the server reads
+// the time from: the features' staleness, the decisions (sale windows,
+// levers, risk assessments, contact caps), the events and statistics, and
+// the demo bank's date.
+func runAt(ctx context.Context, now func() time.Time, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		return err
@@ -62,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		debug.SetGCPercent(400)
 	}
 	log := newLogger(cfg.logLevel, stdout)
-	cat, err := loadCatalog(cfg.catalog)
+	cat, err := loadCatalog(cfg, now())
 	if err != nil {
 		return err
 	}
@@ -120,10 +128,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	rdb.AddHook(redisHook)
-	store := features.NewStore(rdb, features.Options{Prefix: cfg.redisPrefix, MaxAge: cfg.staleAfter})
+	store := features.NewStore(rdb, features.Options{Prefix: cfg.redisPrefix, MaxAge: cfg.staleAfter, Now: now})
 
 	if cfg.demo {
-		if err := loadDemo(ctx, cfg, cat, store, stdout); err != nil {
+		if err := loadDemo(ctx, cfg, cat, store, now(), stdout); err != nil {
 			return err
 		}
 	}
@@ -191,6 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Store:          guarded,
 		Scorer:         scorer,
 		FeatureTimeout: cfg.featureTimeout,
+		Now:            now,
 		Logger:         log,
 		MeterProvider:  tel.meters,
 		TracerProvider: tel.tracers,
@@ -366,11 +375,16 @@ func probe(ctx context.Context, addr string) error {
 	return nil
 }
 
-func loadCatalog(path string) (*catalog.Catalog, error) {
-	if path == "" {
-		return catalog.Default()
+// loadCatalog reads the -catalog file, or takes the embedded one: for the
+// demo, with its dates moved to the demo bank's year.
+func loadCatalog(cfg config, now time.Time) (*catalog.Catalog, error) {
+	switch {
+	case cfg.catalog != "":
+		return catalog.Load(cfg.catalog)
+	case cfg.demo:
+		return catalog.DefaultAt(now)
 	}
-	return catalog.Load(path)
+	return catalog.Default()
 }
 
 func newLogger(level slog.Level, w io.Writer) *slog.Logger {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,11 +64,17 @@ func testEnv(t *testing.T, extra map[string]string) func(string) string {
 // waits for run to return.
 func start(t *testing.T, args []string, getenv func(string) string) (string, func() error) {
 	t.Helper()
+	return startAt(t, time.Now, args, getenv)
+}
+
+// startAt is start on the given clock.
+func startAt(t *testing.T, now func() time.Time, args []string, getenv func(string) string) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, args, getenv, pw)
+		err := runAt(ctx, now, args, getenv, pw)
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		done <- err
 	}()
@@ -84,7 +91,9 @@ func start(t *testing.T, args []string, getenv func(string) string) (string, fun
 		t.Fatalf("server did not start: %v", <-done)
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	return "http://" + addr, func() error {
+	// A test that stops early still stops its server, so that the next
+	// one can start the ONNX runtime again.
+	stop := sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
@@ -92,6 +101,59 @@ func start(t *testing.T, args []string, getenv func(string) string) (string, fun
 		case <-time.After(15 * time.Second):
 			return errors.New("run did not return after cancel")
 		}
+	})
+	t.Cleanup(func() { _ = stop() })
+	return "http://" + addr, stop
+}
+
+// TestDemoOnAnyDate starts the demo as of three days, the last after every
+// sale window of the embedded catalog has closed: each still offers a
+// spread of products, all on sale that day.
+func TestDemoOnAnyDate(t *testing.T) {
+	for _, day := range []string{"2026-11-27", "2027-06-15", "2031-06-15"} {
+		t.Run(day, func(t *testing.T) {
+			midnight, err := time.ParseInLocation(time.DateOnly, day, catalog.Zone())
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := midnight.Add(9 * time.Hour)
+			cat, err := catalog.DefaultAt(now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, stop := startAt(t, func() time.Time { return now },
+				[]string{"-demo", "-demo-n", "200", "-demo-dir", t.TempDir(), "-addr", "127.0.0.1:0"}, testEnv(t, nil))
+			client := apitest.Client(t)
+			offered, categories := map[string]bool{}, map[string]bool{}
+			for i := range 30 {
+				resp, err := client.Get(fmt.Sprintf("%s/v1/customers/C%09d/recommendations?channel=app_feed&limit=3", base, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r service.RecommendationResponse
+				err = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("C%09d: %d %v", i, resp.StatusCode, err)
+				}
+				if r.CatalogVersion != cat.Version {
+					t.Fatalf("catalog %s, want %s", r.CatalogVersion, cat.Version)
+				}
+				for _, it := range r.Items {
+					p, err := cat.Product(it.ProductID)
+					if err != nil || !p.SaleWindow.Contains(now) {
+						t.Errorf("C%09d offered %s, not on sale on %s", i, it.ProductID, day)
+					}
+					offered[it.ProductID], categories[it.Category] = true, true
+				}
+			}
+			if len(offered) < 8 || len(categories) < 4 {
+				t.Errorf("30 customers were offered %d products in %d categories: %v", len(offered), len(categories), offered)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+		})
 	}
 }
 
