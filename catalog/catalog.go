@@ -62,7 +62,7 @@ func ParseChannel(s string) (Channel, error) {
 			return Channel(i), nil
 		}
 	}
-	return 0, fmt.Errorf("%w %q: want app_feed, wecom_agent or batch", ErrUnknownChannel, s)
+	return 0, fmt.Errorf("%w %q: want %s", ErrUnknownChannel, s, channelList)
 }
 
 // CopyLimits are a channel's length limits, counted in runes.
@@ -79,16 +79,46 @@ type CopyLimits struct {
 //   - app_feed: a card with a title of at most 14 runes and a body of at most 40;
 //   - wecom_agent: a message an agent sends, body and risk warning together at most 200;
 //   - batch: an outbound push, body and risk warning together at most 70 (one SMS).
+//
+// A channel without limits here has none at all: no copy fits it, so a
+// catalog offering a product on it is refused (TestEveryChannelHasLimits
+// fails first).
 func (c Channel) Limits() CopyLimits {
-	switch c {
-	case AppFeed:
-		return CopyLimits{Title: 14, Body: 40, CTA: 6}
-	case WecomAgent:
-		return CopyLimits{Title: 20, Body: 200, CTA: 8, BodyWithDisclaimer: 200}
-	default:
-		return CopyLimits{Title: 14, Body: 70, CTA: 6, BodyWithDisclaimer: 70}
+	if c < NumChannels {
+		return channelLimits[c]
 	}
+	return CopyLimits{}
 }
+
+var channelLimits = [NumChannels]CopyLimits{
+	AppFeed:    {Title: 14, Body: 40, CTA: 6},
+	WecomAgent: {Title: 20, Body: 200, CTA: 8, BodyWithDisclaimer: 200},
+	Batch:      {Title: 14, Body: 70, CTA: 6, BodyWithDisclaimer: 70},
+}
+
+// ChannelNames returns the channels' wire names, in order.
+func ChannelNames() [NumChannels]string { return channelNames }
+
+// channelList is the channels' names for a message: "app_feed, wecom_agent
+// or batch".
+var channelList = func() string {
+	s := ""
+	for i, n := range channelNames {
+		switch {
+		case i == 0:
+		case i == len(channelNames)-1:
+			s += " or "
+		default:
+			s += ", "
+		}
+		s += n
+	}
+	return s
+}()
+
+// ChannelList returns the channels' names for a message to a caller:
+// "app_feed, wecom_agent or batch".
+func ChannelList() string { return channelList }
 
 // RiskLevel is an investment product's risk rating, R1 (lowest) to R5.
 // Zero means the product is not an investment product.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -219,6 +220,20 @@ func TestParseRiskTolerance(t *testing.T) {
 	}
 }
 
+func TestEveryChannelHasLimits(t *testing.T) {
+	for ch := catalog.Channel(0); ch < catalog.NumChannels; ch++ {
+		if l := ch.Limits(); l.Title <= 0 || l.Body <= 0 || l.CTA <= 0 {
+			t.Errorf("%s has no copy limits: %+v", ch, l)
+		}
+	}
+	if l := catalog.NumChannels.Limits(); l != (catalog.CopyLimits{}) {
+		t.Errorf("a channel that does not exist has limits %+v", l)
+	}
+	if got := catalog.ChannelList(); got != "app_feed, wecom_agent or batch" {
+		t.Errorf("ChannelList() = %q", got)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	tests := []struct {
 		ch   catalog.Channel
@@ -380,8 +395,23 @@ func TestExclusionString(t *testing.T) {
 	}
 }
 
+// TestRegionEncoding pins the order of the region codes: the feature store
+// keeps a region as its index, so a reordering would silently move every
+// stored customer to another province.
+func TestRegionEncoding(t *testing.T) {
+	want := "BJ TJ HE SX NM LN JL HL SH JS ZJ AH FJ JX SD HA HB HN GD GX HI CQ SC GZ YN XZ SN GS QH NX XJ"
+	rs := catalog.Regions()
+	if got := strings.Join(rs[:], " "); got != want {
+		t.Fatalf("regions in encoding order:\n got %s\nwant %s", got, want)
+	}
+	rs[0] = "XX" // a copy: the caller cannot change the encoding
+	if catalog.RegionCode(1) != "BJ" || catalog.RegionIndex("GD") != 19 || catalog.RegionCode(0) != "" || catalog.RegionCode(catalog.NumRegions+1) != "" {
+		t.Error("RegionCode and RegionIndex disagree with the encoding")
+	}
+}
+
 func TestRegionIndex(t *testing.T) {
-	for i, r := range catalog.Regions {
+	for i, r := range catalog.Regions() {
 		if got := catalog.RegionIndex(r); got != i+1 {
 			t.Errorf("RegionIndex(%q) = %d, want %d", r, got, i+1)
 		}

@@ -14,22 +14,38 @@ import (
 	"unicode/utf8"
 )
 
-// Regions lists the province-level region codes a catalog may name, in the
-// order the feature store encodes them (1-based; 0 is unknown).
-var Regions = []string{
+// NumRegions is how many region codes there are.
+const NumRegions = 31
+
+// regions are the province-level region codes a catalog may name, in the
+// order the feature store encodes them (1-based; 0 is unknown). Vectors in
+// Redis hold these indexes: the order must never change, only grow at the
+// end (TestRegionEncoding pins it).
+var regions = [NumRegions]string{
 	"BJ", "TJ", "HE", "SX", "NM", "LN", "JL", "HL", "SH", "JS", "ZJ",
 	"AH", "FJ", "JX", "SD", "HA", "HB", "HN", "GD", "GX", "HI", "CQ",
 	"SC", "GZ", "YN", "XZ", "SN", "GS", "QH", "NX", "XJ",
 }
 
+// Regions returns the region codes in their encoding order: a copy.
+func Regions() [NumRegions]string { return regions }
+
 // RegionIndex returns the 1-based index of a region code, 0 if unknown.
 func RegionIndex(code string) int {
-	for i, r := range Regions {
+	for i, r := range regions {
 		if r == code {
 			return i + 1
 		}
 	}
 	return 0
+}
+
+// RegionCode returns the code of a 1-based region index, "" if unknown.
+func RegionCode(index int) string {
+	if index < 1 || index > NumRegions {
+		return ""
+	}
+	return regions[index-1]
 }
 
 var productID = regexp.MustCompile(`^[A-Z][A-Z0-9_]{1,31}$`)

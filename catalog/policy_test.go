@@ -200,7 +200,7 @@ func randomCustomer(r *rand.Rand, c *catalog.Catalog, at time.Time) catalog.Cust
 	case u < 5:
 		cu.Region = []string{"GD", "ZJ", "JS", "SH"}[r.IntN(4)]
 	default:
-		cu.Region = catalog.Regions[r.IntN(len(catalog.Regions))]
+		cu.Region = catalog.Regions()[r.IntN(catalog.NumRegions)]
 	}
 	cu.KYC = r.IntN(5) // 0 (missing) .. 4
 	cu.RiskTolerance = catalog.RiskTolerance(r.IntN(7))

@@ -73,7 +73,12 @@ type Record struct {
 
 // ResultKey is a customer's offers in a batch run: product ids by rank,
 // comma-separated.
-func (s *Store) ResultKey(id, run string) string { return s.prefix + "{" + id + "}:r:" + run }
+func (s *Store) ResultKey(id, run string) string { return ResultKey(s.prefix, id, run) }
+
+// ResultKey names the key of a customer's offers in a batch run, under
+// prefix: the batch writes it, the store reads it. It shares the
+// customer's hash slot.
+func ResultKey(prefix, id, run string) string { return prefix + "{" + id + "}:r:" + run }
 
 func (s *Store) contactKey(id string) string { return s.prefix + "{" + id + "}:c" }
 func (s *Store) eventsKey(id string) string  { return s.prefix + "{" + id + "}:e" }

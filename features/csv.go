@@ -211,10 +211,7 @@ func FormatValue(f Field, x float32) string {
 	}
 	switch sp.Kind {
 	case RegionKey:
-		if x >= 1 && int(x) <= len(catalog.Regions) {
-			return catalog.Regions[int(x)-1]
-		}
-		return ""
+		return catalog.RegionCode(int(x))
 	case Date:
 		return time.Unix(int64(x)*86400, 0).UTC().Format(time.DateOnly)
 	default:

@@ -137,7 +137,7 @@ func TestParseRow(t *testing.T) {
 			}},
 		{name: "C5, the last region", edit: map[string]string{"risk_tolerance": "C5", "region": "XJ"},
 			want: func(v *features.Vector) {
-				v.Values[features.RiskTolerance], v.Values[features.Region] = 5, float32(len(catalog.Regions))
+				v.Values[features.RiskTolerance], v.Values[features.Region] = 5, float32(catalog.NumRegions)
 			}},
 	}
 	for _, tc := range good {
@@ -403,7 +403,7 @@ func randomVector(r *rand.Rand) features.Vector {
 		case features.Flag:
 			x = float32(r.IntN(2))
 		case features.RegionKey:
-			x = float32(1 + r.IntN(len(catalog.Regions)))
+			x = float32(1 + r.IntN(catalog.NumRegions))
 		case features.Tolerance:
 			x = float32(r.IntN(6))
 		case features.Date:

@@ -166,7 +166,7 @@ func TestProfileCustomer(t *testing.T) {
 			name: "out-of-range codes are missing",
 			v: func() features.Vector {
 				v := sampleVector()
-				v.Values[features.Region] = float32(len(catalog.Regions) + 1)
+				v.Values[features.Region] = float32(catalog.NumRegions + 1)
 				v.Values[features.RiskTolerance] = 6
 				v.Values[features.HoldsCreditCard] = 0.5 // a flag is 1 or not held
 				return v

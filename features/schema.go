@@ -176,10 +176,10 @@ func (v *Vector) Flag(f Field) bool { return v.Values[f] == 1 }
 // RegionCode returns the customer's region code, "" when missing.
 func (v *Vector) RegionCode() string {
 	x := v.Values[Region]
-	if x != x || x < 1 || int(x) > len(catalog.Regions) {
+	if x != x || x < 1 {
 		return ""
 	}
-	return catalog.Regions[int(x)-1]
+	return catalog.RegionCode(int(x))
 }
 
 // AssessedUntil returns when the risk assessment expires: the end of the

@@ -38,9 +38,13 @@ func (s Status) String() string {
 // Usable reports whether the vector may be used.
 func (s Status) Usable() bool { return s == Found || s == Stale }
 
+// DefaultPrefix starts every key nbp writes to Redis, unless configured
+// otherwise.
+const DefaultPrefix = "nbp:"
+
 // Options configures a Store.
 type Options struct {
-	// Prefix starts every key; default "nbp:".
+	// Prefix starts every key; default DefaultPrefix.
 	Prefix string
 	// MaxAge is how old a vector may be before it is flagged stale;
 	// default 48 hours (two nightly exports).
@@ -69,7 +73,7 @@ type Store struct {
 // RedisOptions so that deadlines are honoured.
 func NewStore(rdb redis.UniversalClient, o Options) *Store {
 	if o.Prefix == "" {
-		o.Prefix = "nbp:"
+		o.Prefix = DefaultPrefix
 	}
 	if o.MaxAge <= 0 {
 		o.MaxAge = 48 * time.Hour

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/directops/nbp/features"
 )
 
 // ErrDecisionNotFound is returned for a decision id with no audit record
@@ -106,7 +108,7 @@ func NewAuditRecord(d *Decision, h *CustomerHasher) AuditRecord {
 
 // AuditOptions configures an AuditLog.
 type AuditOptions struct {
-	Prefix    string        // key prefix, default "nbp:"
+	Prefix    string        // key prefix, default features.DefaultPrefix
 	Retention time.Duration // how long records are kept; default 400 days
 	Queue     int           // records waiting to be written; default 10,000
 	Batch     int           // records per pipeline; default 256
@@ -186,7 +188,7 @@ func (a *AuditLog) Stats() AuditStats {
 // when the spill directory cannot be opened or is another process's.
 func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) (*AuditLog, error) {
 	if o.Prefix == "" {
-		o.Prefix = "nbp:"
+		o.Prefix = features.DefaultPrefix
 	}
 	if o.Retention <= 0 {
 		o.Retention = 400 * 24 * time.Hour

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/directops/nbp/features"
 )
 
 // BatchStore keeps a batch run's state in Redis. A run's own keys share the
@@ -31,7 +33,7 @@ type BatchStore struct {
 // NewBatchStore returns the batch state store.
 func NewBatchStore(rdb redis.UniversalClient, prefix string) *BatchStore {
 	if prefix == "" {
-		prefix = "nbp:"
+		prefix = features.DefaultPrefix
 	}
 	return &BatchStore{rdb: rdb, prefix: prefix}
 }
@@ -45,7 +47,7 @@ func (b *BatchStore) PointerKey() string { return b.prefix + "batch:current" }
 
 // ResultKey is a customer's offers in a run (features.Store.ResultKey
 // reads the same key).
-func (b *BatchStore) ResultKey(id, run string) string { return b.prefix + "{" + id + "}:r:" + run }
+func (b *BatchStore) ResultKey(id, run string) string { return features.ResultKey(b.prefix, id, run) }
 
 // Checkpoint is where a shard of a run stands.
 type Checkpoint struct {

@@ -185,7 +185,7 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 	}
 	ch, err := catalog.ParseChannel(e.Channel)
 	if err != nil {
-		return rej(CodeInvalidChannel, "channel must be app_feed, wecom_agent or batch")
+		return rej(CodeInvalidChannel, "channel must be "+catalog.ChannelList())
 	}
 	switch e.Type {
 	case features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss:

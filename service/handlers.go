@@ -90,7 +90,7 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 			seen |= 1
 			ch, perr := catalog.ParseChannel(string(v))
 			if perr != nil {
-				err = badRequest(CodeInvalidChannel, "channel must be app_feed, wecom_agent or batch")
+				err = badRequest(CodeInvalidChannel, "channel must be "+catalog.ChannelList())
 				return
 			}
 			req.Channel = ch
@@ -114,7 +114,7 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 		return req, err
 	}
 	if seen&1 == 0 {
-		return req, badRequest(CodeInvalidChannel, "channel is required: app_feed, wecom_agent or batch")
+		return req, badRequest(CodeInvalidChannel, "channel is required: "+catalog.ChannelList())
 	}
 	return req, nil
 }

@@ -42,6 +42,10 @@ const (
 	ReasonModelFallback       = "model_fallback"       // the rules scored instead of the model
 )
 
+// FeatureStatusUnavailable is a decision's feature status when the store
+// could not be read; the others are features.Status names.
+const FeatureStatusUnavailable = "unavailable"
+
 // ErrInvalidRequest is wrapped by Decide for a request it cannot serve.
 var ErrInvalidRequest = errors.New("invalid request")
 
@@ -566,7 +570,7 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	}
 	d.FeatureStatus = in.rec.Status.String()
 	if in.unavailable {
-		d.FeatureStatus = "unavailable"
+		d.FeatureStatus = FeatureStatusUnavailable
 	}
 	if in.known() {
 		d.FeaturesHash = features.Hash(&in.rec.Vector)

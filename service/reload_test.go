@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,19 @@ func writeArbitration(t *testing.T, path, version string, pensionBoost float64) 
 	}
 }
 
+// refusalCounter is a log handler that counts the watcher's refusals.
+type refusalCounter struct{ n atomic.Int64 }
+
+func (r *refusalCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (r *refusalCounter) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *refusalCounter) WithGroup(string) slog.Handler            { return r }
+func (r *refusalCounter) Handle(_ context.Context, rec slog.Record) error {
+	if strings.HasPrefix(rec.Message, "file refused") {
+		r.n.Add(1)
+	}
+	return nil
+}
+
 func TestArbitrationReloadUnderLoad(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 500, scorer: func(e *env) service.Scorer { return e.rules }})
 	path := filepath.Join(t.TempDir(), "arbitration.json")
@@ -39,7 +53,8 @@ func TestArbitrationReloadUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reload := make(chan struct{}, 1)
-	go service.WatchArbitration(ctx, e.pipeline, path, 5*time.Millisecond, reload, slog.New(slog.DiscardHandler))
+	refusals := &refusalCounter{}
+	go service.WatchArbitration(ctx, e.pipeline, path, 5*time.Millisecond, reload, slog.New(refusals))
 
 	var failed, served atomic.Int64
 	seen := sync.Map{}
@@ -88,7 +103,12 @@ func TestArbitrationReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload <- struct{}{}
-	time.Sleep(50 * time.Millisecond)
+	// Wait until the watcher has read the bad file and refused it.
+	for deadline := time.Now().Add(5 * time.Second); refusals.n.Load() == 0; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never refused the bad file")
+		}
+	}
 	if v := e.pipeline.Arbitration().Version; v != "v20" {
 		t.Fatalf("after a bad file, %q is in force, want v20", v)
 	}

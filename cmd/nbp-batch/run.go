@@ -82,7 +82,7 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (conf
 	fs.StringVar(&redisAddr, "redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
 	c.password = getenv("REDIS_PASSWORD")
 	c.metricsOTLP = otlpenv.Wanted(getenv, "METRICS")
-	fs.StringVar(&c.prefix, "redis-prefix", env("NBP_REDIS_PREFIX", "nbp:"), "key prefix (env NBP_REDIS_PREFIX)")
+	fs.StringVar(&c.prefix, "redis-prefix", env("NBP_REDIS_PREFIX", features.DefaultPrefix), "key prefix (env NBP_REDIS_PREFIX)")
 	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (default: the embedded demo catalog)")
 	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file (default: the catalog's)")
 	fs.StringVar(&c.modelPath, "model", env("NBP_MODEL", "models/propensity.onnx"), "ONNX model (env NBP_MODEL)")

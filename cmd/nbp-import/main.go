@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	prefix := getenv("NBP_REDIS_PREFIX")
 	if prefix == "" {
-		prefix = "nbp:"
+		prefix = features.DefaultPrefix
 	}
 	fs.StringVar(&addr, "redis", addr, "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
 	fs.StringVar(&prefix, "redis-prefix", prefix, "key prefix (env NBP_REDIS_PREFIX)")

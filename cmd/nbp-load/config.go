@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/directops/nbp/features"
 )
 
 var errHelp = errors.New("help requested")
@@ -100,7 +102,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.StringVar(&c.ortLib, "onnxruntime", ortDefault, "ONNX Runtime library handed to nbp (env ONNXRUNTIME_LIB)")
 	fs.BoolVar(&c.serveBaseline, "serve-baseline", false, "serve the baseline handler and print \"listening on HOST:PORT\"")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "-serve-baseline: listen address")
-	fs.StringVar(&c.prefix, "prefix", "nbp:", "-serve-baseline: Redis key prefix")
+	fs.StringVar(&c.prefix, "prefix", features.DefaultPrefix, "-serve-baseline: Redis key prefix")
 	c.redisPassword = getenv("REDIS_PASSWORD")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

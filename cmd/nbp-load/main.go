@@ -37,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/demobank"
 	"github.com/directops/nbp/service/throttle"
 )
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // baselinePrefix is the key prefix the baseline reads: nbp's default, so
 // both read the keys nbp -demo loaded.
-const baselinePrefix = "nbp:"
+const baselinePrefix = features.DefaultPrefix
 
 // bench starts Redis, nbp and the baseline, measures, reports, and stops
 // every process it started.

@@ -102,7 +102,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.auditRetention, "audit-retention", dur("NBP_AUDIT_RETENTION", 400*24*time.Hour), "how long decision audit records are kept (env NBP_AUDIT_RETENTION)")
 	fs.StringVar(&c.auditSpill, "audit-spill", getenv("NBP_AUDIT_SPILL"), "directory where audit records wait while Redis cannot take them, written to Redis once it can; one process a directory (env NBP_AUDIT_SPILL; none: such records are lost, and counted)")
 	fs.IntVar(&c.auditSpillMax, "audit-spill-max-mb", num("NBP_AUDIT_SPILL_MAX_MB", 1024), "most MiB waiting in -audit-spill; past it records are lost, and counted (env NBP_AUDIT_SPILL_MAX_MB)")
-	fs.StringVar(&c.redisPrefix, "redis-prefix", env("NBP_REDIS_PREFIX", "nbp:"), "key prefix (env NBP_REDIS_PREFIX)")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", env("NBP_REDIS_PREFIX", features.DefaultPrefix), "key prefix (env NBP_REDIS_PREFIX)")
 	fs.DurationVar(&t.Read, "redis-read-timeout", dur("NBP_REDIS_READ_TIMEOUT", t.Read), "Redis read timeout")
 	fs.DurationVar(&t.Write, "redis-write-timeout", dur("NBP_REDIS_WRITE_TIMEOUT", t.Write), "Redis write timeout")
 	fs.DurationVar(&t.Pool, "redis-pool-timeout", dur("NBP_REDIS_POOL_TIMEOUT", t.Pool), "wait for a Redis connection")
