@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,21 @@ func startAt(t *testing.T, now func() time.Time, args []string, getenv func(stri
 	return "http://" + addr, stop
 }
 
+// recommend gets a recommendation, which must be a 200.
+func recommend(t *testing.T, client *http.Client, url string) service.RecommendationResponse {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r service.RecommendationResponse
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %v", url, resp.StatusCode, err)
+	}
+	return r
+}
+
 // TestDemoOnAnyDate starts the demo as of three days, the last after every
 // sale window of the embedded catalog has closed: each still offers a
 // spread of products, all on sale that day.
@@ -126,16 +142,7 @@ func TestDemoOnAnyDate(t *testing.T) {
 			client := apitest.Client(t)
 			offered, categories := map[string]bool{}, map[string]bool{}
 			for i := range 30 {
-				resp, err := client.Get(fmt.Sprintf("%s/v1/customers/C%09d/recommendations?channel=app_feed&limit=3", base, i))
-				if err != nil {
-					t.Fatal(err)
-				}
-				var r service.RecommendationResponse
-				err = json.NewDecoder(resp.Body).Decode(&r)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 {
-					t.Fatalf("C%09d: %d %v", i, resp.StatusCode, err)
-				}
+				r := recommend(t, client, fmt.Sprintf("%s/v1/customers/C%09d/recommendations?channel=app_feed&limit=3", base, i))
 				if r.CatalogVersion != cat.Version {
 					t.Fatalf("catalog %s, want %s", r.CatalogVersion, cat.Version)
 				}
@@ -162,16 +169,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	base, stop := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", dir, "-addr", "127.0.0.1:0"}, testEnv(t, nil))
 	client := apitest.Client(t) // every answer checked against openapi.json
 	for _, ch := range []string{"app_feed", "wecom_agent"} {
-		resp, err := client.Get(base + "/v1/customers/C000000001/recommendations?channel=" + ch + "&limit=3")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r service.RecommendationResponse
-		err = json.NewDecoder(resp.Body).Decode(&r)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %v", ch, resp.StatusCode, err)
-		}
+		r := recommend(t, client, base+"/v1/customers/C000000001/recommendations?channel="+ch+"&limit=3")
 		if r.Strategy != "model" || len(r.Items) == 0 || r.ModelVersion == "" {
 			t.Fatalf("%s: %+v", ch, r)
 		}
