@@ -35,6 +35,7 @@ import (
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/overload"
 )
 
 // The production budgets: the request's deadline and the feature read's.
@@ -282,7 +283,7 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 	fe := newFaultEnv(t, 20)
 	// The scheduler's delay reads 0: the CPU is never busy, whatever
 	// else runs on the machine.
-	lim := service.NewLimiter(service.LimiterConfig{Min: 8, Max: 8, Delay: func() (time.Duration, bool) { return 0, true }})
+	lim := overload.NewLimiter(overload.LimiterConfig{Min: 8, Max: 8, Delay: func() (time.Duration, bool) { return 0, true }})
 	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, Limiter: lim, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
 	ids := scoredIDs(t, fe.env, 5)
 	waitPersonalised(t, s, ids, 5*time.Second)

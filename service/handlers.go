@@ -16,6 +16,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service/overload"
 )
 
 // handleRecommend serves GET /v1/customers/{customer_id}/recommendations.
@@ -127,7 +128,7 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 // control: a request turned away then costs no key hash, and tells a
 // stranger nothing.
 func (s *Server) limit(c *fiber.Ctx) error {
-	if !s.limiter.AcquireWaited(arrivalOf(c.Context().Conn(), time.Now())) {
+	if !s.limiter.AcquireWaited(overload.ArrivalOf(c.Context().Conn(), time.Now())) {
 		c.Status(fiber.StatusServiceUnavailable)
 		c.Set(fiber.HeaderRetryAfter, "1")
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

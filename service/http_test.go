@@ -19,6 +19,7 @@ import (
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/overload"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -40,7 +41,7 @@ func newServer(t testing.TB, e *env) *service.Server {
 
 // takeEverySlot fills l to its cap, so that the next request is shed,
 // and returns what gives the slots back.
-func takeEverySlot(l *service.Limiter) (release func()) {
+func takeEverySlot(l *overload.Limiter) (release func()) {
 	held := 0
 	for ; l.Acquire(); held++ {
 	}
@@ -397,7 +398,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 			t.Errorf("status %d", r.status)
 		}
 	}
-	if ok != 4 || shed != 16 || s.Limiter().Shed() != int64(shed) || s.Limiter().ShedFor(service.ShedInFlight) != int64(shed) {
+	if ok != 4 || shed != 16 || s.Limiter().Shed() != int64(shed) || s.Limiter().ShedFor(overload.ShedInFlight) != int64(shed) {
 		t.Fatalf("%d served, %d shed (counted %d) with 4 in flight allowed, want 4 and 16", ok, shed, s.Limiter().Shed())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service/overload"
 )
 
 // HTTPConfig bounds the HTTP server.
@@ -123,7 +124,7 @@ type ServerConfig struct {
 	TracerProvider trace.TracerProvider
 	// Limiter, when set, is the server's limiter (see NewServerLimiter);
 	// nil: the server makes its own from HTTP.
-	Limiter *Limiter
+	Limiter *overload.Limiter
 	// Metrics, when set, is served at GET /metrics, open like /healthz
 	// (the Prometheus exporter's handler).
 	Metrics http.Handler
@@ -145,7 +146,7 @@ type Server struct {
 	events   EventStore
 	audit    *AuditLog
 	hasher   *CustomerHasher
-	limiter  *Limiter
+	limiter  *overload.Limiter
 	errLog   features.LogSampler // 5xx lines
 	auditLog features.LogSampler // audit records not queued
 	clients  atomic.Pointer[Clients]
@@ -206,9 +207,9 @@ func NewServer(sc ServerConfig) *Server {
 // NewServerLimiter returns the limiter a server with c would make itself:
 // to share it before the server exists (ServerConfig.Limiter), say with
 // a GuardedStore's CPUBusy.
-func NewServerLimiter(c HTTPConfig) *Limiter {
+func NewServerLimiter(c HTTPConfig) *overload.Limiter {
 	c.defaults()
-	return NewLimiter(LimiterConfig{
+	return overload.NewLimiter(overload.LimiterConfig{
 		Adaptive:  c.AdaptiveLimit,
 		Min:       16 * runtime.GOMAXPROCS(0),
 		Max:       c.MaxInFlight,
@@ -219,7 +220,7 @@ func NewServerLimiter(c HTTPConfig) *Limiter {
 }
 
 // Limiter is the server's concurrency limiter (for tests and metrics).
-func (s *Server) Limiter() *Limiter { return s.limiter }
+func (s *Server) Limiter() *overload.Limiter { return s.limiter }
 
 // App returns the fiber app (for tests and benchmarks).
 func (s *Server) App() *fiber.App { return s.app }
@@ -227,7 +228,7 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve serves on ln until Shutdown. Its TCP connections report when
 // the requests they read arrived, for the limiter (see Limiter).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.app.Listener(stampArrivals(ln))
+	return s.app.Listener(overload.StampArrivals(ln))
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish,

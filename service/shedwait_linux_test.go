@@ -16,6 +16,7 @@ import (
 
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/overload"
 )
 
 // The server learns from the kernel how long each request waited before
@@ -35,7 +36,7 @@ func TestServerShedsRequestsThatWaited(t *testing.T) {
 	}{{"shed-wait 15ms", 15 * time.Millisecond}, {"off", 0}} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{customers: 5, scorer: func(e *env) service.Scorer { return slowScorer{e.rules, 20 * time.Millisecond} }})
-			l := service.NewLimiter(service.LimiterConfig{Min: 4, Max: 1000, Window: 10 * time.Millisecond, QueueWait: c.queueWait})
+			l := overload.NewLimiter(overload.LimiterConfig{Min: 4, Max: 1000, Window: 10 * time.Millisecond, QueueWait: c.queueWait})
 			s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Limiter: l, HTTP: service.HTTPConfig{RequestTimeout: 5 * time.Second}})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -118,8 +119,8 @@ func TestServerShedsRequestsThatWaited(t *testing.T) {
 			if statuses[200] < conns || statuses[503] < conns*each/2 {
 				t.Fatalf("statuses %v; want the first of each connection served, and most of the late ones shed", statuses)
 			}
-			if l.ShedFor(service.ShedWait) != int64(statuses[503]) {
-				t.Fatalf("%d shed for their wait, %d 503s; want all of them shed for it", l.ShedFor(service.ShedWait), statuses[503])
+			if l.ShedFor(overload.ShedWait) != int64(statuses[503]) {
+				t.Fatalf("%d shed for their wait, %d 503s; want all of them shed for it", l.ShedFor(overload.ShedWait), statuses[503])
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/service/overload"
 )
 
 // InstrumentationName names the meter and the tracer of this package.
@@ -144,15 +145,15 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
-	shedBy := make([]metric.ObserveOption, 0, int(shedReasons))
-	for r := range shedReasons {
+	shedBy := make([]metric.ObserveOption, 0, int(overload.NumShedReasons))
+	for r := range overload.NumShedReasons {
 		shedBy = append(shedBy, metric.WithAttributes(attribute.String("reason", r.String())))
 	}
 	_, err = m.Int64ObservableCounter("nbp.requests.shed",
 		metric.WithDescription("Requests shed at once with 503 overloaded, by reason: in_flight (too many decisions under way), wait (waited too long to be read while requests queued), share (outside the share let in while the CPU queue was long)."),
 		metric.WithUnit("{request}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			for r := range shedReasons {
+			for r := range overload.NumShedReasons {
 				o.Observe(s.limiter.ShedFor(r), shedBy[r])
 			}
 			return nil

@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package service
+package overload
 
 import (
 	"encoding/binary"
@@ -24,7 +24,7 @@ func TestStampedConnReportsTheWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	sl := stampArrivals(ln)
+	sl := StampArrivals(ln)
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestStampedConnReportsTheWait(t *testing.T) {
 	if _, ok := conn.(*stampedConn); !ok {
 		t.Fatalf("accepted a %T, want a stamped connection", conn)
 	}
-	if _, ok := arrivalOf(conn, time.Now()); ok {
+	if _, ok := ArrivalOf(conn, time.Now()); ok {
 		t.Fatal("a wait known before anything was read")
 	}
 	buf := make([]byte, 64)
@@ -52,7 +52,7 @@ func TestStampedConnReportsTheWait(t *testing.T) {
 		if _, err := io.ReadFull(conn, buf[:4]); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := arrivalOf(conn, time.Now()); ok {
+		if _, ok := ArrivalOf(conn, time.Now()); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -70,7 +70,7 @@ func TestStampedConnReportsTheWait(t *testing.T) {
 	if err != nil || string(buf[:n]) != "GET / HTTP/1.1\r\n\r\n" {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
-	wait, ok := arrivalOf(conn, time.Now())
+	wait, ok := ArrivalOf(conn, time.Now())
 	if !ok || wait < 30*time.Millisecond || wait > 5*time.Second {
 		t.Fatalf("wait %v (known %v) after 30ms unread, want at least 30ms", wait, ok)
 	}
@@ -89,7 +89,7 @@ func TestStampedConnReportsTheWait(t *testing.T) {
 	if err != nil || string(buf[:n]) != "again" {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
-	if wait, ok := arrivalOf(conn, time.Now()); !ok || wait >= 30*time.Millisecond {
+	if wait, ok := ArrivalOf(conn, time.Now()); !ok || wait >= 30*time.Millisecond {
 		t.Fatalf("wait %v (known %v) of bytes read as they came, want well under 30ms", wait, ok)
 	}
 
@@ -121,12 +121,12 @@ func TestArrivalOfOtherConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if _, ok := arrivalOf(a, time.Now()); ok {
+	if _, ok := ArrivalOf(a, time.Now()); ok {
 		t.Fatal("a pipe reported a wait")
 	}
 	// A clock stepped back: unknown, not negative.
 	sc := &stampedConn{arrived: time.Now().Add(time.Hour).UnixNano()}
-	if w, ok := arrivalOf(sc, time.Now()); ok {
+	if w, ok := ArrivalOf(sc, time.Now()); ok {
 		t.Fatalf("a receive time in the future gave wait %v", w)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package service
+package overload
 
 import (
 	"encoding/binary"
@@ -19,9 +19,9 @@ import (
 // woken.
 type stampListener struct{ net.Listener }
 
-// stampArrivals wraps ln so that its connections report arrivals (see
-// arrivalOf). Connections it cannot stamp are served as they are.
-func stampArrivals(ln net.Listener) net.Listener { return stampListener{ln} }
+// StampArrivals wraps ln so that its connections report arrivals (see
+// ArrivalOf). Connections it cannot stamp are served as they are.
+func StampArrivals(ln net.Listener) net.Listener { return stampListener{ln} }
 
 func (l stampListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -125,10 +125,10 @@ func parseStamp(oob []byte) (int64, bool) {
 	return 0, false
 }
 
-// arrivalOf returns how long ago the kernel received the last bytes c
+// ArrivalOf returns how long ago the kernel received the last bytes c
 // read, when c reports it. The receive time is the wall clock's: a clock
 // step can make it look negative or huge, and such a wait is unknown.
-func arrivalOf(c net.Conn, now time.Time) (time.Duration, bool) {
+func ArrivalOf(c net.Conn, now time.Time) (time.Duration, bool) {
 	sc, ok := c.(*stampedConn)
 	if !ok || sc.arrived == 0 {
 		return 0, false

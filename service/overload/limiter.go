@@ -1,4 +1,7 @@
-package service
+// Package overload keeps a server within what its CPUs can answer in time:
+// a limit on decisions under way, shedding by the wait to be read (the
+// kernel's receive stamps, on Linux) and by the CPU scheduler's delay.
+package overload
 
 import (
 	"math"
@@ -70,7 +73,7 @@ type Limiter struct {
 	// delay past Target (unix ns); 0: never.
 	busyAt atomic.Int64
 	limit  atomic.Int64
-	shed   [shedReasons]atomic.Int64
+	shed   [NumShedReasons]atomic.Int64
 	peak   atomic.Int64 // most decisions under way at once in the window
 	due    atomic.Int64 // unix nanoseconds when the window closes
 	// The last window's scheduling delay, and when it was read (unix ns).
@@ -381,7 +384,7 @@ const (
 	// ShedShare: it fell outside the share let in while the CPU queue
 	// was long.
 	ShedShare
-	shedReasons
+	NumShedReasons // how many reasons there are
 )
 
 // String is the reason's metric label.
@@ -408,7 +411,7 @@ func (l *Limiter) Shed() int64 {
 
 // ShedFor is the number of requests shed so far for reason r.
 func (l *Limiter) ShedFor(r ShedReason) int64 {
-	if r < 0 || r >= shedReasons {
+	if r < 0 || r >= NumShedReasons {
 		return 0
 	}
 	return l.shed[r].Load()

@@ -1,4 +1,4 @@
-package service_test
+package overload_test
 
 import (
 	"runtime"
@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/overload"
 )
 
 // simLimiter drives a limiter with a fake clock and a fake CPU: each
 // window, demand requests try to get in, and the scheduling delay the
 // window shows is cpu(admitted).
 type simLimiter struct {
-	l     *service.Limiter
+	l     *overload.Limiter
 	now   time.Time
 	delay time.Duration
 	quiet bool // no scheduling samples this window
@@ -23,7 +24,7 @@ const simWindow = 50 * time.Millisecond
 
 func newSimLimiter(adaptive bool) *simLimiter {
 	s := &simLimiter{now: time.Unix(1_700_000_000, 0)}
-	s.l = service.NewLimiter(service.LimiterConfig{
+	s.l = overload.NewLimiter(overload.LimiterConfig{
 		Adaptive: adaptive, Min: 4, Max: 256, Window: simWindow, Target: 2 * time.Millisecond,
 		Now:   func() time.Time { return s.now },
 		Delay: func() (time.Duration, bool) { return s.delay, !s.quiet },
@@ -143,7 +144,7 @@ func saturateCPU(spin int) (stop func()) {
 // The default signal, the Go scheduler's latency, rises when goroutines
 // queue for the CPU.
 func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
-	l := service.NewLimiter(service.LimiterConfig{Adaptive: true, Min: 1, Max: 64, Window: 10 * time.Millisecond, Target: 50 * time.Microsecond})
+	l := overload.NewLimiter(overload.LimiterConfig{Adaptive: true, Min: 1, Max: 64, Window: 10 * time.Millisecond, Target: 50 * time.Microsecond})
 	stop := saturateCPU(200_000)
 	deadline := time.Now().Add(5 * time.Second)
 	for l.Limit() > 32 && time.Now().Before(deadline) {
@@ -159,7 +160,7 @@ func TestLimiterReadsTheSchedulerDelay(t *testing.T) {
 }
 
 func TestLimiterConcurrentUse(t *testing.T) {
-	l := service.NewLimiter(service.LimiterConfig{Adaptive: true, Min: 2, Max: 8, Window: time.Millisecond})
+	l := overload.NewLimiter(overload.LimiterConfig{Adaptive: true, Min: 2, Max: 8, Window: time.Millisecond})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	admitted, shed := 0, 0
@@ -214,7 +215,7 @@ func TestLimiterCPUBusy(t *testing.T) {
 // the CPU is busy, when the cap must hold, nor within a second of it.
 func TestLimiterLendsSlots(t *testing.T) {
 	s := newSimLimiter(false)
-	s.l = service.NewLimiter(service.LimiterConfig{Min: 4, Max: 4, Window: simWindow, Target: 2 * time.Millisecond,
+	s.l = overload.NewLimiter(overload.LimiterConfig{Min: 4, Max: 4, Window: simWindow, Target: 2 * time.Millisecond,
 		Now: func() time.Time { return s.now }, Delay: func() (time.Duration, bool) { return s.delay, !s.quiet }})
 	for range 4 {
 		if !s.l.Acquire() {
@@ -287,7 +288,7 @@ func TestLimiterLendsSlots(t *testing.T) {
 func TestAdaptiveLimiterAdmitsAShare(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	var delay time.Duration
-	l := service.NewLimiter(service.LimiterConfig{
+	l := overload.NewLimiter(overload.LimiterConfig{
 		Adaptive: true, Min: 256, Max: 256, Window: simWindow, Target: 2 * time.Millisecond,
 		Now:   func() time.Time { return now },
 		Delay: func() (time.Duration, bool) { return delay, true },
@@ -337,8 +338,8 @@ func TestAdaptiveLimiterAdmitsAShare(t *testing.T) {
 func TestFixedLimiterGuard(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	var delay time.Duration
-	newLimiter := func(guard time.Duration) *service.Limiter {
-		return service.NewLimiter(service.LimiterConfig{
+	newLimiter := func(guard time.Duration) *overload.Limiter {
+		return overload.NewLimiter(overload.LimiterConfig{
 			Max: 256, Window: simWindow, Target: 2 * time.Millisecond, Guard: guard,
 			Now:   func() time.Time { return now },
 			Delay: func() (time.Duration, bool) { return delay, true },
@@ -347,7 +348,7 @@ func TestFixedLimiterGuard(t *testing.T) {
 	// play sends 200 requests a window, which stay under way until it
 	// ends, and returns the mean admitted over the second half; cpu gives
 	// each window's delay from its admissions.
-	play := func(l *service.Limiter, windows int, cpu func(admitted int) time.Duration) int {
+	play := func(l *overload.Limiter, windows int, cpu func(admitted int) time.Duration) int {
 		var sum, n int
 		for w := range windows {
 			admitted := 0
@@ -384,8 +385,8 @@ func TestFixedLimiterGuard(t *testing.T) {
 	if l.Limit() != 256 || l.Admitted() >= 1 {
 		t.Fatalf("limit %d, admitted share %.2f past the guard; want the cap kept at 256 and a share below 1", l.Limit(), l.Admitted())
 	}
-	if l.Shed() == 0 || l.ShedFor(service.ShedShare) != l.Shed() {
-		t.Fatalf("%d shed, %d of them for the share; want all of them", l.Shed(), l.ShedFor(service.ShedShare))
+	if l.Shed() == 0 || l.ShedFor(overload.ShedShare) != l.Shed() {
+		t.Fatalf("%d shed, %d of them for the share; want all of them", l.Shed(), l.ShedFor(overload.ShedShare))
 	}
 	// The queue empties: every request is let in again.
 	play(l, 20, func(int) time.Duration { return 100 * time.Microsecond })
@@ -429,7 +430,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 	cfg.ShedDelay = -1
 	off := service.NewServerLimiter(cfg)
 	busy := 16 * runtime.GOMAXPROCS(0) // the server limiter's Min
-	for _, l := range []*service.Limiter{guarded, off} {
+	for _, l := range []*overload.Limiter{guarded, off} {
 		for range busy {
 			if !l.Acquire() {
 				t.Fatal("shed before any load")
@@ -439,7 +440,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 	stop := saturateCPU(4_000_000) // a few ms a turn
 	deadline := time.Now().Add(10 * time.Second)
 	for guarded.Admitted() == 1 && time.Now().Before(deadline) {
-		for _, l := range []*service.Limiter{guarded, off, idle} {
+		for _, l := range []*overload.Limiter{guarded, off, idle} {
 			if l.Acquire() {
 				l.Release()
 			}
@@ -453,7 +454,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 	if want := 32 * runtime.GOMAXPROCS(0); guarded.Limit() != want {
 		t.Fatalf("the default limiter's cap moved to %d, want it fixed at %d", guarded.Limit(), want)
 	}
-	for name, l := range map[string]*service.Limiter{"with ShedDelay negative": off, "with one request under way at a time": idle} {
+	for name, l := range map[string]*overload.Limiter{"with ShedDelay negative": off, "with one request under way at a time": idle} {
 		if l.Admitted() != 1 || l.Shed() != 0 {
 			t.Errorf("%s: admitted share %.2f, %d shed; want every request let in", name, l.Admitted(), l.Shed())
 		}
@@ -467,7 +468,7 @@ func TestServerLimiterGuardsByDefault(t *testing.T) {
 func TestLimiterShedsRequestsThatWaited(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	delay := 50 * time.Millisecond // the scheduler's delay, way past the guard
-	l := service.NewLimiter(service.LimiterConfig{
+	l := overload.NewLimiter(overload.LimiterConfig{
 		Min: 4, Max: 1000, Window: simWindow, Target: 2 * time.Millisecond,
 		Guard: 4 * time.Millisecond, QueueWait: 10 * time.Millisecond,
 		Now:   func() time.Time { return now },
@@ -518,7 +519,7 @@ func TestLimiterShedsRequestsThatWaited(t *testing.T) {
 			t.Fatalf("%d of 40 admitted, half of them read late; want the 20 read in time", got)
 		}
 	}
-	if l.Shed() != 100 || l.ShedFor(service.ShedWait) != 100 || l.Admitted() != 1 {
+	if l.Shed() != 100 || l.ShedFor(overload.ShedWait) != 100 || l.Admitted() != 1 {
 		t.Fatalf("%d shed, admitted share %.2f; want the 100 read late, and every request read in time let in despite a 50ms scheduling delay", l.Shed(), l.Admitted())
 	}
 	// The queue is gone: late stragglers are let in again.
@@ -558,7 +559,7 @@ func TestLimiterShedsRequestsThatWaited(t *testing.T) {
 	}
 
 	// QueueWait 0: no request is shed for its wait.
-	off := service.NewLimiter(service.LimiterConfig{Min: 4, Max: 1000, Window: simWindow, Now: func() time.Time { return now }, Delay: func() (time.Duration, bool) { return 0, true }})
+	off := overload.NewLimiter(overload.LimiterConfig{Min: 4, Max: 1000, Window: simWindow, Now: func() time.Time { return now }, Delay: func() (time.Duration, bool) { return 0, true }})
 	for range 5 {
 		for range 40 {
 			if !off.AcquireWaited(time.Second, true) {
