@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // BatchPageBuckets are the bounds, in seconds, of the batch page duration
@@ -71,9 +73,9 @@ type batchTelemetry struct {
 	duration   metric.Float64Gauge
 	info       metric.Int64Gauge
 
-	byKind    *optionCache[batchKey]
-	byProduct *optionCache[string]
-	byStage   *optionCache[string]
+	byKind    *telemetry.OptionCache[batchKey]
+	byProduct *telemetry.OptionCache[string]
+	byStage   *telemetry.OptionCache[string]
 
 	begin time.Time
 	total int64 // the shard's customers when the run began; 0 when unknown
@@ -92,7 +94,7 @@ func newBatchTelemetry(mp metric.MeterProvider) (*batchTelemetry, error) {
 	if mp == nil {
 		return nil, nil
 	}
-	m := mp.Meter(InstrumentationName)
+	m := mp.Meter(telemetry.InstrumentationName)
 	t := &batchTelemetry{begin: time.Now()}
 	var errs []error
 	counter := func(name, desc, unit string) metric.Int64Counter {
@@ -142,17 +144,17 @@ func newBatchTelemetry(mp metric.MeterProvider) (*batchTelemetry, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	t.byKind = newOptionCache(func(k batchKey) []attribute.KeyValue {
+	t.byKind = telemetry.NewOptionCache(func(k batchKey) []attribute.KeyValue {
 		o := outcomeNoOffer
 		if k.offered {
 			o = outcomeOffered
 		}
-		return []attribute.KeyValue{attrStrategy.String(k.strategy), attrOutcome.String(o)}
+		return []attribute.KeyValue{telemetry.AttrStrategy.String(k.strategy), attrOutcome.String(o)}
 	})
-	t.byProduct = newOptionCache(func(p string) []attribute.KeyValue {
+	t.byProduct = telemetry.NewOptionCache(func(p string) []attribute.KeyValue {
 		return []attribute.KeyValue{attrProduct.String(p)}
 	})
-	t.byStage = newOptionCache(func(s string) []attribute.KeyValue {
+	t.byStage = telemetry.NewOptionCache(func(s string) []attribute.KeyValue {
 		return []attribute.KeyValue{attrStage.String(s)}
 	})
 	return t, nil
@@ -209,10 +211,10 @@ func (t *batchTelemetry) page(ctx context.Context, ds []Decision, took time.Dura
 		}
 	}
 	for k, n := range kinds {
-		t.customers.Add(ctx, n, t.byKind.get(k).add...)
+		t.customers.Add(ctx, n, t.byKind.Get(k).Add...)
 	}
 	for p, n := range products {
-		t.offers.Add(ctx, n, t.byProduct.get(p).add...)
+		t.offers.Add(ctx, n, t.byProduct.Get(p).Add...)
 	}
 	t.at(ctx, ck)
 }
@@ -251,7 +253,7 @@ func (t *batchTelemetry) failed(ctx context.Context, stage string, ck *Checkpoin
 	}
 	// Record with a context that has not ended: the run's may have.
 	bg := context.WithoutCancel(ctx)
-	t.errs.Add(bg, 1, t.byStage.get(stage).add...)
+	t.errs.Add(bg, 1, t.byStage.Get(stage).Add...)
 	t.at(bg, ck)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 const benchCustomers = 10000
@@ -134,7 +135,7 @@ func BenchmarkHTTPRecommendMetrics(b *testing.B) {
 		b.Fatal(err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	hook, err := service.NewRedisHook(mp)
+	hook, err := telemetry.NewRedisHook(mp)
 	if err != nil {
 		b.Fatal(err)
 	}

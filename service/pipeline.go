@@ -29,6 +29,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // MaxLimit is the most items a decision may hold.
@@ -403,7 +404,7 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		var err error
 		scored, err = p.scorer.Score(sctx, x, len(rows), ps)
 		if span != nil {
-			span.SetAttributes(attribute.Int("rows", len(rows)), attrStrategy.String(scored.Strategy), attrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
+			span.SetAttributes(attribute.Int("rows", len(rows)), telemetry.AttrStrategy.String(scored.Strategy), telemetry.AttrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
 		}
 		endSpan(span, err)
 		if err != nil {

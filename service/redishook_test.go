@@ -13,7 +13,7 @@ import (
 
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/redistest"
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // failedCommands records every command that failed, by name, pipelined
@@ -71,7 +71,7 @@ func TestRedisHookCountsNoConnectionSetup(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			reader := sdkmetric.NewManualReader()
-			hook, err := service.NewRedisHook(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+			hook, err := telemetry.NewRedisHook(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,43 +3,17 @@ package service
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/service/overload"
-)
-
-// InstrumentationName names the meter and the tracer of this package.
-const InstrumentationName = "github.com/directops/nbp/service"
-
-// LatencyBuckets are the bounds, in seconds, of the request and Redis
-// latency histograms: 0.5ms to 1s.
-var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
-
-// Telemetry attributes. None carries a customer id, a key or a feature
-// value: only route patterns, channels, status codes, strategies, reasons,
-// versions and Redis command names.
-const (
-	attrRoute    = attribute.Key("http.route")
-	attrStatus   = attribute.Key("http.response.status_code")
-	attrChannel  = attribute.Key("channel")
-	attrStrategy = attribute.Key("strategy")
-	attrReason   = attribute.Key("reason")
-	attrCommand  = attribute.Key("command")
-	attrModel    = attribute.Key("model_version")
-	attrReasons  = attribute.Key("degraded_reasons")
-	attrStatusF  = attribute.Key("feature_status")
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // The spans of a decision's steps, children of the caller's span.
@@ -53,69 +27,6 @@ const (
 // path is never used, since it may hold a customer id.
 const routeUnmatched = "unmatched"
 
-// tracerOf returns the provider's tracer and whether it records at all: a
-// nil or no-op provider costs nothing on the request path.
-func tracerOf(tp trace.TracerProvider) (trace.Tracer, bool) {
-	if tp == nil {
-		return tracenoop.NewTracerProvider().Tracer(InstrumentationName), false
-	}
-	if _, ok := tp.(tracenoop.TracerProvider); ok {
-		return tp.Tracer(InstrumentationName), false
-	}
-	return tp.Tracer(InstrumentationName), true
-}
-
-func meterOf(mp metric.MeterProvider) metric.Meter {
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	return mp.Meter(InstrumentationName)
-}
-
-// labelOpts are the precomputed options of one label set.
-type labelOpts struct {
-	rec []metric.RecordOption
-	add []metric.AddOption
-}
-
-// optionCache hands out precomputed measurement options for a small,
-// bounded set of label combinations: a read is one atomic load and a map
-// lookup, with no allocation; a write copies the map (a few dozen happen
-// in a process's life).
-type optionCache[K comparable] struct {
-	mu    sync.Mutex
-	m     atomic.Pointer[map[K]labelOpts]
-	attrs func(K) []attribute.KeyValue
-}
-
-func newOptionCache[K comparable](f func(K) []attribute.KeyValue) *optionCache[K] {
-	c := &optionCache[K]{attrs: f}
-	m := map[K]labelOpts{}
-	c.m.Store(&m)
-	return c
-}
-
-func (c *optionCache[K]) get(k K) labelOpts {
-	if o, ok := (*c.m.Load())[k]; ok {
-		return o
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.m.Load()
-	if o, ok := old[k]; ok {
-		return o
-	}
-	opt := metric.WithAttributeSet(attribute.NewSet(c.attrs(k)...))
-	o := labelOpts{rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
-	m := make(map[K]labelOpts, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[k] = o
-	c.m.Store(&m)
-	return o
-}
-
 // httpTelemetry measures and traces the HTTP requests of a Server.
 type httpTelemetry struct {
 	tracer   trace.Tracer
@@ -123,7 +34,7 @@ type httpTelemetry struct {
 	latency  metric.Float64Histogram
 	routes   map[string]uint8 // known route patterns, by path
 	patterns []string
-	opts     *optionCache[httpKey]
+	opts     *telemetry.OptionCache[httpKey]
 	// recommend is the index of the recommendation route in patterns.
 	recommend uint8
 }
@@ -136,12 +47,12 @@ type httpKey struct {
 
 func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvider) (*httpTelemetry, error) {
 	t := &httpTelemetry{patterns: []string{routeUnmatched}, routes: map[string]uint8{}}
-	t.tracer, t.tracing = tracerOf(tp)
-	m := meterOf(mp)
+	t.tracer, t.tracing = telemetry.Tracer(tp)
+	m := telemetry.Meter(mp)
 	var err error
 	t.latency, err = m.Float64Histogram("http.server.request.duration",
 		metric.WithDescription("Time to answer an HTTP request, by route pattern, channel (recommendations only) and status code."),
-		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets()...))
 	if err != nil {
 		return nil, err
 	}
@@ -189,12 +100,12 @@ func newHTTPTelemetry(s *Server, mp metric.MeterProvider, tp trace.TracerProvide
 			return nil, err
 		}
 	}
-	t.opts = newOptionCache(func(k httpKey) []attribute.KeyValue {
+	t.opts = telemetry.NewOptionCache(func(k httpKey) []attribute.KeyValue {
 		ch := ""
 		if k.channel > 0 {
 			ch = catalog.Channel(k.channel - 1).String()
 		}
-		return []attribute.KeyValue{attrRoute.String(t.patterns[k.route]), attrChannel.String(ch), attrStatus.Int(int(k.status))}
+		return []attribute.KeyValue{telemetry.AttrRoute.String(t.patterns[k.route]), telemetry.AttrChannel.String(ch), telemetry.AttrStatus.Int(int(k.status))}
 	})
 	return t, nil
 }
@@ -230,11 +141,11 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if k.route == t.recommend {
 		k.channel = queryChannel(c)
 	}
-	t.latency.Record(c.UserContext(), time.Since(start).Seconds(), t.opts.get(k).rec...)
+	t.latency.Record(c.UserContext(), time.Since(start).Seconds(), t.opts.Get(k).Rec...)
 	if span != nil {
 		route := t.patterns[k.route]
 		span.SetName(c.Method() + " " + route)
-		span.SetAttributes(attrRoute.String(route), attrStatus.Int(int(k.status)))
+		span.SetAttributes(telemetry.AttrRoute.String(route), telemetry.AttrStatus.Int(int(k.status)))
 		if k.status >= 500 {
 			span.SetStatus(codes.Error, "")
 		}
@@ -261,8 +172,8 @@ type decisionTelemetry struct {
 	tracing   bool
 	decisions metric.Int64Counter
 	degraded  metric.Int64Counter
-	byKind    *optionCache[decisionKey]
-	byReason  *optionCache[string]
+	byKind    *telemetry.OptionCache[decisionKey]
+	byReason  *telemetry.OptionCache[string]
 }
 
 type decisionKey struct {
@@ -272,8 +183,8 @@ type decisionKey struct {
 
 func newDecisionTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*decisionTelemetry, error) {
 	t := &decisionTelemetry{}
-	t.tracer, t.tracing = tracerOf(tp)
-	m := meterOf(mp)
+	t.tracer, t.tracing = telemetry.Tracer(tp)
+	m := telemetry.Meter(mp)
 	var err error
 	t.decisions, err = m.Int64Counter("nbp.decisions",
 		metric.WithDescription("Decisions made, by strategy and channel."), metric.WithUnit("{decision}"))
@@ -285,11 +196,11 @@ func newDecisionTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*de
 	if err != nil {
 		return nil, err
 	}
-	t.byKind = newOptionCache(func(k decisionKey) []attribute.KeyValue {
-		return []attribute.KeyValue{attrStrategy.String(k.strategy), attrChannel.String(k.channel.String())}
+	t.byKind = telemetry.NewOptionCache(func(k decisionKey) []attribute.KeyValue {
+		return []attribute.KeyValue{telemetry.AttrStrategy.String(k.strategy), telemetry.AttrChannel.String(k.channel.String())}
 	})
-	t.byReason = newOptionCache(func(r string) []attribute.KeyValue {
-		return []attribute.KeyValue{attrReason.String(r)}
+	t.byReason = telemetry.NewOptionCache(func(r string) []attribute.KeyValue {
+		return []attribute.KeyValue{telemetry.AttrReason.String(r)}
 	})
 	return t, nil
 }
@@ -298,9 +209,9 @@ func newDecisionTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*de
 // constants, so the label sets stay few.
 func (t *decisionTelemetry) count(ctx context.Context, d *Decision) {
 	k := decisionKey{strategy: d.Strategy, channel: d.Channel}
-	t.decisions.Add(ctx, 1, t.byKind.get(k).add...)
+	t.decisions.Add(ctx, 1, t.byKind.Get(k).Add...)
 	for _, r := range d.DegradedReasons {
-		t.degraded.Add(ctx, 1, t.byReason.get(r).add...)
+		t.degraded.Add(ctx, 1, t.byReason.Get(r).Add...)
 	}
 }
 
@@ -326,131 +237,20 @@ func endSpan(span trace.Span, err error) {
 // decisionAttributes describe a decision on a span: never the customer.
 func decisionAttributes(d *Decision) []attribute.KeyValue {
 	return []attribute.KeyValue{
-		attrChannel.String(d.Channel.String()),
-		attrStrategy.String(d.Strategy),
-		attrModel.String(d.ModelVersion),
+		telemetry.AttrChannel.String(d.Channel.String()),
+		telemetry.AttrStrategy.String(d.Strategy),
+		telemetry.AttrModel.String(d.ModelVersion),
 		attribute.String("catalog_version", d.CatalogVersion),
-		attrReasons.StringSlice(d.DegradedReasons),
-		attrStatusF.String(d.FeatureStatus),
+		telemetry.AttrReasons.StringSlice(d.DegradedReasons),
+		telemetry.AttrFeatureStatus.String(d.FeatureStatus),
 	}
-}
-
-// RedisHook measures the commands a go-redis client sends: latency and
-// errors by command name ("pipeline" for a pipeline). Keys and values are
-// never recorded. Attach it with AddHook.
-//
-// Answers go-redis deals with itself are not errors: the commands it
-// sends on its own to set up a new connection (HELLO, AUTH, SELECT,
-// READONLY, CLIENT SETINFO, CLIENT MAINT_NOTIFICATIONS...) pass through
-// the hook, their latency is recorded, their errors are not (a refusal the
-// client shrugs off is no failure; one it does not shrug off fails the
-// connection, and so the command that wanted it, counted under its own
-// name); nor is the NOSCRIPT of an EVALSHA, which a Script answers with
-// EVAL.
-type RedisHook struct {
-	latency metric.Float64Histogram
-	errs    metric.Int64Counter
-	opts    *optionCache[string]
-}
-
-// NewRedisHook returns a hook recording to mp (nil: nowhere).
-func NewRedisHook(mp metric.MeterProvider) (*RedisHook, error) {
-	m := meterOf(mp)
-	h := &RedisHook{opts: newOptionCache(func(cmd string) []attribute.KeyValue {
-		return []attribute.KeyValue{attrCommand.String(cmd)}
-	})}
-	var err error
-	h.latency, err = m.Float64Histogram("nbp.redis.command.duration",
-		metric.WithDescription("Time of a Redis command or pipeline, by command name."),
-		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(LatencyBuckets...))
-	if err != nil {
-		return nil, err
-	}
-	h.errs, err = m.Int64Counter("nbp.redis.command.errors",
-		metric.WithDescription("Redis commands or pipelines that failed (a missing key is not a failure), by command name."),
-		metric.WithUnit("{command}"))
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// DialHook implements redis.Hook.
-func (h *RedisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-// ProcessHook implements redis.Hook.
-func (h *RedisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		start := time.Now()
-		err := next(ctx, cmd)
-		h.record(ctx, cmd.Name(), start, redisFailure(cmd, err))
-		return err
-	}
-}
-
-// ProcessPipelineHook implements redis.Hook.
-func (h *RedisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		start := time.Now()
-		err := next(ctx, cmds)
-		if err == nil {
-			for _, c := range cmds {
-				if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) {
-					err = e
-					break
-				}
-			}
-		}
-		// A failed command, or a failure no command holds (a Redis error
-		// is always some command's).
-		var rerr redis.Error
-		bad := err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &rerr)
-		setup := true
-		for _, c := range cmds {
-			bad = bad || redisFailure(c, c.Err())
-			setup = setup && connSetup(c)
-		}
-		h.record(ctx, "pipeline", start, bad && !setup)
-		return err
-	}
-}
-
-func (h *RedisHook) record(ctx context.Context, cmd string, start time.Time, failed bool) {
-	o := h.opts.get(cmd)
-	h.latency.Record(ctx, time.Since(start).Seconds(), o.rec...)
-	if failed {
-		h.errs.Add(ctx, 1, o.add...)
-	}
-}
-
-// redisFailure reports whether err, cmd's answer, is a failure: not a
-// missing key, nor an answer go-redis deals with itself.
-func redisFailure(cmd redis.Cmder, err error) bool {
-	switch {
-	case err == nil || errors.Is(err, redis.Nil) || connSetup(cmd):
-		return false
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-		n := cmd.Name()
-		return n != "evalsha" && n != "evalsha_ro"
-	}
-	return true
-}
-
-// connSetup reports whether go-redis sends cmd to set up a connection:
-// nbp itself sends none of these.
-func connSetup(cmd redis.Cmder) bool {
-	switch cmd.Name() {
-	case "hello", "auth", "client", "select", "readonly":
-		return true
-	}
-	return false
 }
 
 // ObserveAudit publishes what became of the audit records Redis could not
 // take at once: spilled, replayed from the spill, lost; and the bytes
 // waiting in the spill.
 func ObserveAudit(mp metric.MeterProvider, a *AuditLog) error {
-	m := meterOf(mp)
+	m := telemetry.Meter(mp)
 	var errs []error
 	counter := func(name, description string, v func(AuditStats) int64) {
 		_, err := m.Int64ObservableCounter(name, metric.WithDescription(description), metric.WithUnit("{record}"),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // get sends one request to the server's app, checks the answer against
@@ -49,7 +50,7 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	hook, err := service.NewRedisHook(mp)
+	hook, err := telemetry.NewRedisHook(mp)
 	if err != nil {
 		t.Fatal(err)
 	}

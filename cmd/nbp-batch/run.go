@@ -26,6 +26,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 var errHelp = errors.New("help requested")
@@ -214,7 +215,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.password, t))
 	defer rdb.Close()
 	if mp := mets.provider(); mp != nil {
-		hook, err := service.NewRedisHook(mp)
+		hook, err := telemetry.NewRedisHook(mp)
 		if err != nil {
 			return err
 		}

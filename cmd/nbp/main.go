@@ -31,6 +31,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 func main() {
@@ -123,7 +124,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	redis.SetLogger(features.NewRedisLogger(log))
 	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))
 	defer rdb.Close()
-	redisHook, err := service.NewRedisHook(tel.meters)
+	redisHook, err := telemetry.NewRedisHook(tel.meters)
 	if err != nil {
 		return err
 	}

@@ -20,12 +20,12 @@ import (
 	"github.com/directops/nbp/cmd/internal/prommetrics"
 )
 
-// telemetry is the process's metrics and traces: a MeterProvider read by
+// exporters are the process's metrics and traces: a MeterProvider read by
 // the Prometheus exporter (served at /metrics) and, when the standard
 // OTEL_* variables ask for it, pushed over OTLP/HTTP too; and a
 // TracerProvider that exports over OTLP/HTTP only when they ask for it.
 // Nothing is global.
-type telemetry struct {
+type exporters struct {
 	meters  *sdkmetric.MeterProvider
 	tracers trace.TracerProvider
 	metrics http.Handler
@@ -35,13 +35,13 @@ type telemetry struct {
 	shutdown                []func(context.Context) error
 }
 
-func newTelemetry(ctx context.Context, getenv func(string) string, version string) (*telemetry, error) {
+func newTelemetry(ctx context.Context, getenv func(string) string, version string) (*exporters, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		attribute.String("service.name", "nbp"), attribute.String("service.version", version)))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	t := &telemetry{}
+	t := &exporters{}
 	var readers []sdkmetric.Reader
 	if otlpenv.Wanted(getenv, "METRICS") {
 		r, err := otlpenv.MetricReader(ctx)
@@ -76,7 +76,7 @@ func newTelemetry(ctx context.Context, getenv func(string) string, version strin
 }
 
 // close flushes and stops the providers.
-func (t *telemetry) close(ctx context.Context) error {
+func (t *exporters) close(ctx context.Context) error {
 	var errs []error
 	for i := len(t.shutdown) - 1; i >= 0; i-- {
 		errs = append(errs, t.shutdown[i](ctx))
