@@ -14,6 +14,7 @@ import (
 
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 )
 
 // auditRecords returns n audit records of distinct decisions.
@@ -254,11 +255,11 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lookup := func(s *service.Server, id string) (int, http.Header, []byte) {
+	lookup := func(s *api.Server, id string) (int, http.Header, []byte) {
 		t.Helper()
 		return doHeader(t, s, "GET", "/v1/decisions/"+id)
 	}
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: service.NewCustomerHasher([]byte("test key"))})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: service.NewCustomerHasher([]byte("test key"))})
 	status, h, body := lookup(s, rs[0].DecisionID)
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"unavailable"`)) {
 		t.Fatalf("a spilled decision: %d %v %s; want a 503 unavailable with Retry-After", status, h, body)
@@ -272,7 +273,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 	// The next process writes them, and they are found.
 	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
 	waitFor(t, 5*time.Second, "the spill written", func() bool { return next.Stats().SpillBytes == 0 && next.Stats().Replayed == int64(len(rs)) })
-	s = service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Audit: next, Hasher: service.NewCustomerHasher([]byte("test key"))})
+	s = api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: next, Hasher: service.NewCustomerHasher([]byte("test key"))})
 	for _, r := range rs {
 		if status, _, body := lookup(s, r.DecisionID); status != http.StatusOK {
 			t.Fatalf("%s once written: %d %s", r.DecisionID, status, body)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 )
 
@@ -19,16 +19,16 @@ func keyHash(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func clientsFile(t *testing.T, body string) *service.Clients {
+func clientsFile(t *testing.T, body string) *api.Clients {
 	t.Helper()
-	cs, err := service.ParseClients([]byte(body))
+	cs, err := api.ParseClients([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cs
 }
 
-func doKey(t *testing.T, s *service.Server, method, target, key string) (int, string) {
+func doKey(t *testing.T, s *api.Server, method, target, key string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, target, strings.NewReader(`{"events":[]}`))
 	if key != "" {
@@ -60,14 +60,14 @@ func TestAccessControl(t *testing.T) {
 		status                    int
 		code                      string
 	}{
-		{"no key", "GET", rec + "app_feed", "", 401, service.CodeUnauthorized},
-		{"wrong key", "GET", rec + "app_feed", "app-key-2", 401, service.CodeUnauthorized},
+		{"no key", "GET", rec + "app_feed", "", 401, api.CodeUnauthorized},
+		{"wrong key", "GET", rec + "app_feed", "app-key-2", 401, api.CodeUnauthorized},
 		{"app on its channel", "GET", rec + "app_feed", "app-key-1", 200, ""},
-		{"app on another channel", "GET", rec + "wecom_agent", "app-key-1", 403, service.CodeForbidden},
-		{"app on stats", "GET", "/v1/stats", "app-key-1", 403, service.CodeForbidden},
-		{"app on decisions", "GET", "/v1/decisions/01ZZZZZZZZZZZZZZZZZZZZZZZZ", "app-key-1", 403, service.CodeForbidden},
+		{"app on another channel", "GET", rec + "wecom_agent", "app-key-1", 403, api.CodeForbidden},
+		{"app on stats", "GET", "/v1/stats", "app-key-1", 403, api.CodeForbidden},
+		{"app on decisions", "GET", "/v1/decisions/01ZZZZZZZZZZZZZZZZZZZZZZZZ", "app-key-1", 403, api.CodeForbidden},
 		{"admin on stats", "GET", "/v1/stats", "admin-key", 200, ""},
-		{"admin on events", "POST", "/v1/events", "admin-key", 403, service.CodeForbidden},
+		{"admin on events", "POST", "/v1/events", "admin-key", 403, api.CodeForbidden},
 		{"health stays open", "GET", "/healthz", "", 200, ""},
 		{"openapi stays open", "GET", "/openapi.json", "", 200, ""},
 	}
@@ -93,7 +93,7 @@ func TestAccessControl(t *testing.T) {
 	// key, so that a request turned away costs no hash.
 	release := takeEverySlot(s.Limiter())
 	for _, key := range []string{"", "app-key-1"} {
-		if status, body := doKey(t, s, "GET", rec+"app_feed", key); status != 503 || !strings.Contains(body, service.CodeOverloaded) {
+		if status, body := doKey(t, s, "GET", rec+"app_feed", key); status != 503 || !strings.Contains(body, api.CodeOverloaded) {
 			t.Fatalf("key %q with every slot taken: %d %s, want a 503 overloaded", key, status, body)
 		}
 	}
@@ -117,7 +117,7 @@ func TestParseClientsRefusesBadFiles(t *testing.T) {
 		`{"clients": [{"name": "", "key_sha256": ["` + keyHash("k") + `"]}]}`,
 		`{"clients": [], "extra": 1}`,
 	} {
-		if _, err := service.ParseClients([]byte(body)); err == nil {
+		if _, err := api.ParseClients([]byte(body)); err == nil {
 			t.Errorf("accepted: %s", body)
 		}
 	}

@@ -38,8 +38,8 @@ func BatchRows(dst []BatchRow, runID string, d *Decision) []BatchRow {
 			CustomerID:   d.CustomerID,
 			Rank:         it.Rank,
 			ProductID:    it.Product.ID,
-			Propensity:   round4(it.Propensity),
-			Priority:     round4(it.Priority),
+			Propensity:   Round4(it.Propensity),
+			Priority:     Round4(it.Priority),
 			Strategy:     d.Strategy,
 			ModelVersion: d.ModelVersion,
 			Title:        it.Copy.Title,
@@ -48,4 +48,14 @@ func BatchRows(dst []BatchRow, runID string, d *Decision) []BatchRow {
 		})
 	}
 	return dst
+}
+
+// Round4 rounds a score to the four decimals that answers and batch rows
+// report.
+func Round4(x float64) float64 {
+	const k = 1e4
+	if x < 0 {
+		return -float64(int64(-x*k+0.5)) / k
+	}
+	return float64(int64(x*k+0.5)) / k
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 )
 
 // memParts collects committed output parts in memory.
@@ -91,7 +92,7 @@ func TestBatchParityWithOnline(t *testing.T) {
 	s := newServer(t, e)
 	for _, id := range e.ids {
 		_, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel=batch&limit=3")
-		var online service.RecommendationResponse
+		var online api.RecommendationResponse
 		if err := json.Unmarshal(body, &online); err != nil {
 			t.Fatal(err)
 		}

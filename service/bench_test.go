@@ -16,6 +16,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -106,7 +107,7 @@ func hammerWant(b *testing.B, addr string, ids []string, want int) {
 //	go test -run '^$' -bench HTTP -cpu 2 ./service/
 func BenchmarkHTTPRecommend(b *testing.B) {
 	e := newEnv(b, envOptions{customers: benchCustomers})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline})
 	hammer(b, serveHTTP(b, s.App()), e.ids)
 }
 
@@ -117,8 +118,8 @@ func BenchmarkHTTPRecommend(b *testing.B) {
 func BenchmarkHTTPShed(b *testing.B) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	e := newEnv(b, envOptions{customers: benchCustomers})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
-		HTTP: service.HTTPConfig{MaxInFlight: 1}})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
+		HTTP: api.HTTPConfig{MaxInFlight: 1}})
 	if !s.Limiter().Acquire() {
 		b.Fatal("the one slot is taken")
 	}
@@ -140,7 +141,7 @@ func BenchmarkHTTPRecommendMetrics(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := newEnv(b, envOptions{customers: benchCustomers, meters: mp, hook: hook})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp})
 	hammer(b, serveHTTP(b, s.App()), e.ids)
 }
 

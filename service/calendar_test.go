@@ -10,6 +10,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 )
 
 // TestCoreFlowsOnAnyDate runs an online decision, an event batch, a batch
@@ -43,11 +44,11 @@ func TestCoreFlowsOnAnyDate(t *testing.T) {
 			}
 
 			// Online decisions: only products on sale that day.
-			var first service.RecommendationResponse
+			var first api.RecommendationResponse
 			offered := map[string]bool{}
 			for _, id := range e.ids[:40] {
 				status, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel=wecom_agent&limit=3")
-				var r service.RecommendationResponse
+				var r api.RecommendationResponse
 				if err := json.Unmarshal(body, &r); err != nil || status != http.StatusOK {
 					t.Fatalf("%s: %d %s", id, status, body)
 				}
@@ -103,7 +104,7 @@ func TestCoreFlowsOnAnyDate(t *testing.T) {
 			// The stats query: by default the week ending today, and so
 			// the day of the events.
 			status, body := do(t, s, "GET", "/v1/stats")
-			var st service.StatsResponse
+			var st api.StatsResponse
 			if err := json.Unmarshal(body, &st); err != nil || status != http.StatusOK {
 				t.Fatalf("stats: %d %s", status, body)
 			}

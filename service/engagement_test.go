@@ -17,10 +17,11 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 )
 
-func postEvents(t testing.TB, s *service.Server, body string) (int, service.EventsResponse, []byte) {
+func postEvents(t testing.TB, s *api.Server, body string) (int, api.EventsResponse, []byte) {
 	t.Helper()
 	req, err := http.NewRequest("POST", "/v1/events", strings.NewReader(body))
 	if err != nil {
@@ -34,7 +35,7 @@ func postEvents(t testing.TB, s *service.Server, body string) (int, service.Even
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
-	var r service.EventsResponse
+	var r api.EventsResponse
 	_ = json.Unmarshal(buf.Bytes(), &r)
 	return resp.StatusCode, r, buf.Bytes()
 }
@@ -60,25 +61,25 @@ func TestEventsValidation(t *testing.T) {
 		ev   ev
 		code string
 	}{
-		{"unknown type", event("E2", "C000000001", "WM_CASH", "app_feed", "purchase", at), service.CodeInvalidType},
-		{"unknown channel", event("E3", "C000000001", "WM_CASH", "sms", "click", at), service.CodeInvalidChannel},
-		{"unknown product", event("E4", "C000000001", "SPACE_TRIP", "app_feed", "click", at), service.CodeUnknownProduct},
-		{"future", event("E5", "C000000001", "WM_CASH", "app_feed", "click", testNow.Add(time.Hour)), service.CodeTimeInFuture},
-		{"too old", event("E6", "C000000001", "WM_CASH", "app_feed", "click", testNow.AddDate(0, 0, -31)), service.CodeTooOld},
-		{"bad time", ev{"event_id": "E7", "customer_id": "C000000001", "product_id": "WM_CASH", "channel": "app_feed", "type": "click", "at": "yesterday"}, service.CodeInvalidTime},
-		{"bad event id", event("E 8", "C000000001", "WM_CASH", "app_feed", "click", at), service.CodeInvalidEventID},
-		{"bad customer id", event("E9", "C{1}", "WM_CASH", "app_feed", "click", at), service.CodeInvalidCustomerID},
+		{"unknown type", event("E2", "C000000001", "WM_CASH", "app_feed", "purchase", at), api.CodeInvalidType},
+		{"unknown channel", event("E3", "C000000001", "WM_CASH", "sms", "click", at), api.CodeInvalidChannel},
+		{"unknown product", event("E4", "C000000001", "SPACE_TRIP", "app_feed", "click", at), api.CodeUnknownProduct},
+		{"future", event("E5", "C000000001", "WM_CASH", "app_feed", "click", testNow.Add(time.Hour)), api.CodeTimeInFuture},
+		{"too old", event("E6", "C000000001", "WM_CASH", "app_feed", "click", testNow.AddDate(0, 0, -31)), api.CodeTooOld},
+		{"bad time", ev{"event_id": "E7", "customer_id": "C000000001", "product_id": "WM_CASH", "channel": "app_feed", "type": "click", "at": "yesterday"}, api.CodeInvalidTime},
+		{"bad event id", event("E 8", "C000000001", "WM_CASH", "app_feed", "click", at), api.CodeInvalidEventID},
+		{"bad customer id", event("E9", "C{1}", "WM_CASH", "app_feed", "click", at), api.CodeInvalidCustomerID},
 		{"bad decision id", func() ev {
 			x := event("E10", "C000000001", "WM_CASH", "app_feed", "click", at)
 			x["decision_id"] = "nope"
 			return x
-		}(), service.CodeInvalidDecisionID},
+		}(), api.CodeInvalidDecisionID},
 		{"unknown field", func() ev {
 			x := event("E11", "C000000001", "WM_CASH", "app_feed", "click", at)
 			x["amount"] = 5
 			return x
-		}(), service.CodeInvalidEvent},
-		{"wrong type of field", ev{"event_id": 12, "customer_id": "C000000001"}, service.CodeInvalidEvent},
+		}(), api.CodeInvalidEvent},
+		{"wrong type of field", ev{"event_id": 12, "customer_id": "C000000001"}, api.CodeInvalidEvent},
 	}
 	evs := []ev{good}
 	for _, b := range bad {
@@ -96,21 +97,21 @@ func TestEventsValidation(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ name, body, code string }{
-		{"not JSON", "{", service.CodeBadRequest},
-		{"no events", `{"events": []}`, service.CodeBadRequest},
-		{"array body", `[]`, service.CodeBadRequest},
-		{"unknown top field", `{"events": [], "x": 1}`, service.CodeBadRequest},
+		{"not JSON", "{", api.CodeBadRequest},
+		{"no events", `{"events": []}`, api.CodeBadRequest},
+		{"array body", `[]`, api.CodeBadRequest},
+		{"unknown top field", `{"events": [], "x": 1}`, api.CodeBadRequest},
 		{"too many", func() string {
-			many := make([]ev, service.MaxEvents+1)
+			many := make([]ev, api.MaxEvents+1)
 			for i := range many {
 				many[i] = event(fmt.Sprintf("M%d", i), "C000000001", "WM_CASH", "app_feed", "click", at)
 			}
 			return batch(many...)
-		}(), service.CodeTooManyEvents},
+		}(), api.CodeTooManyEvents},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, _, body := postEvents(t, s, tc.body)
-			var er service.ErrorResponse
+			var er api.ErrorResponse
 			if err := json.Unmarshal(body, &er); status != 400 || err != nil || er.Error.Code != tc.code {
 				t.Fatalf("%d %s, want 400 %s", status, body, tc.code)
 			}
@@ -139,7 +140,7 @@ func TestEventsAreIdempotent(t *testing.T) {
 	// The statistics counted each event once.
 	day := at.In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
 	status, b := do(t, s, "GET", "/v1/stats?from="+day+"&to="+day)
-	var st service.StatsResponse
+	var st api.StatsResponse
 	if err := json.Unmarshal(b, &st); status != 200 || err != nil {
 		t.Fatalf("stats: %d %s", status, b)
 	}
@@ -329,7 +330,7 @@ func TestAuditTrail(t *testing.T) {
 	s := newServer(t, e)
 	for _, id := range e.ids[:30] {
 		status, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel=wecom_agent&limit=3")
-		var r service.RecommendationResponse
+		var r api.RecommendationResponse
 		if err := json.Unmarshal(body, &r); status != 200 || err != nil {
 			t.Fatalf("%d %s", status, body)
 		}
@@ -401,7 +402,7 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func TestOneRoundTripPerDecision(t *testing.T) {
 	rt := &roundTrips{}
 	e := newEnv(t, envOptions{customers: 50, hook: rt})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Events: e.store})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Events: e.store})
 	// Connections are set up once (HELLO and the like), not per decision.
 	if err := e.rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ import (
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 	"github.com/directops/nbp/service/overload"
 )
@@ -121,12 +122,12 @@ type answer struct {
 	status int
 	took   time.Duration
 	body   []byte
-	r      service.RecommendationResponse
+	r      api.RecommendationResponse
 }
 
 // recommendTimed asks for one customer's recommendations through the
 // fiber app and times the answer.
-func recommendTimed(t testing.TB, s *service.Server, id string, ch catalog.Channel) answer {
+func recommendTimed(t testing.TB, s *api.Server, id string, ch catalog.Channel) answer {
 	t.Helper()
 	target := "/v1/customers/" + id + "/recommendations?channel=" + ch.String() + "&limit=5"
 	req, err := http.NewRequest("GET", target, nil)
@@ -182,7 +183,7 @@ func checkSafeForAnyone(t testing.TB, cat *catalog.Catalog, ch catalog.Channel, 
 
 // waitPersonalised waits until every customer's decision is ranked by the
 // model again, undegraded.
-func waitPersonalised(t testing.TB, s *service.Server, ids []string, within time.Duration) {
+func waitPersonalised(t testing.TB, s *api.Server, ids []string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for _, id := range ids {
@@ -207,7 +208,7 @@ func waitPersonalised(t testing.TB, s *service.Server, ids []string, within time
 func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 	fe := newFaultEnv(t, 60)
 	audit := newAudit(t, fe.client, auditOptions(fe.prefix, t.TempDir()))
-	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout},
+	s := api.NewServer(api.ServerConfig{Pipeline: fe.faulty, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout},
 		Audit: audit, Hasher: service.NewCustomerHasher([]byte("test key"))})
 	ids := scoredIDs(t, fe.env, 6)
 	waitPersonalised(t, s, ids, 5*time.Second) // warm: the connection is open and healthy
@@ -240,7 +241,7 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			var slowest time.Duration
-			var made []service.RecommendationResponse
+			var made []api.RecommendationResponse
 			for _, id := range ids {
 				for ch := range catalog.NumChannels {
 					a := recommendTimed(t, s, id, ch)
@@ -284,7 +285,7 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 	// The scheduler's delay reads 0: the CPU is never busy, whatever
 	// else runs on the machine.
 	lim := overload.NewLimiter(overload.LimiterConfig{Min: 8, Max: 8, Delay: func() (time.Duration, bool) { return 0, true }})
-	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, Limiter: lim, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
+	s := api.NewServer(api.ServerConfig{Pipeline: fe.faulty, Limiter: lim, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout}})
 	ids := scoredIDs(t, fe.env, 5)
 	waitPersonalised(t, s, ids, 5*time.Second)
 	if err := fe.proxy.BlackHole(); err != nil {
@@ -333,7 +334,7 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 			t.Fatalf("%s: %v", r.target, r.err)
 		}
 		apitest.Check(t, "GET", r.target, nil, r.status, r.header, r.body)
-		var rr service.RecommendationResponse
+		var rr api.RecommendationResponse
 		if r.status != http.StatusOK || json.Unmarshal(r.body, &rr) != nil || !rr.Degraded {
 			t.Fatalf("%s: want a degraded 200: %d %s", r.target, r.status, r.body)
 		}
@@ -354,7 +355,7 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 // checkExplainable waits for the audit spill to be written to Redis, then
 // fails unless each decision's audit record is served, and names what the
 // caller was told.
-func checkExplainable(t *testing.T, s *service.Server, audit *service.AuditLog, made []service.RecommendationResponse) {
+func checkExplainable(t *testing.T, s *api.Server, audit *service.AuditLog, made []api.RecommendationResponse) {
 	t.Helper()
 	waitFor(t, 5*time.Second, "the audit spill written to Redis", func() bool {
 		st := audit.Stats()
@@ -393,7 +394,7 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 	// What runs now (the env's Redis clients, closed when the test ends)
 	// is not this test's concern; whatever starts from here on must end.
 	ignore := goleak.IgnoreCurrent()
-	s := service.NewServer(service.ServerConfig{Pipeline: fe.faulty, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
+	s := api.NewServer(api.ServerConfig{Pipeline: fe.faulty, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -424,7 +425,7 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 					}
 					body, err := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					var r service.RecommendationResponse
+					var r api.RecommendationResponse
 					if err == nil {
 						err = json.Unmarshal(body, &r)
 					}
@@ -559,7 +560,7 @@ func TestFaultModelAnsweredByTheRules(t *testing.T) {
 				g = model.NewGuarded(f, e.rules, len(e.cat.Products), model.GuardOptions{Budget: budget, ConsecutiveFailures: 5})
 				return g
 			}})
-			s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
+			s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout}})
 			ids := scoredIDs(t, e, 12)
 			f.mode.Store(int32(mode.fault))
 			var slowest time.Duration
@@ -637,7 +638,7 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 20, hook: began, scorer: func(e *env) service.Scorer {
 		return slowScorer{e.rules, 40 * time.Millisecond} // requests stay in flight a while
 	}})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, HTTP: service.HTTPConfig{RequestTimeout: time.Second}})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, HTTP: api.HTTPConfig{RequestTimeout: time.Second}})
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -667,7 +668,7 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 			mu.Unlock()
 			return
 		}
-		var r service.RecommendationResponse
+		var r api.RecommendationResponse
 		derr := json.NewDecoder(resp.Body).Decode(&r)
 		resp.Body.Close()
 		answered.Add(1)
@@ -754,8 +755,8 @@ func TestFaultSlowClients(t *testing.T) {
 	// loaded machine, the bounds below tight.
 	const late = 400 * time.Millisecond
 	e := newEnv(t, envOptions{})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline,
-		HTTP: service.HTTPConfig{ReadTimeout: readTimeout, WriteTimeout: readTimeout, IdleTimeout: idleTimeout}})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline,
+		HTTP: api.HTTPConfig{ReadTimeout: readTimeout, WriteTimeout: readTimeout, IdleTimeout: idleTimeout}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -900,7 +901,7 @@ func TestFaultSlowClients(t *testing.T) {
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("a client that reads nothing still holds its connection (%d bytes read)", n)
 		}
-		if want := int64(requests * len(service.OpenAPI)); n >= want {
+		if want := int64(requests * len(api.OpenAPI)); n >= want {
 			t.Fatalf("read all %d bytes after stalling: the server waited for the reader", n)
 		}
 		// The answers sent whole before the server gave up.

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 )
 
@@ -31,7 +31,7 @@ func FuzzRecommendRequest(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	e := newEnv(f, envOptions{customers: 20, scorerRules: true})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline})
 	f.Fuzz(func(t *testing.T, id, query string) {
 		for _, c := range []byte(query) {
 			if c <= ' ' || c >= 0x7f || c == '#' {
@@ -59,12 +59,12 @@ func FuzzRecommendRequest(f *testing.F) {
 		apitest.Check(t, "GET", target, nil, resp.StatusCode, resp.Header, body)
 		switch {
 		case resp.StatusCode == 200:
-			var r service.RecommendationResponse
+			var r api.RecommendationResponse
 			if err := json.Unmarshal(body, &r); err != nil || r.DecisionID == "" {
 				t.Fatalf("%q: 200 with %s", target, body)
 			}
 		case resp.StatusCode >= 400 && resp.StatusCode < 500:
-			var er service.ErrorResponse
+			var er api.ErrorResponse
 			if err := json.Unmarshal(body, &er); err != nil || er.Error.Code == "" {
 				t.Fatalf("%q: %d without the error shape: %s", target, resp.StatusCode, body)
 			}

@@ -18,18 +18,19 @@ import (
 
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 	"github.com/directops/nbp/service/overload"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func newServer(t testing.TB, e *env) *service.Server {
+func newServer(t testing.TB, e *env) *api.Server {
 	t.Helper()
-	return service.NewServer(service.ServerConfig{
+	return api.NewServer(api.ServerConfig{
 		Pipeline: e.pipeline,
-		HTTP:     service.HTTPConfig{RequestTimeout: time.Second},
-		Checks: []service.Check{
+		HTTP:     api.HTTPConfig{RequestTimeout: time.Second},
+		Checks: []api.Check{
 			{Name: "redis", Run: e.store.Ping},
 			{Name: "model", Run: func(context.Context) error { return nil }},
 		},
@@ -52,14 +53,14 @@ func takeEverySlot(l *overload.Limiter) (release func()) {
 	}
 }
 
-func do(t testing.TB, s *service.Server, method, target string) (int, []byte) {
+func do(t testing.TB, s *api.Server, method, target string) (int, []byte) {
 	t.Helper()
 	status, _, body := doHeader(t, s, method, target)
 	return status, body
 }
 
 // doHeader is do with the answer's header.
-func doHeader(t testing.TB, s *service.Server, method, target string) (int, http.Header, []byte) {
+func doHeader(t testing.TB, s *api.Server, method, target string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, target, nil)
 	if err != nil {
@@ -89,30 +90,30 @@ func TestRecommendErrors(t *testing.T) {
 		status               int
 		code                 string
 	}{
-		{"missing channel", "GET", "/v1/customers/C000000001/recommendations", 400, service.CodeInvalidChannel},
-		{"unknown channel", "GET", "/v1/customers/C000000001/recommendations?channel=sms", 400, service.CodeInvalidChannel},
-		{"empty channel", "GET", "/v1/customers/C000000001/recommendations?channel=", 400, service.CodeInvalidChannel},
-		{"channel twice", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&channel=batch", 400, service.CodeInvalidChannel},
-		{"channel wrong case", "GET", "/v1/customers/C000000001/recommendations?channel=APP_FEED", 400, service.CodeInvalidChannel},
-		{"limit zero", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=0", 400, service.CodeInvalidLimit},
-		{"limit eleven", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=11", 400, service.CodeInvalidLimit},
-		{"limit negative", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=-1", 400, service.CodeInvalidLimit},
-		{"limit text", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=three", 400, service.CodeInvalidLimit},
-		{"limit fraction", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=2.5", 400, service.CodeInvalidLimit},
-		{"limit empty", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=", 400, service.CodeInvalidLimit},
-		{"limit huge", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=99999999999999999999", 400, service.CodeInvalidLimit},
-		{"limit twice", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=2&limit=3", 400, service.CodeInvalidLimit},
-		{"unknown parameter", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limt=3", 400, service.CodeUnknownParameter},
-		{"id too long", "GET", "/v1/customers/" + long + "/recommendations?channel=app_feed", 400, service.CodeInvalidCustomerID},
-		{"id with braces", "GET", "/v1/customers/C%7B1%7D/recommendations?channel=app_feed", 400, service.CodeInvalidCustomerID},
-		{"id with space", "GET", "/v1/customers/C%201/recommendations?channel=app_feed", 400, service.CodeInvalidCustomerID},
-		{"id with Chinese", "GET", "/v1/customers/%E5%BC%A0%E4%B8%89/recommendations?channel=app_feed", 400, service.CodeInvalidCustomerID},
-		{"id with colon", "GET", "/v1/customers/nbp:x/recommendations?channel=app_feed", 400, service.CodeInvalidCustomerID},
-		{"unknown route", "GET", "/v1/products", 404, service.CodeNotFound},
-		{"trailing slash", "GET", "/v1/customers/C000000001/recommendations/?channel=app_feed", 404, service.CodeNotFound},
-		{"empty id", "GET", "/v1/customers//recommendations?channel=app_feed", 404, service.CodeNotFound},
-		{"wrong method", "POST", "/v1/customers/C000000001/recommendations?channel=app_feed", 405, service.CodeMethodNotAllowed},
-		{"delete", "DELETE", "/v1/customers/C000000001/recommendations?channel=app_feed", 405, service.CodeMethodNotAllowed},
+		{"missing channel", "GET", "/v1/customers/C000000001/recommendations", 400, api.CodeInvalidChannel},
+		{"unknown channel", "GET", "/v1/customers/C000000001/recommendations?channel=sms", 400, api.CodeInvalidChannel},
+		{"empty channel", "GET", "/v1/customers/C000000001/recommendations?channel=", 400, api.CodeInvalidChannel},
+		{"channel twice", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&channel=batch", 400, api.CodeInvalidChannel},
+		{"channel wrong case", "GET", "/v1/customers/C000000001/recommendations?channel=APP_FEED", 400, api.CodeInvalidChannel},
+		{"limit zero", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=0", 400, api.CodeInvalidLimit},
+		{"limit eleven", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=11", 400, api.CodeInvalidLimit},
+		{"limit negative", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=-1", 400, api.CodeInvalidLimit},
+		{"limit text", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=three", 400, api.CodeInvalidLimit},
+		{"limit fraction", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=2.5", 400, api.CodeInvalidLimit},
+		{"limit empty", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=", 400, api.CodeInvalidLimit},
+		{"limit huge", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=99999999999999999999", 400, api.CodeInvalidLimit},
+		{"limit twice", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limit=2&limit=3", 400, api.CodeInvalidLimit},
+		{"unknown parameter", "GET", "/v1/customers/C000000001/recommendations?channel=app_feed&limt=3", 400, api.CodeUnknownParameter},
+		{"id too long", "GET", "/v1/customers/" + long + "/recommendations?channel=app_feed", 400, api.CodeInvalidCustomerID},
+		{"id with braces", "GET", "/v1/customers/C%7B1%7D/recommendations?channel=app_feed", 400, api.CodeInvalidCustomerID},
+		{"id with space", "GET", "/v1/customers/C%201/recommendations?channel=app_feed", 400, api.CodeInvalidCustomerID},
+		{"id with Chinese", "GET", "/v1/customers/%E5%BC%A0%E4%B8%89/recommendations?channel=app_feed", 400, api.CodeInvalidCustomerID},
+		{"id with colon", "GET", "/v1/customers/nbp:x/recommendations?channel=app_feed", 400, api.CodeInvalidCustomerID},
+		{"unknown route", "GET", "/v1/products", 404, api.CodeNotFound},
+		{"trailing slash", "GET", "/v1/customers/C000000001/recommendations/?channel=app_feed", 404, api.CodeNotFound},
+		{"empty id", "GET", "/v1/customers//recommendations?channel=app_feed", 404, api.CodeNotFound},
+		{"wrong method", "POST", "/v1/customers/C000000001/recommendations?channel=app_feed", 405, api.CodeMethodNotAllowed},
+		{"delete", "DELETE", "/v1/customers/C000000001/recommendations?channel=app_feed", 405, api.CodeMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +121,7 @@ func TestRecommendErrors(t *testing.T) {
 			if status != tt.status {
 				t.Fatalf("status %d, want %d: %s", status, tt.status, body)
 			}
-			var er service.ErrorResponse
+			var er api.ErrorResponse
 			if err := json.Unmarshal(body, &er); err != nil {
 				t.Fatalf("not the JSON error shape: %s", body)
 			}
@@ -176,7 +177,7 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 	t.Run("cold start", func(t *testing.T) {
 		e := newEnv(t, envOptions{customers: 1})
 		status, body := do(t, newServer(t, e), "GET", "/v1/customers/NEW_CUSTOMER/recommendations?channel=app_feed")
-		var r service.RecommendationResponse
+		var r api.RecommendationResponse
 		if err := json.Unmarshal(body, &r); status != 200 || err != nil {
 			t.Fatalf("%d %v %s", status, err, body)
 		}
@@ -191,7 +192,7 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 		s := newServer(t, e)
 		for _, id := range e.ids {
 			_, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel=app_feed")
-			var r service.RecommendationResponse
+			var r api.RecommendationResponse
 			if err := json.Unmarshal(body, &r); err != nil {
 				t.Fatal(err)
 			}
@@ -207,7 +208,7 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 		e := newEnv(t, envOptions{customers: 1, down: true})
 		s := newServer(t, e)
 		status, body := do(t, s, "GET", "/v1/customers/C000000001/recommendations?channel=app_feed")
-		var r service.RecommendationResponse
+		var r api.RecommendationResponse
 		if err := json.Unmarshal(body, &r); status != 200 || err != nil {
 			t.Fatalf("%d %v %s", status, err, body)
 		}
@@ -227,11 +228,11 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("healthz: %d %s", status, body)
 	}
 	status, body := do(t, s, "GET", "/readyz")
-	var h service.HealthResponse
+	var h api.HealthResponse
 	if err := json.Unmarshal(body, &h); status != 200 || err != nil {
 		t.Fatalf("readyz: %d %s", status, body)
 	}
-	if diff := cmp.Diff(service.HealthResponse{Status: "ready", Checks: map[string]string{"redis": "ok", "model": "ok"}}, h); diff != "" {
+	if diff := cmp.Diff(api.HealthResponse{Status: "ready", Checks: map[string]string{"redis": "ok", "model": "ok"}}, h); diff != "" {
 		t.Fatal(diff)
 	}
 }
@@ -245,7 +246,7 @@ func TestRecommendGolden(t *testing.T) {
 	for _, id := range []string{"C000000001", "C000000002", "C000000005", "C000000011", "C000000023", "C000000037"} {
 		for _, ch := range []string{"app_feed", "wecom_agent", "batch"} {
 			_, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel="+ch+"&limit=3")
-			var r service.RecommendationResponse
+			var r api.RecommendationResponse
 			if err := json.Unmarshal(body, &r); err != nil {
 				t.Fatal(err)
 			}
@@ -341,7 +342,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestOverloadIsShedQuickly(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 5, scorer: func(e *env) service.Scorer { return slowScorer{e.rules, 300 * time.Millisecond} }})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, HTTP: service.HTTPConfig{RequestTimeout: 2 * time.Second, MaxInFlight: 4}})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, HTTP: api.HTTPConfig{RequestTimeout: 2 * time.Second, MaxInFlight: 4}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -364,7 +365,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 			results <- result{status: -1}
 			return
 		}
-		var er service.ErrorResponse
+		var er api.ErrorResponse
 		_ = json.NewDecoder(resp.Body).Decode(&er)
 		resp.Body.Close()
 		results <- result{resp.StatusCode, resp.Header.Get("Retry-After"), er.Error.Code, time.Since(start)}
@@ -391,7 +392,7 @@ func TestOverloadIsShedQuickly(t *testing.T) {
 			ok++
 		case 503:
 			shed++
-			if r.retry == "" || r.code != service.CodeOverloaded || r.took > 150*time.Millisecond {
+			if r.retry == "" || r.code != api.CodeOverloaded || r.took > 150*time.Millisecond {
 				t.Errorf("shed request: %+v, want a quick 503 overloaded with Retry-After", r)
 			}
 		default:

@@ -13,6 +13,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 )
 
 // Every response the tests see is checked against the OpenAPI document by
@@ -21,7 +22,7 @@ import (
 // connections of the fault suite (apitest.CheckRaw).
 
 func TestOpenAPIDocumentIsServed(t *testing.T) {
-	want, err := os.ReadFile("openapi.json") // the file, not the embedded copy
+	want, err := os.ReadFile("api/openapi.json") // the file, not the embedded copy
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 // the Go code accepts or sends.
 func TestOpenAPIEnumsMatchTheCode(t *testing.T) {
 	var doc any
-	if err := json.Unmarshal(service.OpenAPI, &doc); err != nil {
+	if err := json.Unmarshal(api.OpenAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
 	channels := catalog.ChannelNames()

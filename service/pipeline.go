@@ -235,18 +235,18 @@ func (p *Pipeline) check(r Request) error {
 	return nil
 }
 
-// slotLender lends a decision's concurrency slot while it waits on the
+// SlotLender lends a decision's concurrency slot while it waits on the
 // store (Limiter.LendSlot).
-type slotLender interface {
+type SlotLender interface {
 	LendSlot() bool
 	ReturnSlot()
 }
 
 type slotLenderKey struct{}
 
-// withSlotLender returns ctx carrying l, for Decide to lend the
+// WithSlotLender returns ctx carrying l, for Decide to lend the
 // decision's slot while it reads the store.
-func withSlotLender(ctx context.Context, l slotLender) context.Context {
+func WithSlotLender(ctx context.Context, l SlotLender) context.Context {
 	return context.WithValue(ctx, slotLenderKey{}, l)
 }
 
@@ -275,7 +275,7 @@ func (p *Pipeline) Decide(ctx context.Context, r Request) (Decision, error) {
 // decision's slot meanwhile when ctx carries a lender; the slot comes
 // back however the read ends, a panic included.
 func (p *Pipeline) readLending(ctx, fctx context.Context, id string, dst []features.Record) error {
-	if l, _ := ctx.Value(slotLenderKey{}).(slotLender); l != nil && l.LendSlot() {
+	if l, _ := ctx.Value(slotLenderKey{}).(SlotLender); l != nil && l.LendSlot() {
 		defer l.ReturnSlot()
 	}
 	return p.store.ReadManyRun(fctx, []string{id}, p.batchRun(), dst)
@@ -439,7 +439,7 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		p.tel.count(ctx, &out[i])
 	}
 	if span != nil && len(ins) == 1 {
-		span.SetAttributes(decisionAttributes(&out[0])...)
+		span.SetAttributes(DecisionAttributes(&out[0])...)
 	}
 	return nil
 }

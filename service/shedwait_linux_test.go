@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 	"github.com/directops/nbp/service/overload"
 )
@@ -37,7 +38,7 @@ func TestServerShedsRequestsThatWaited(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{customers: 5, scorer: func(e *env) service.Scorer { return slowScorer{e.rules, 20 * time.Millisecond} }})
 			l := overload.NewLimiter(overload.LimiterConfig{Min: 4, Max: 1000, Window: 10 * time.Millisecond, QueueWait: c.queueWait})
-			s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, Limiter: l, HTTP: service.HTTPConfig{RequestTimeout: 5 * time.Second}})
+			s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Limiter: l, HTTP: api.HTTPConfig{RequestTimeout: 5 * time.Second}})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)

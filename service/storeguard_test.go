@@ -14,6 +14,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 )
 
 // countingStore passes reads to the real store and counts them.
@@ -52,7 +53,7 @@ func TestFaultRedisBreakerOpensAndCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := service.NewServer(service.ServerConfig{Pipeline: p, HTTP: service.HTTPConfig{RequestTimeout: requestTimeout}})
+	s := api.NewServer(api.ServerConfig{Pipeline: p, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout}})
 	id := fe.ids[0]
 	unavailable := func(a answer) bool {
 		return a.status == 200 && slices.Contains(a.r.DegradedReasons, service.ReasonFeaturesUnavailable)

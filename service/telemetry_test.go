@@ -18,13 +18,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 	"github.com/directops/nbp/service/telemetry"
 )
 
 // get sends one request to the server's app, checks the answer against
 // openapi.json, and returns the status and body.
-func get(t *testing.T, s *service.Server, path string) (int, string) {
+func get(t *testing.T, s *api.Server, path string) (int, string) {
 	t.Helper()
 	resp, err := apitest.Test(t, s.App(), httptest.NewRequest(http.MethodGet, path, nil), 0)
 	if err != nil {
@@ -59,7 +60,7 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 	if err := service.ObserveAudit(mp, audit); err != nil {
 		t.Fatal(err)
 	}
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Audit:   audit, Hasher: service.NewCustomerHasher([]byte("test key"))})
 
@@ -177,7 +178,7 @@ func TestTraceSpans(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	e := newEnv(t, envOptions{customers: 3, tracers: tp})
-	s := service.NewServer(service.ServerConfig{Pipeline: e.pipeline, TracerProvider: tp})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, TracerProvider: tp})
 	id := e.ids[1]
 	if code, body := get(t, s, "/v1/customers/"+id+"/recommendations?channel=wecom_agent"); code != 200 {
 		t.Fatalf("%d: %s", code, body)

@@ -31,6 +31,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -173,7 +174,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		}
 	}
 
-	httpCfg := service.HTTPConfig{
+	httpCfg := api.HTTPConfig{
 		RequestTimeout: cfg.requestTimeout,
 		ReadTimeout:    cfg.readTimeout,
 		WriteTimeout:   cfg.writeTimeout,
@@ -184,7 +185,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		ShedDelay:      cfg.shedDelay,
 		ShedWait:       cfg.shedWait,
 	}
-	limiter := service.NewServerLimiter(httpCfg)
+	limiter := api.NewServerLimiter(httpCfg)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
 	// and go degraded at once, until a probe finds it back. Reads that
 	// time out while goroutines queue for the CPU are not held against
@@ -235,13 +236,13 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		pipe.SetArbitration(arb)
 		go service.WatchArbitration(ctx, pipe, cfg.arbitration, 2*time.Second, reloadArb, log)
 	}
-	var clients *service.Clients
+	var clients *api.Clients
 	if cfg.clients != "" {
 		b, err := os.ReadFile(cfg.clients)
 		if err != nil {
 			return fmt.Errorf("clients: %w", err)
 		}
-		if clients, err = service.ParseClients(b); err != nil {
+		if clients, err = api.ParseClients(b); err != nil {
 			return fmt.Errorf("%s: %w", cfg.clients, err)
 		}
 	} else {
@@ -268,12 +269,12 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if err := service.ObserveAudit(tel.meters, audit); err != nil {
 		return err
 	}
-	srv := service.NewServer(service.ServerConfig{
+	srv := api.NewServer(api.ServerConfig{
 		Pipeline: pipe,
 		HTTP:     httpCfg,
 		Limiter:  limiter,
 		Logger:   log,
-		Checks: []service.Check{
+		Checks: []api.Check{
 			{Name: "redis", Run: store.Ping},
 			{Name: "model", Run: modelReady},
 		},
@@ -287,7 +288,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	})
 	if cfg.clients != "" {
 		go service.WatchFile(ctx, cfg.clients, 2*time.Second, reloadClients, func(b []byte) error {
-			cs, err := service.ParseClients(b)
+			cs, err := api.ParseClients(b)
 			if err != nil {
 				return err
 			}

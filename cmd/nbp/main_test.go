@@ -18,7 +18,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model/modeltest"
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
 )
 
@@ -108,14 +108,14 @@ func startAt(t *testing.T, now func() time.Time, args []string, getenv func(stri
 }
 
 // recommend gets a recommendation, which must be a 200.
-func recommend(t *testing.T, client *http.Client, url string) service.RecommendationResponse {
+func recommend(t *testing.T, client *http.Client, url string) api.RecommendationResponse {
 	t.Helper()
 	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r service.RecommendationResponse
+	var r api.RecommendationResponse
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%s: %d %v", url, resp.StatusCode, err)
 	}
@@ -209,7 +209,7 @@ func TestRulesOnlyNeedsNoModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r service.RecommendationResponse
+	var r api.RecommendationResponse
 	_ = json.NewDecoder(resp.Body).Decode(&r)
 	resp.Body.Close()
 	if r.Strategy != "rules" && r.Strategy != "non_personalised" {

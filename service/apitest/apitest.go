@@ -1,5 +1,5 @@
 // Package apitest checks HTTP responses against the service's OpenAPI
-// document (service.OpenAPI), for tests: one response at a time (Check,
+// document (api.OpenAPI), for tests: one response at a time (Check,
 // Validate), what a raw connection read (CheckRaw), every response through
 // an http.Client (Transport, Client), or the answers of a fiber app served
 // without a network (Test).
@@ -33,7 +33,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 )
 
 // document is the OpenAPI document, ready to check responses with.
@@ -44,7 +44,7 @@ type document struct {
 
 // load loads and validates the OpenAPI document, once.
 var load = sync.OnceValues(func() (*document, error) {
-	doc, err := openapi3.NewLoader().LoadFromData(service.OpenAPI)
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("openapi.json: %w", err)
 	}

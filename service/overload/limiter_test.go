@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -425,10 +425,10 @@ func TestFixedLimiterGuard(t *testing.T) {
 // it lets in only a share of the arrivals, and keeps its cap; with
 // ShedDelay negative, or with few decisions under way, it does not.
 func TestServerLimiterGuardsByDefault(t *testing.T) {
-	cfg := service.HTTPConfig{RequestTimeout: 20 * time.Millisecond}
-	guarded, idle := service.NewServerLimiter(cfg), service.NewServerLimiter(cfg)
+	cfg := api.HTTPConfig{RequestTimeout: 20 * time.Millisecond}
+	guarded, idle := api.NewServerLimiter(cfg), api.NewServerLimiter(cfg)
 	cfg.ShedDelay = -1
-	off := service.NewServerLimiter(cfg)
+	off := api.NewServerLimiter(cfg)
 	busy := 16 * runtime.GOMAXPROCS(0) // the server limiter's Min
 	for _, l := range []*overload.Limiter{guarded, off} {
 		for range busy {

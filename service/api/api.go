@@ -1,4 +1,6 @@
-package service
+package api
+
+import "github.com/directops/nbp/service"
 
 // The wire types of the HTTP API, kept apart from the domain types.
 
@@ -59,15 +61,7 @@ type HealthResponse struct {
 	Checks map[string]string `json:"checks,omitempty"`
 }
 
-func round4(x float64) float64 {
-	const k = 1e4
-	if x < 0 {
-		return -float64(int64(-x*k+0.5)) / k
-	}
-	return float64(int64(x*k+0.5)) / k
-}
-
-func toResponse(d *Decision) RecommendationResponse {
+func toResponse(d *service.Decision) RecommendationResponse {
 	r := RecommendationResponse{
 		CustomerID:      d.CustomerID,
 		Channel:         d.Channel.String(),
@@ -95,8 +89,8 @@ func toResponse(d *Decision) RecommendationResponse {
 			Name:       it.Product.Name,
 			Category:   it.Product.Category,
 			RiskLevel:  risk,
-			Propensity: round4(it.Propensity),
-			Priority:   round4(it.Priority),
+			Propensity: service.Round4(it.Propensity),
+			Priority:   service.Round4(it.Priority),
 			Copy: CopyResponse{
 				Title:      it.Copy.Title,
 				Body:       it.Copy.Body,

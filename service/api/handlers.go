@@ -1,4 +1,4 @@
-package service
+package api
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -30,9 +31,9 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
-	d, err := s.pipeline.Decide(withSlotLender(ctx, s.limiter), req)
+	d, err := s.pipeline.Decide(service.WithSlotLender(ctx, s.limiter), req)
 	if err != nil {
-		if errors.Is(err, ErrInvalidRequest) {
+		if errors.Is(err, service.ErrInvalidRequest) {
 			return badRequest(CodeBadRequest, "invalid request")
 		}
 		return err
@@ -42,7 +43,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		// queue is full (Redis failing), the decision does not wait on it
 		// for more than a moment: the record is counted lost instead.
 		actx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
-		err := s.audit.Write(actx, NewAuditRecord(&d, s.hasher))
+		err := s.audit.Write(actx, service.NewAuditRecord(&d, s.hasher))
 		cancel()
 		if err != nil {
 			if ok, suppressed := s.auditLog.Allow(time.Now()); ok {
@@ -52,7 +53,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		}
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(decisionAttributes(&d)...)
+		span.SetAttributes(service.DecisionAttributes(&d)...)
 	}
 	r := toResponse(&d)
 	bp := jsonBufs.Get().(*[]byte)
@@ -69,8 +70,8 @@ var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 
 // parseRecommend validates the path and query. Strings kept are copied:
 // fiber reuses its buffers after the handler returns.
-func parseRecommend(c *fiber.Ctx) (Request, error) {
-	req := Request{Limit: 3}
+func parseRecommend(c *fiber.Ctx) (service.Request, error) {
+	req := service.Request{Limit: 3}
 	id := c.Params("customer_id")
 	if !features.ValidID(id) {
 		return req, badRequest(CodeInvalidCustomerID, "customer_id must be 1 to 64 of A-Z a-z 0-9 _ -")
@@ -102,8 +103,8 @@ func parseRecommend(c *fiber.Ctx) (Request, error) {
 			}
 			seen |= 2
 			n, perr := strconv.Atoi(string(v))
-			if perr != nil || n < 1 || n > MaxLimit {
-				err = badRequest(CodeInvalidLimit, "limit must be an integer from 1 to "+strconv.Itoa(MaxLimit))
+			if perr != nil || n < 1 || n > service.MaxLimit {
+				err = badRequest(CodeInvalidLimit, "limit must be an integer from 1 to "+strconv.Itoa(service.MaxLimit))
 				return
 			}
 			req.Limit = n

@@ -1,4 +1,4 @@
-package service
+package api
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service"
 )
 
 // MaxEvents is the most events one POST /v1/events may carry.
@@ -195,7 +196,7 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 	if _, err := cat.Product(e.ProductID); err != nil {
 		return rej(CodeUnknownProduct, "product_id is not in the catalog")
 	}
-	if e.DecisionID != "" && !ValidDecisionID(e.DecisionID) {
+	if e.DecisionID != "" && !service.ValidDecisionID(e.DecisionID) {
 		return rej(CodeInvalidDecisionID, "decision_id is not a decision id")
 	}
 	at, err := time.Parse(time.RFC3339Nano, e.At)
@@ -322,16 +323,16 @@ func (s *Server) handleDecision(c *fiber.Ctx) error {
 		return fiber.ErrNotFound
 	}
 	id := c.Params("decision_id")
-	if !ValidDecisionID(id) {
+	if !service.ValidDecisionID(id) {
 		return badRequest(CodeInvalidDecisionID, "decision_id must be a 26-character decision id")
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
 	r, err := s.audit.Get(ctx, id)
-	if errors.Is(err, ErrDecisionNotFound) {
+	if errors.Is(err, service.ErrDecisionNotFound) {
 		return &apiError{status: fiber.StatusNotFound, code: CodeDecisionNotFound, message: "no record of this decision (never made, or past its retention)"}
 	}
-	if errors.Is(err, ErrAuditBehind) {
+	if errors.Is(err, service.ErrAuditBehind) {
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "the audit trail is still writing the records kept during a Redis outage; retry shortly"}
 	}

@@ -1,4 +1,4 @@
-package service
+package api
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -103,7 +104,7 @@ func (c *HTTPConfig) defaults() {
 
 // ServerConfig wires a Server.
 type ServerConfig struct {
-	Pipeline *Pipeline
+	Pipeline *service.Pipeline
 	HTTP     HTTPConfig
 	Logger   *slog.Logger
 	// Checks decide /readyz.
@@ -113,8 +114,8 @@ type ServerConfig struct {
 	Events EventStore
 	// Audit keeps a record of every decision; nil disables it and
 	// /v1/decisions. Hasher hashes customer ids for it.
-	Audit  *AuditLog
-	Hasher *CustomerHasher
+	Audit  *service.AuditLog
+	Hasher *service.CustomerHasher
 	// Clients, when set, turns access control on (see ParseClients).
 	Clients *Clients
 	// MeterProvider records the request metrics (latency by route
@@ -138,14 +139,14 @@ type Check struct {
 
 // Server is the HTTP face of the pipeline.
 type Server struct {
-	pipeline *Pipeline
+	pipeline *service.Pipeline
 	checks   []Check
 	cfg      HTTPConfig
 	log      *slog.Logger
 	app      *fiber.App
 	events   EventStore
-	audit    *AuditLog
-	hasher   *CustomerHasher
+	audit    *service.AuditLog
+	hasher   *service.CustomerHasher
 	limiter  *overload.Limiter
 	errLog   features.LogSampler // 5xx lines
 	auditLog features.LogSampler // audit records not queued
@@ -177,7 +178,7 @@ func NewServer(sc ServerConfig) *Server {
 	s.tel = tel
 	s.clients.Store(sc.Clients)
 	if s.audit != nil && s.hasher == nil {
-		s.hasher = NewCustomerHasher(nil)
+		s.hasher = service.NewCustomerHasher(nil)
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "nbp",

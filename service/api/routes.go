@@ -1,4 +1,4 @@
-package service
+package api
 
 import "github.com/gofiber/fiber/v2/middleware/adaptor"
 
