@@ -15,23 +15,24 @@ import (
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
+	"github.com/directops/nbp/service/audit"
 )
 
-// auditRecords returns n audit records of distinct decisions.
-func auditRecords(n int) []service.AuditRecord {
-	rs := make([]service.AuditRecord, n)
+// auditRecords returns n auditLog records of distinct decisions.
+func auditRecords(n int) []audit.Record {
+	rs := make([]audit.Record, n)
 	for i := range rs {
-		rs[i] = service.AuditRecord{DecisionID: service.NewDecisionID(testNow.Add(time.Duration(i) * time.Millisecond)), At: testNow.Add(time.Duration(i) * time.Millisecond),
+		rs[i] = audit.Record{DecisionID: service.NewDecisionID(testNow.Add(time.Duration(i) * time.Millisecond)), At: testNow.Add(time.Duration(i) * time.Millisecond),
 			Channel: "app_feed", CustomerHash: strings.Repeat("0f", 16), Strategy: "model", DegradedReasons: []string{},
 			ModelVersion: "propensity-test", CatalogVersion: "catalog-test", ConfigVersion: "arbitration-test", FeatureStatus: "found",
-			Items: []service.AuditItem{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.5, Priority: float64(i), Reasons: []string{"IDLE_BALANCE"}}}}
+			Items: []audit.Item{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.5, Priority: float64(i), Reasons: []string{"IDLE_BALANCE"}}}}
 	}
 	return rs
 }
 
 // writeAll queues records as the request path does, 2,000 a second, and
 // fails if any write holds its caller past the request path's 5ms.
-func writeAll(t *testing.T, a *service.AuditLog, rs []service.AuditRecord) {
+func writeAll(t *testing.T, a *audit.Log, rs []audit.Record) {
 	t.Helper()
 	var slowest time.Duration
 	for i, r := range rs {
@@ -52,9 +53,9 @@ func writeAll(t *testing.T, a *service.AuditLog, rs []service.AuditRecord) {
 
 // checkInRedis fails unless every record is in Redis as written, read
 // with a client of its own.
-func checkInRedis(t *testing.T, rdb redis.UniversalClient, prefix string, rs []service.AuditRecord) {
+func checkInRedis(t *testing.T, rdb redis.UniversalClient, prefix string, rs []audit.Record) {
 	t.Helper()
-	reader := newAudit(t, rdb, service.AuditOptions{Prefix: prefix})
+	reader := newAudit(t, rdb, audit.Options{Prefix: prefix})
 	for _, want := range rs {
 		got, err := reader.Get(context.Background(), want.DecisionID)
 		if err != nil {
@@ -91,8 +92,8 @@ func spillFiles(t *testing.T, dir string) []string {
 // a queue of half a second of writeAll: room while a write finds out
 // that Redis fails (WriteTimeout), not if the writer tried Redis with
 // every batch.
-func auditOptions(prefix, dir string) service.AuditOptions {
-	return service.AuditOptions{Prefix: prefix, Linger: time.Millisecond, SpillDir: dir, Queue: 1000, Batch: 32,
+func auditOptions(prefix, dir string) audit.Options {
+	return audit.Options{Prefix: prefix, Linger: time.Millisecond, SpillDir: dir, Queue: 1000, Batch: 32,
 		WriteTimeout: 100 * time.Millisecond, RetryEvery: 50 * time.Millisecond}
 }
 
@@ -150,9 +151,9 @@ func TestAuditKeepsEveryRecordThroughARedisOutage(t *testing.T) {
 }
 
 // checkInRedisEventually waits for the background writer, then checks.
-func checkInRedisEventually(t *testing.T, rdb redis.UniversalClient, prefix string, rs []service.AuditRecord) {
+func checkInRedisEventually(t *testing.T, rdb redis.UniversalClient, prefix string, rs []audit.Record) {
 	t.Helper()
-	reader := newAudit(t, rdb, service.AuditOptions{Prefix: prefix})
+	reader := newAudit(t, rdb, audit.Options{Prefix: prefix})
 	last := rs[len(rs)-1].DecisionID
 	waitFor(t, 5*time.Second, "the records in Redis", func() bool {
 		_, err := reader.Get(context.Background(), last)
@@ -171,7 +172,7 @@ func TestAuditSpillOutlivesTheProcess(t *testing.T) {
 	if err := px.BlackHole(); err != nil {
 		t.Fatal(err)
 	}
-	first, err := service.NewAuditLog(rdb, auditOptions(prefix, dir))
+	first, err := audit.New(rdb, auditOptions(prefix, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +195,8 @@ func TestAuditSpillOutlivesTheProcess(t *testing.T) {
 	}
 
 	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
-	if _, err := service.NewAuditLog(rdb, auditOptions(prefix, dir)); err == nil {
-		t.Fatal("a second audit log opened the spill directory in use")
+	if _, err := audit.New(rdb, auditOptions(prefix, dir)); err == nil {
+		t.Fatal("a second auditLog log opened the spill directory in use")
 	}
 	waitFor(t, 5*time.Second, "the earlier process's records written", func() bool {
 		s := next.Stats()
@@ -227,7 +228,7 @@ func TestAuditWithoutSpill(t *testing.T) {
 	after := auditRecords(20)
 	writeAll(t, a, after)
 	checkInRedisEventually(t, rdb, prefix, after)
-	if _, err := a.Get(context.Background(), during[0].DecisionID); !errors.Is(err, service.ErrDecisionNotFound) {
+	if _, err := a.Get(context.Background(), during[0].DecisionID); !errors.Is(err, audit.ErrNotFound) {
 		t.Fatalf("a record of the outage: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 	prefix, dir := redistest.Prefix(t), t.TempDir()
 	o := auditOptions(prefix, dir)
 	o.RetryEvery = time.Hour // nothing is written back within the test
-	a, err := service.NewAuditLog(rdb, o)
+	a, err := audit.New(rdb, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 		t.Helper()
 		return doHeader(t, s, "GET", "/v1/decisions/"+id)
 	}
-	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: service.NewCustomerHasher([]byte("test key"))})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: audit.NewHasher([]byte("test key"))})
 	status, h, body := lookup(s, rs[0].DecisionID)
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"unavailable"`)) {
 		t.Fatalf("a spilled decision: %d %v %s; want a 503 unavailable with Retry-After", status, h, body)
@@ -273,7 +274,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 	// The next process writes them, and they are found.
 	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
 	waitFor(t, 5*time.Second, "the spill written", func() bool { return next.Stats().SpillBytes == 0 && next.Stats().Replayed == int64(len(rs)) })
-	s = api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: next, Hasher: service.NewCustomerHasher([]byte("test key"))})
+	s = api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: next, Hasher: audit.NewHasher([]byte("test key"))})
 	for _, r := range rs {
 		if status, _, body := lookup(s, r.DecisionID); status != http.StatusOK {
 			t.Fatalf("%s once written: %d %s", r.DecisionID, status, body)

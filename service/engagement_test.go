@@ -19,6 +19,7 @@ import (
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/audit"
 )
 
 func postEvents(t testing.TB, s *api.Server, body string) (int, api.EventsResponse, []byte) {
@@ -343,9 +344,9 @@ func TestAuditTrail(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if status != 200 {
-			t.Fatalf("%s: audit record not found: %d %s", r.DecisionID, status, rec)
+			t.Fatalf("%s: auditLog record not found: %d %s", r.DecisionID, status, rec)
 		}
-		var a service.AuditRecord
+		var a audit.Record
 		if err := json.Unmarshal(rec, &a); err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +357,7 @@ func TestAuditTrail(t *testing.T) {
 		v := e.vecs[id]
 		for _, secret := range []string{id, v.Salutation, fmt.Sprint(v.Values[features.AUM]), fmt.Sprint(v.Values[features.DemandBalance])} {
 			if secret != "" && secret != "0" && bytes.Contains(rec, []byte(secret)) {
-				t.Fatalf("audit record of %s holds %q: %s", id, secret, rec)
+				t.Fatalf("auditLog record of %s holds %q: %s", id, secret, rec)
 			}
 		}
 		// Replay: the same inputs give the same decision.
@@ -364,7 +365,7 @@ func TestAuditTrail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replay := service.NewAuditRecord(&d, service.NewCustomerHasher([]byte("test key")))
+		replay := audit.NewRecord(&d, audit.NewHasher([]byte("test key")))
 		replay.DecisionID, replay.At = a.DecisionID, a.At
 		rb, _ := json.Marshal(replay)
 		ab, _ := json.Marshal(a)

@@ -36,6 +36,7 @@ import (
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -203,13 +204,13 @@ func waitPersonalised(t testing.TB, s *api.Server, ids []string, within time.Dur
 // TestFaultRedisAnswersDegradedInTime: whatever happens to Redis, every
 // recommendation is a 200 before its deadline with a degraded list that is
 // safe for anyone, and the model's decisions come back once Redis does;
-// so do the audit records of the decisions made meanwhile (spilled to
+// so do the auditLog records of the decisions made meanwhile (spilled to
 // disk): every decision stays explainable.
 func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 	fe := newFaultEnv(t, 60)
-	audit := newAudit(t, fe.client, auditOptions(fe.prefix, t.TempDir()))
+	auditLog := newAudit(t, fe.client, auditOptions(fe.prefix, t.TempDir()))
 	s := api.NewServer(api.ServerConfig{Pipeline: fe.faulty, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout},
-		Audit: audit, Hasher: service.NewCustomerHasher([]byte("test key"))})
+		Audit: auditLog, Hasher: audit.NewHasher([]byte("test key"))})
 	ids := scoredIDs(t, fe.env, 6)
 	waitPersonalised(t, s, ids, 5*time.Second) // warm: the connection is open and healthy
 
@@ -271,7 +272,7 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 			start := time.Now()
 			waitPersonalised(t, s, ids, 5*time.Second)
 			t.Logf("personalised again after %s", time.Since(start))
-			checkExplainable(t, s, audit, made)
+			checkExplainable(t, s, auditLog, made)
 		})
 	}
 }
@@ -352,13 +353,13 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 	t.Logf("%d degraded answers, about 40 under way together with a cap of 8, the slowest in %s", len(results), slowest)
 }
 
-// checkExplainable waits for the audit spill to be written to Redis, then
-// fails unless each decision's audit record is served, and names what the
+// checkExplainable waits for the auditLog spill to be written to Redis, then
+// fails unless each decision's auditLog record is served, and names what the
 // caller was told.
-func checkExplainable(t *testing.T, s *api.Server, audit *service.AuditLog, made []api.RecommendationResponse) {
+func checkExplainable(t *testing.T, s *api.Server, auditLog *audit.Log, made []api.RecommendationResponse) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the audit spill written to Redis", func() bool {
-		st := audit.Stats()
+	waitFor(t, 5*time.Second, "the auditLog spill written to Redis", func() bool {
+		st := auditLog.Stats()
 		return st.Replayed == st.Spilled && st.SpillBytes == 0
 	})
 	for _, r := range made {
@@ -371,18 +372,18 @@ func checkExplainable(t *testing.T, s *api.Server, audit *service.AuditLog, made
 				break
 			}
 		}
-		var rec service.AuditRecord
+		var rec audit.Record
 		if status != http.StatusOK || json.Unmarshal(body, &rec) != nil {
 			t.Fatalf("decision %s not explainable after the fault: %d %s", r.DecisionID, status, body)
 		}
 		if rec.Strategy != r.Strategy || rec.Degraded != r.Degraded || rec.ModelVersion != r.ModelVersion || len(rec.Items) != len(r.Items) {
-			t.Fatalf("decision %s: the audit record %s does not say what the caller was told", r.DecisionID, body)
+			t.Fatalf("decision %s: the auditLog record %s does not say what the caller was told", r.DecisionID, body)
 		}
 	}
-	st := audit.Stats()
-	t.Logf("%d decisions explainable; audit records spilled %d, replayed %d, lost %d", len(made), st.Spilled, st.Replayed, st.Lost)
+	st := auditLog.Stats()
+	t.Logf("%d decisions explainable; auditLog records spilled %d, replayed %d, lost %d", len(made), st.Spilled, st.Replayed, st.Lost)
 	if st.Lost != 0 {
-		t.Fatalf("audit records lost: %+v", st)
+		t.Fatalf("auditLog records lost: %+v", st)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -36,7 +37,7 @@ func newServer(t testing.TB, e *env) *api.Server {
 		},
 		Events: e.store,
 		Audit:  e.audit(t),
-		Hasher: service.NewCustomerHasher([]byte("test key")),
+		Hasher: audit.NewHasher([]byte("test key")),
 	})
 }
 

@@ -3,6 +3,7 @@ package service
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -46,4 +47,19 @@ func ValidDecisionID(s string) bool {
 		}
 	}
 	return true
+}
+
+// DecisionTime returns the time a decision id carries (to the millisecond):
+// when the decision was made.
+func DecisionTime(id string) time.Time {
+	return time.UnixMilli(decisionMillis(id))
+}
+
+// decisionMillis reads the Unix milliseconds at the head of a decision id.
+func decisionMillis(id string) int64 {
+	var ms int64
+	for i := 0; i < 10 && i < len(id); i++ {
+		ms = ms<<5 | int64(strings.IndexByte(crockford, id[i])&31)
+	}
+	return ms // the first character holds 3 bits, the next nine 45: the 48-bit time
 }

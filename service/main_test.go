@@ -20,6 +20,7 @@ import (
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/model/modeltest"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/audit"
 )
 
 var redisServer *redistest.Server
@@ -174,17 +175,17 @@ func newEnv(t testing.TB, o envOptions) *env {
 	return e
 }
 
-// audit returns an audit log on the test Redis, under the env's prefix,
+// auditLog returns an auditLog log on the test Redis, under the env's prefix,
 // closed when the test ends.
-func (e *env) audit(t testing.TB) *service.AuditLog {
+func (e *env) audit(t testing.TB) *audit.Log {
 	t.Helper()
-	return newAudit(t, e.rdb, service.AuditOptions{Prefix: e.prefix, Linger: time.Millisecond})
+	return newAudit(t, e.rdb, audit.Options{Prefix: e.prefix, Linger: time.Millisecond})
 }
 
-// newAudit returns an audit log closed when the test ends.
-func newAudit(t testing.TB, rdb redis.UniversalClient, o service.AuditOptions) *service.AuditLog {
+// newAudit returns an auditLog log closed when the test ends.
+func newAudit(t testing.TB, rdb redis.UniversalClient, o audit.Options) *audit.Log {
 	t.Helper()
-	a, err := service.NewAuditLog(rdb, o)
+	a, err := audit.New(rdb, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
+	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -56,13 +56,13 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, envOptions{customers: 12, meters: mp, hook: hook})
-	audit := newAudit(t, e.rdb, service.AuditOptions{Prefix: e.prefix, Linger: time.Millisecond, SpillDir: t.TempDir()})
-	if err := service.ObserveAudit(mp, audit); err != nil {
+	auditLog := newAudit(t, e.rdb, audit.Options{Prefix: e.prefix, Linger: time.Millisecond, SpillDir: t.TempDir()})
+	if err := audit.Observe(mp, auditLog); err != nil {
 		t.Fatal(err)
 	}
 	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Audit:   audit, Hasher: service.NewCustomerHasher([]byte("test key"))})
+		Audit:   auditLog, Hasher: audit.NewHasher([]byte("test key"))})
 
 	// One customer's vector is corrupt: a degraded decision.
 	corrupt := e.ids[11]
@@ -150,10 +150,10 @@ func TestMetricsScrape(t *testing.T) {
 		{"shed: wait", "nbp_requests_shed_total", map[string]string{"reason": "wait"}},
 		{"shed: share", "nbp_requests_shed_total", map[string]string{"reason": "share"}},
 		{"redis latency", "nbp_redis_command_duration_seconds_count", map[string]string{"command": "pipeline"}},
-		{"audit spilled", "nbp_audit_records_spilled_total", nil},
-		{"audit replayed", "nbp_audit_records_replayed_total", nil},
-		{"audit lost", "nbp_audit_records_lost_total", nil},
-		{"audit spill size", "nbp_audit_spill_size_bytes", nil},
+		{"auditLog spilled", "nbp_audit_records_spilled_total", nil},
+		{"auditLog replayed", "nbp_audit_records_replayed_total", nil},
+		{"auditLog lost", "nbp_audit_records_lost_total", nil},
+		{"auditLog spill size", "nbp_audit_spill_size_bytes", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
+	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -258,7 +259,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		_, _ = rand.Read(auditKey)
 		log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
 	}
-	audit, err := service.NewAuditLog(rdb, service.AuditOptions{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention,
+	auditLog, err := audit.New(rdb, audit.Options{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention,
 		SpillDir: cfg.auditSpill, SpillMax: int64(cfg.auditSpillMax) << 20, Logger: log})
 	if err != nil {
 		return err
@@ -266,7 +267,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if cfg.auditSpill == "" {
 		log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
 	}
-	if err := service.ObserveAudit(tel.meters, audit); err != nil {
+	if err := audit.Observe(tel.meters, auditLog); err != nil {
 		return err
 	}
 	srv := api.NewServer(api.ServerConfig{
@@ -279,8 +280,8 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 			{Name: "model", Run: modelReady},
 		},
 		Events:         store,
-		Audit:          audit,
-		Hasher:         service.NewCustomerHasher(auditKey),
+		Audit:          auditLog,
+		Hasher:         audit.NewHasher(auditKey),
 		Clients:        clients,
 		MeterProvider:  tel.meters,
 		TracerProvider: tel.tracers,
@@ -324,7 +325,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if err := <-errc; err != nil {
 		log.Warn("serve ended", slog.String("error", err.Error()))
 	}
-	if err := audit.Close(sctx); err != nil {
+	if err := auditLog.Close(sctx); err != nil {
 		log.Error("audit records lost at shutdown", slog.String("error", err.Error()))
 	}
 	log.Info("stopped")

@@ -16,6 +16,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/audit"
 )
 
 // MaxEvents is the most events one POST /v1/events may carry.
@@ -329,10 +330,10 @@ func (s *Server) handleDecision(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
 	r, err := s.audit.Get(ctx, id)
-	if errors.Is(err, service.ErrDecisionNotFound) {
+	if errors.Is(err, audit.ErrNotFound) {
 		return &apiError{status: fiber.StatusNotFound, code: CodeDecisionNotFound, message: "no record of this decision (never made, or past its retention)"}
 	}
-	if errors.Is(err, service.ErrAuditBehind) {
+	if errors.Is(err, audit.ErrBehind) {
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "the audit trail is still writing the records kept during a Redis outage; retry shortly"}
 	}

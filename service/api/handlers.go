@@ -17,6 +17,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -43,7 +44,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		// queue is full (Redis failing), the decision does not wait on it
 		// for more than a moment: the record is counted lost instead.
 		actx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
-		err := s.audit.Write(actx, service.NewAuditRecord(&d, s.hasher))
+		err := s.audit.Write(actx, audit.NewRecord(&d, s.hasher))
 		cancel()
 		if err != nil {
 			if ok, suppressed := s.auditLog.Allow(time.Now()); ok {

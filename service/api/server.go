@@ -17,6 +17,7 @@ import (
 
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -114,8 +115,8 @@ type ServerConfig struct {
 	Events EventStore
 	// Audit keeps a record of every decision; nil disables it and
 	// /v1/decisions. Hasher hashes customer ids for it.
-	Audit  *service.AuditLog
-	Hasher *service.CustomerHasher
+	Audit  *audit.Log
+	Hasher *audit.Hasher
 	// Clients, when set, turns access control on (see ParseClients).
 	Clients *Clients
 	// MeterProvider records the request metrics (latency by route
@@ -145,8 +146,8 @@ type Server struct {
 	log      *slog.Logger
 	app      *fiber.App
 	events   EventStore
-	audit    *service.AuditLog
-	hasher   *service.CustomerHasher
+	audit    *audit.Log
+	hasher   *audit.Hasher
 	limiter  *overload.Limiter
 	errLog   features.LogSampler // 5xx lines
 	auditLog features.LogSampler // audit records not queued
@@ -178,7 +179,7 @@ func NewServer(sc ServerConfig) *Server {
 	s.tel = tel
 	s.clients.Store(sc.Clients)
 	if s.audit != nil && s.hasher == nil {
-		s.hasher = service.NewCustomerHasher(nil)
+		s.hasher = audit.NewHasher(nil)
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "nbp",

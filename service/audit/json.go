@@ -1,4 +1,4 @@
-package service
+package audit
 
 import (
 	"strconv"
@@ -8,7 +8,7 @@ import (
 )
 
 // AppendJSON appends the audit record as JSON, as encoding/json would.
-func (r *AuditRecord) AppendJSON(b []byte) []byte {
+func (r *Record) AppendJSON(b []byte) []byte {
 	b = append(b, `{"decision_id":`...)
 	b = appendjson.String(b, r.DecisionID)
 	b = append(b, `,"at":"`...)

@@ -1,4 +1,4 @@
-package service
+package audit
 
 import (
 	"bytes"
@@ -9,14 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/directops/nbp/service"
 )
 
 // spillRecord returns a record and its JSON.
 func spillRecord(t testing.TB, i int) (string, []byte) {
 	t.Helper()
-	r := AuditRecord{DecisionID: NewDecisionID(time.Unix(1_790_000_000+int64(i), 0)), At: time.Unix(1_790_000_000+int64(i), 0).UTC(), Channel: "app_feed",
+	r := Record{DecisionID: service.NewDecisionID(time.Unix(1_790_000_000+int64(i), 0)), At: time.Unix(1_790_000_000+int64(i), 0).UTC(), Channel: "app_feed",
 		CustomerHash: strings.Repeat("ab", 16), Strategy: "model", DegradedReasons: []string{},
-		Items: []AuditItem{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.25, Priority: 0.5, Reasons: []string{"推荐"}}}}
+		Items: []Item{{Rank: 1, ProductID: "WM_CASH", Propensity: 0.25, Priority: 0.5, Reasons: []string{"推荐"}}}}
 	return r.DecisionID, r.AppendJSON(nil)
 }
 
@@ -34,7 +36,7 @@ func spillLines(t testing.TB, n int) ([]byte, []string) {
 
 // replayAll reads every record of the spill in chunks of n, as the writer
 // would, marking each chunk done.
-func replayAll(t *testing.T, s *auditSpill, n int) (ids []string, bad int) {
+func replayAll(t *testing.T, s *spill, n int) (ids []string, bad int) {
 	t.Helper()
 	for range 10_000 {
 		if s.empty() {
@@ -74,7 +76,7 @@ func spillFilesOf(t *testing.T, dir string) []string {
 func TestAuditSpillRoundTrip(t *testing.T) {
 	for _, chunk := range []int{1, 7, 256} {
 		dir := t.TempDir()
-		s, err := openAuditSpill(dir, 1<<30)
+		s, err := openSpill(dir, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +117,7 @@ func TestAuditSpillRoundTrip(t *testing.T) {
 // every whole record, and the torn line counted.
 func TestAuditSpillSurvivesTheProcess(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openAuditSpill(dir, 1<<30)
+	s, err := openSpill(dir, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestAuditSpillSurvivesTheProcess(t *testing.T) {
 	}
 	f.Close()
 
-	next, err := openAuditSpill(dir, 1<<30)
+	next, err := openSpill(dir, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,17 +158,17 @@ func TestAuditSpillSurvivesTheProcess(t *testing.T) {
 // refused; once the first is closed, it opens.
 func TestAuditSpillIsOneProcess(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openAuditSpill(dir, 1<<30)
+	s, err := openSpill(dir, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openAuditSpill(dir, 1<<30); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := openSpill(dir, 1<<30); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("a second spill on the same directory: %v", err)
 	}
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
-	again, err := openAuditSpill(dir, 1<<30)
+	again, err := openSpill(dir, 1<<30)
 	if err != nil {
 		t.Fatalf("after the first closed: %v", err)
 	}
@@ -178,7 +180,7 @@ func TestAuditSpillIsOneProcess(t *testing.T) {
 func TestAuditSpillFull(t *testing.T) {
 	dir := t.TempDir()
 	b, want := spillLines(t, 4)
-	s, err := openAuditSpill(dir, int64(len(spillHeader)+len(b)+10))
+	s, err := openSpill(dir, int64(len(spillHeader)+len(b)+10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +208,7 @@ func TestAuditSpillSetsAsideWhatItCannotRead(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "audit-1.spill"), []byte("something else\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openAuditSpill(dir, 1<<30)
+	s, err := openSpill(dir, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +250,7 @@ func FuzzParseSpillLine(f *testing.F) {
 		if !ok {
 			return
 		}
-		if !ValidDecisionID(string(gid)) {
+		if !service.ValidDecisionID(string(gid)) {
 			t.Fatalf("accepted the id %q", gid)
 		}
 		if back := appendSpillLine(nil, string(gid), gv); !bytes.Equal(back, line) {

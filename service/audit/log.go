@@ -1,4 +1,10 @@
-package service
+// Package audit keeps the record of every decision, so that it can be
+// explained afterwards (which model or rule produced it, on which data, what
+// it offered), without personal data: the customer id is a keyed hash, the
+// features only a hash of the vector used. Records are written to Redis in
+// the background, in batches; while Redis cannot take them they wait in a
+// spill directory.
+package audit
 
 import (
 	"context"
@@ -11,7 +17,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,39 +24,40 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service"
 )
 
-// ErrDecisionNotFound is returned for a decision id with no audit record
+// ErrNotFound is returned for a decision id with no audit record
 // (never made, or past its retention).
-var ErrDecisionNotFound = errors.New("decision not found")
+var ErrNotFound = errors.New("decision not found")
 
-// ErrAuditBehind is returned for a decision id with no audit record in
+// ErrBehind is returned for a decision id with no audit record in
 // Redis while records kept in the spill during an outage are still to be
 // written there: it may be one of them.
-var ErrAuditBehind = errors.New("audit records kept during a Redis outage are still being written")
+var ErrBehind = errors.New("audit records kept during a Redis outage are still being written")
 
-// AuditRecord is what is kept of a decision, so that it can be explained
+// Record is what is kept of a decision, so that it can be explained
 // afterwards: what produced it, on which data, and what it offered. It holds
 // no personal data: the customer id is a keyed hash and the features only a
 // hash of the vector used.
-type AuditRecord struct {
-	DecisionID      string      `json:"decision_id"`
-	At              time.Time   `json:"at"`
-	Channel         string      `json:"channel"`
-	CustomerHash    string      `json:"customer_hash"`
-	ModelVersion    string      `json:"model_version"`
-	CatalogVersion  string      `json:"catalog_version"`
-	ConfigVersion   string      `json:"config_version"`
-	Strategy        string      `json:"strategy"`
-	Degraded        bool        `json:"degraded"`
-	DegradedReasons []string    `json:"degraded_reasons"`
-	FeatureStatus   string      `json:"feature_status"`
-	FeaturesHash    string      `json:"features_hash,omitempty"`
-	Items           []AuditItem `json:"items"`
+type Record struct {
+	DecisionID      string    `json:"decision_id"`
+	At              time.Time `json:"at"`
+	Channel         string    `json:"channel"`
+	CustomerHash    string    `json:"customer_hash"`
+	ModelVersion    string    `json:"model_version"`
+	CatalogVersion  string    `json:"catalog_version"`
+	ConfigVersion   string    `json:"config_version"`
+	Strategy        string    `json:"strategy"`
+	Degraded        bool      `json:"degraded"`
+	DegradedReasons []string  `json:"degraded_reasons"`
+	FeatureStatus   string    `json:"feature_status"`
+	FeaturesHash    string    `json:"features_hash,omitempty"`
+	Items           []Item    `json:"items"`
 }
 
-// AuditItem is one offered product of a decision.
-type AuditItem struct {
+// Item is one offered product of a decision.
+type Item struct {
 	Rank       int      `json:"rank"`
 	ProductID  string   `json:"product_id"`
 	Propensity float64  `json:"propensity"`
@@ -59,26 +65,26 @@ type AuditItem struct {
 	Reasons    []string `json:"reasons"`
 }
 
-// CustomerHasher turns customer ids into keyed hashes (HMAC-SHA256): stable
+// Hasher turns customer ids into keyed hashes (HMAC-SHA256): stable
 // for one key, so a customer's decisions can be found, and not reversible
 // by enumerating ids without the key.
-type CustomerHasher struct {
+type Hasher struct {
 	key []byte
 }
 
-// NewCustomerHasher returns a hasher with the given secret key.
-func NewCustomerHasher(key []byte) *CustomerHasher { return &CustomerHasher{key: key} }
+// NewHasher returns a hasher with the given secret key.
+func NewHasher(key []byte) *Hasher { return &Hasher{key: key} }
 
 // Hash returns the customer id's hash, 32 hex characters.
-func (h *CustomerHasher) Hash(id string) string {
+func (h *Hasher) Hash(id string) string {
 	m := hmac.New(sha256.New, h.key)
 	m.Write([]byte(id))
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// NewAuditRecord makes the audit record of a decision.
-func NewAuditRecord(d *Decision, h *CustomerHasher) AuditRecord {
-	r := AuditRecord{
+// NewRecord makes the audit record of a decision.
+func NewRecord(d *service.Decision, h *Hasher) Record {
+	r := Record{
 		DecisionID:      d.ID,
 		At:              d.At.UTC(),
 		Channel:         d.Channel.String(),
@@ -91,7 +97,7 @@ func NewAuditRecord(d *Decision, h *CustomerHasher) AuditRecord {
 		DegradedReasons: d.DegradedReasons,
 		FeatureStatus:   d.FeatureStatus,
 		FeaturesHash:    d.FeaturesHash,
-		Items:           make([]AuditItem, len(d.Items)),
+		Items:           make([]Item, len(d.Items)),
 	}
 	if r.DegradedReasons == nil {
 		r.DegradedReasons = []string{}
@@ -101,20 +107,20 @@ func NewAuditRecord(d *Decision, h *CustomerHasher) AuditRecord {
 		for j, rs := range it.Reasons {
 			codes[j] = rs.Code
 		}
-		r.Items[i] = AuditItem{Rank: it.Rank, ProductID: it.Product.ID, Propensity: it.Propensity, Priority: it.Priority, Reasons: codes}
+		r.Items[i] = Item{Rank: it.Rank, ProductID: it.Product.ID, Propensity: it.Propensity, Priority: it.Priority, Reasons: codes}
 	}
 	return r
 }
 
-// AuditOptions configures an AuditLog.
-type AuditOptions struct {
+// Options configures an Log.
+type Options struct {
 	Prefix    string        // key prefix, default features.DefaultPrefix
 	Retention time.Duration // how long records are kept; default 400 days
 	Queue     int           // records waiting to be written; default 10,000
 	Batch     int           // records per pipeline; default 256
 	Linger    time.Duration // longest wait to fill a batch; default 5ms
 	// SpillDir, when set, is the directory where records wait while Redis
-	// cannot take them (see AuditLog); one process a directory. Empty:
+	// cannot take them (see Log); one process a directory. Empty:
 	// such records are lost, and counted.
 	SpillDir string
 	// SpillMax bounds the bytes waiting in SpillDir; default 1 GiB. Past
@@ -128,7 +134,7 @@ type AuditOptions struct {
 	Logger     *slog.Logger
 }
 
-// AuditLog keeps audit records in Redis, in hashes by minute:
+// Log keeps audit records in Redis, in hashes by minute:
 //
 //	<prefix>decisions:<YYYYMMDDHHMM>:<0..15>  hash: decision id -> the record as JSON
 //
@@ -148,21 +154,21 @@ type AuditOptions struct {
 // there is written at start. Every decision thus stays explainable
 // through a Redis outage, a moment later than usual. Without a SpillDir,
 // or past SpillMax, records are lost, and counted (Stats).
-type AuditLog struct {
+type Log struct {
 	rdb     redis.UniversalClient
-	o       AuditOptions
-	queue   chan AuditRecord
+	o       Options
+	queue   chan Record
 	done    chan struct{}
 	mu      sync.RWMutex // held for reading while sending, for writing while closing
 	closed  bool
 	closeBy atomic.Int64 // Close's deadline, unix nanoseconds; 0: none
 
 	// The writer goroutine's own.
-	spill      *auditSpill // nil without SpillDir
-	down       bool        // Redis failed the last write
-	retryAt    time.Time   // when to try Redis again, while down
-	lostAt     int64       // lost when Redis last went down, for the log
-	lossLogged bool        // a loss to the spill was logged in this outage
+	spill      *spill    // nil without SpillDir
+	down       bool      // Redis failed the last write
+	retryAt    time.Time // when to try Redis again, while down
+	lostAt     int64     // lost when Redis last went down, for the log
+	lossLogged bool      // a loss to the spill was logged in this outage
 	ids        []string
 	vals       [][]byte
 	buf        []byte
@@ -170,9 +176,9 @@ type AuditLog struct {
 	lost, spilled, replayed, spillBytes atomic.Int64
 }
 
-// AuditStats counts what became of the records that could not be written
+// Stats counts what became of the records that could not be written
 // to Redis at once.
-type AuditStats struct {
+type Stats struct {
 	Lost       int64 // never written: no spill, spill full, queue full, torn
 	Spilled    int64 // written to the spill
 	Replayed   int64 // written from the spill to Redis
@@ -180,13 +186,13 @@ type AuditStats struct {
 }
 
 // Stats returns the counts so far.
-func (a *AuditLog) Stats() AuditStats {
-	return AuditStats{Lost: a.lost.Load(), Spilled: a.spilled.Load(), Replayed: a.replayed.Load(), SpillBytes: a.spillBytes.Load()}
+func (a *Log) Stats() Stats {
+	return Stats{Lost: a.lost.Load(), Spilled: a.spilled.Load(), Replayed: a.replayed.Load(), SpillBytes: a.spillBytes.Load()}
 }
 
-// NewAuditLog starts the background writer; Close stops it. It fails only
+// New starts the background writer; Close stops it. It fails only
 // when the spill directory cannot be opened or is another process's.
-func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) (*AuditLog, error) {
+func New(rdb redis.UniversalClient, o Options) (*Log, error) {
 	if o.Prefix == "" {
 		o.Prefix = features.DefaultPrefix
 	}
@@ -214,9 +220,9 @@ func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) (*AuditLog, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &AuditLog{rdb: rdb, o: o, queue: make(chan AuditRecord, o.Queue), done: make(chan struct{})}
+	a := &Log{rdb: rdb, o: o, queue: make(chan Record, o.Queue), done: make(chan struct{})}
 	if o.SpillDir != "" {
-		sp, err := openAuditSpill(o.SpillDir, o.SpillMax)
+		sp, err := openSpill(o.SpillDir, o.SpillMax)
 		if err != nil {
 			return nil, err
 		}
@@ -235,24 +241,15 @@ func NewAuditLog(rdb redis.UniversalClient, o AuditOptions) (*AuditLog, error) {
 // by the minute their id was made in (ids are time-ordered) and spread
 // over 16 hashes a minute, so that a flush of hundreds of records is a few
 // HSETs rather than one command each.
-func (a *AuditLog) key(id string) string {
-	minute := time.UnixMilli(decisionMillis(id)).UTC().Format("200601021504")
+func (a *Log) key(id string) string {
+	minute := service.DecisionTime(id).UTC().Format("200601021504")
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
 	return a.o.Prefix + "decisions:" + minute + ":" + strconv.Itoa(int(h.Sum32()%16))
 }
 
-// decisionMillis reads the Unix milliseconds at the head of a decision id.
-func decisionMillis(id string) int64 {
-	var ms int64
-	for i := 0; i < 10 && i < len(id); i++ {
-		ms = ms<<5 | int64(strings.IndexByte(crockford, id[i])&31)
-	}
-	return ms // the first character holds 3 bits, the next nine 45: the 48-bit time
-}
-
 // Write queues a record. It waits while the queue is full, until ctx ends.
-func (a *AuditLog) Write(ctx context.Context, r AuditRecord) error {
+func (a *Log) Write(ctx context.Context, r Record) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.closed {
@@ -280,9 +277,9 @@ const replayChunks = 4
 // run wakes every Linger and writes what the queue holds, in batches: a
 // busy server pays no wake-up per record. Then it replays some of the
 // spill.
-func (a *AuditLog) run() {
+func (a *Log) run() {
 	defer close(a.done)
-	batch := make([]AuditRecord, 0, a.o.Batch)
+	batch := make([]Record, 0, a.o.Batch)
 	tick := time.NewTicker(a.o.Linger)
 	defer tick.Stop()
 	for {
@@ -318,7 +315,7 @@ func (a *AuditLog) run() {
 }
 
 // write writes a batch to Redis, or, while Redis fails, to the spill.
-func (a *AuditLog) write(batch []AuditRecord) {
+func (a *Log) write(batch []Record) {
 	a.buf, a.ids, a.vals = a.buf[:0], a.ids[:0], a.vals[:0]
 	for i := range batch {
 		start := len(a.buf)
@@ -358,7 +355,7 @@ func (a *AuditLog) write(batch []AuditRecord) {
 }
 
 // put writes records to Redis, in one pipeline.
-func (a *AuditLog) put(ids []string, vals [][]byte) error {
+func (a *Log) put(ids []string, vals [][]byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.o.WriteTimeout)
 	defer cancel()
 	fields := map[string][]any{}
@@ -376,7 +373,7 @@ func (a *AuditLog) put(ids []string, vals [][]byte) error {
 }
 
 // goDown stops trying Redis until RetryEvery from now.
-func (a *AuditLog) goDown(now time.Time, err error) {
+func (a *Log) goDown(now time.Time, err error) {
 	a.retryAt = now.Add(a.o.RetryEvery)
 	if a.down {
 		return
@@ -393,7 +390,7 @@ func (a *AuditLog) goDown(now time.Time, err error) {
 }
 
 // up notes a write Redis took.
-func (a *AuditLog) up(records int) {
+func (a *Log) up(records int) {
 	if !a.down {
 		return
 	}
@@ -404,7 +401,7 @@ func (a *AuditLog) up(records int) {
 
 // replay writes up to chunks batches of the spill to Redis, oldest first,
 // unless Redis failed less than RetryEvery ago.
-func (a *AuditLog) replay(chunks int) {
+func (a *Log) replay(chunks int) {
 	if a.spill == nil || a.spill.empty() || (a.down && time.Now().Before(a.retryAt)) {
 		return
 	}
@@ -447,7 +444,7 @@ func (a *AuditLog) replay(chunks int) {
 // finish runs once the queue is closed and written: it replays what the
 // spill holds while Redis takes it and Close's deadline allows, and
 // leaves the rest there for the next process.
-func (a *AuditLog) finish() {
+func (a *Log) finish() {
 	if a.spill == nil {
 		return
 	}
@@ -466,7 +463,7 @@ func (a *AuditLog) finish() {
 // Close writes what is queued and stops the writer, waiting until ctx
 // ends. With a spill, it first writes what waits there to Redis, until
 // ctx's deadline.
-func (a *AuditLog) Close(ctx context.Context) error {
+func (a *Log) Close(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.closed {
 		a.closed = true
@@ -486,15 +483,15 @@ func (a *AuditLog) Close(ctx context.Context) error {
 }
 
 // Get returns a decision's record, or an error wrapping
-// ErrDecisionNotFound, or ErrAuditBehind while the spill holds records.
-func (a *AuditLog) Get(ctx context.Context, id string) (AuditRecord, error) {
-	var r AuditRecord
+// ErrNotFound, or ErrBehind while the spill holds records.
+func (a *Log) Get(ctx context.Context, id string) (Record, error) {
+	var r Record
 	b, err := a.rdb.HGet(ctx, a.key(id), id).Bytes()
 	if errors.Is(err, redis.Nil) {
 		if a.spillBytes.Load() > 0 {
-			return r, fmt.Errorf("%w: %s", ErrAuditBehind, id)
+			return r, fmt.Errorf("%w: %s", ErrBehind, id)
 		}
-		return r, fmt.Errorf("%w: %s", ErrDecisionNotFound, id)
+		return r, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return r, fmt.Errorf("audit get: %w", err)
@@ -507,7 +504,7 @@ func (a *AuditLog) Get(ctx context.Context, id string) (AuditRecord, error) {
 
 // Strategies returns the strategy of each decision found, in one round
 // trip (for attributing outcomes).
-func (a *AuditLog) Strategies(ctx context.Context, ids []string) (map[string]string, error) {
+func (a *Log) Strategies(ctx context.Context, ids []string) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil

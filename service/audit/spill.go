@@ -1,4 +1,4 @@
-package service
+package audit
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/directops/nbp/service"
 )
 
 // An audit spill keeps the audit records Redis could not take, in files
@@ -33,7 +35,7 @@ import (
 // torn; replay counts such a line lost and goes on. Replay writes each
 // record with HSET under its decision id, so writing a record twice (a
 // replay cut short and resumed) changes nothing.
-type auditSpill struct {
+type spill struct {
 	dir  string
 	max  int64    // bytes the files may hold in all
 	lock *os.File // held, locked, while the spill is open
@@ -61,9 +63,9 @@ const spillSyncEvery = 100 * time.Millisecond
 // size limit.
 var errSpillFull = errors.New("audit spill full")
 
-// openAuditSpill opens dir (creating it), locks it against other
+// openSpill opens dir (creating it), locks it against other
 // processes, and finds the files a previous process left there.
-func openAuditSpill(dir string, max int64) (*auditSpill, error) {
+func openSpill(dir string, max int64) (*spill, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit spill: %w", err)
 	}
@@ -75,7 +77,7 @@ func openAuditSpill(dir string, max int64) (*auditSpill, error) {
 		lock.Close()
 		return nil, fmt.Errorf("audit spill %s: in use by another process (%w): give each process a directory of its own", dir, err)
 	}
-	s := &auditSpill{dir: dir, max: max, lock: lock}
+	s := &spill{dir: dir, max: max, lock: lock}
 	names, err := spillFiles(dir)
 	if err != nil {
 		s.close()
@@ -102,12 +104,12 @@ func spillFiles(dir string) ([]string, error) {
 }
 
 // empty reports whether no record waits in the spill.
-func (s *auditSpill) empty() bool { return s.cur == nil && len(s.pending) == 0 }
+func (s *spill) empty() bool { return s.cur == nil && len(s.pending) == 0 }
 
 // appendLines appends lines (whole spill lines, each ending in '\n') to
 // the current file, starting one when there is none; it syncs the file
 // every spillSyncEvery. On an error nothing of lines is left in the file.
-func (s *auditSpill) appendLines(lines []byte) error {
+func (s *spill) appendLines(lines []byte) error {
 	if s.size+int64(len(lines)) > s.max {
 		return errSpillFull
 	}
@@ -144,7 +146,7 @@ func (s *auditSpill) appendLines(lines []byte) error {
 }
 
 // seal closes the current file and queues it for replay.
-func (s *auditSpill) seal() error {
+func (s *spill) seal() error {
 	if s.cur == nil {
 		return nil
 	}
@@ -168,7 +170,7 @@ type spillChunk struct {
 // readChunk reads up to n records of the oldest pending file, from the
 // replay position. It seals the current file first when nothing else is
 // pending.
-func (s *auditSpill) readChunk(n int) (spillChunk, error) {
+func (s *spill) readChunk(n int) (spillChunk, error) {
 	if len(s.pending) == 0 {
 		if err := s.seal(); err != nil {
 			return spillChunk{}, err
@@ -222,7 +224,7 @@ func (s *auditSpill) readChunk(n int) (spillChunk, error) {
 
 // done records that chunk c of the oldest pending file is in Redis: the
 // file is removed once it is all replayed.
-func (s *auditSpill) done(c spillChunk) error {
+func (s *spill) done(c spillChunk) error {
 	if !c.eof {
 		s.off = c.next
 		return nil
@@ -244,7 +246,7 @@ func (s *auditSpill) done(c spillChunk) error {
 
 // setAside renames the oldest pending file so that it is not replayed
 // again (it cannot be read), and goes on with the next.
-func (s *auditSpill) setAside() {
+func (s *spill) setAside() {
 	if len(s.pending) == 0 {
 		return
 	}
@@ -258,7 +260,7 @@ func (s *auditSpill) setAside() {
 
 // close seals the current file and unlocks the directory; the files stay
 // for the next process.
-func (s *auditSpill) close() error {
+func (s *spill) close() error {
 	err := s.seal()
 	if s.lock != nil {
 		err = errors.Join(err, s.lock.Close()) // closing it releases the lock
@@ -283,7 +285,7 @@ func parseSpillLine(line []byte) (id, v []byte, ok bool) {
 		return nil, nil, false
 	}
 	id, v, found := bytes.Cut(line, []byte{' '})
-	if !found || !ValidDecisionID(string(id)) || !json.Valid(v) || len(v) == 0 || v[0] != '{' {
+	if !found || !service.ValidDecisionID(string(id)) || !json.Valid(v) || len(v) == 0 || v[0] != '{' {
 		return nil, nil, false
 	}
 	var head struct {
