@@ -14,25 +14,26 @@ import (
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
+	"github.com/directops/nbp/service/batch"
 )
 
 // memParts collects committed output parts in memory.
 type memParts struct {
 	mu    sync.Mutex
-	parts map[string][]service.BatchRow
+	parts map[string][]batch.Row
 }
 
 type memPart struct {
 	m    *memParts
 	name string
-	rows []service.BatchRow
+	rows []batch.Row
 }
 
-func (m *memParts) open(name string) (service.PartWriter, error) {
+func (m *memParts) open(name string) (batch.PartWriter, error) {
 	return &memPart{m: m, name: name}, nil
 }
 
-func (p *memPart) Write(rows []service.BatchRow) error {
+func (p *memPart) Write(rows []batch.Row) error {
 	p.rows = append(p.rows, rows...)
 	return nil
 }
@@ -41,7 +42,7 @@ func (p *memPart) Commit() error {
 	p.m.mu.Lock()
 	defer p.m.mu.Unlock()
 	if p.m.parts == nil {
-		p.m.parts = map[string][]service.BatchRow{}
+		p.m.parts = map[string][]batch.Row{}
 	}
 	if _, dup := p.m.parts[p.name]; dup {
 		return fmt.Errorf("part %s committed twice", p.name)
@@ -53,13 +54,13 @@ func (p *memPart) Commit() error {
 func (p *memPart) Abort() {}
 
 // all returns every row, in part order, with the run id blanked.
-func (m *memParts) all() []service.BatchRow {
+func (m *memParts) all() []batch.Row {
 	names := make([]string, 0, len(m.parts))
 	for n := range m.parts {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var rows []service.BatchRow
+	var rows []batch.Row
 	for _, n := range names {
 		for _, r := range m.parts[n] {
 			r.RunID = ""
@@ -69,23 +70,23 @@ func (m *memParts) all() []service.BatchRow {
 	return rows
 }
 
-func runner(e *env) (*service.BatchRunner, *service.BatchStore) {
-	bs := service.NewBatchStore(e.rdb, e.prefix)
-	return service.NewBatchRunner(e.pipeline, bs, e.store), bs
+func runner(e *env) (*batch.Runner, *batch.Store) {
+	bs := batch.NewStore(e.rdb, e.prefix)
+	return batch.NewRunner(e.pipeline, bs, e.store), bs
 }
 
 func TestBatchParityWithOnline(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 2000})
 	r, _ := runner(e)
 	var parts memParts
-	ck, flipped, err := r.Run(context.Background(), service.BatchOptions{RunID: "parity", Chunk: 300, Segment: 2}, parts.open)
+	ck, flipped, err := r.Run(context.Background(), batch.Options{RunID: "parity", Chunk: 300, Segment: 2}, parts.open)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ck.Customers != 2000 || !flipped || !ck.Done {
 		t.Fatalf("checkpoint %+v, flipped %v", ck, flipped)
 	}
-	byCustomer := map[string][]service.BatchRow{}
+	byCustomer := map[string][]batch.Row{}
 	for _, row := range parts.all() {
 		byCustomer[row.CustomerID] = append(byCustomer[row.CustomerID], row)
 	}
@@ -120,7 +121,7 @@ func TestBatchShardsAndPointer(t *testing.T) {
 			t.Fatalf("the pointer moved before shard %d ran", i)
 		}
 		var parts memParts
-		ck, flipped, err := r.Run(context.Background(), service.BatchOptions{RunID: "sharded", Shard: i, Shards: shards, Chunk: 200}, parts.open)
+		ck, flipped, err := r.Run(context.Background(), batch.Options{RunID: "sharded", Shard: i, Shards: shards, Chunk: 200}, parts.open)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +166,7 @@ func TestBatchShardsAndPointer(t *testing.T) {
 func TestBatchResumeGivesTheSameOutput(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 3000})
 	r, _ := runner(e)
-	opts := service.BatchOptions{Chunk: 100, Segment: 3, Volume: map[string]int{"WM_CASH": 120, "TD_1Y": 200}}
+	opts := batch.Options{Chunk: 100, Segment: 3, Volume: map[string]int{"WM_CASH": 120, "TD_1Y": 200}}
 
 	var whole memParts
 	opts.RunID = "whole"
@@ -179,7 +180,7 @@ func TestBatchResumeGivesTheSameOutput(t *testing.T) {
 	opts.RunID = "killed"
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	opts.Progress = func(service.Checkpoint) {
+	opts.Progress = func(batch.Checkpoint) {
 		if n++; n == 2 {
 			cancel()
 		}
@@ -188,7 +189,7 @@ func TestBatchResumeGivesTheSameOutput(t *testing.T) {
 		t.Fatalf("killed run: %v", err)
 	}
 	opts.Progress = nil
-	if _, _, err := r.Run(context.Background(), opts, killed.open); !errors.Is(err, service.ErrRunExists) {
+	if _, _, err := r.Run(context.Background(), opts, killed.open); !errors.Is(err, batch.ErrRunExists) {
 		t.Fatalf("a second start without resume: %v", err)
 	}
 	opts.Resume = true
@@ -225,7 +226,7 @@ func TestBatchVolumeLimitsAreExact(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			var parts memParts
-			_, _, err := r.Run(context.Background(), service.BatchOptions{RunID: "volume", Shard: i, Shards: 2, Chunk: 150, Volume: limits}, parts.open)
+			_, _, err := r.Run(context.Background(), batch.Options{RunID: "volume", Shard: i, Shards: 2, Chunk: 150, Volume: limits}, parts.open)
 			if err != nil {
 				t.Error(err)
 				return
@@ -258,7 +259,7 @@ func TestBatchListBacksUpTheModel(t *testing.T) {
 	}})
 	r, bs := runner(e)
 	var parts memParts
-	if _, flipped, err := r.Run(context.Background(), service.BatchOptions{RunID: "nightly", Limit: 5}, parts.open); err != nil || !flipped {
+	if _, flipped, err := r.Run(context.Background(), batch.Options{RunID: "nightly", Limit: 5}, parts.open); err != nil || !flipped {
 		t.Fatalf("run: %v %v", err, flipped)
 	}
 	run, err := bs.Current(context.Background())

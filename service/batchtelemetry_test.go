@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 )
 
 // batchMetrics is one collection of a ManualReader: every data point by
@@ -92,7 +93,7 @@ func TestBatchMetrics(t *testing.T) {
 	// A whole run: every count of the checkpoint is in the metrics.
 	whole := sdkmetric.NewManualReader()
 	var parts memParts
-	opts := service.BatchOptions{RunID: "metered", Chunk: chunk, Segment: 2, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(whole))}
+	opts := batch.Options{RunID: "metered", Chunk: chunk, Segment: 2, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(whole))}
 	ck, flipped, err := r.Run(ctx, opts, parts.open)
 	if err != nil || !flipped || ck.Customers != customers {
 		t.Fatalf("run: %+v, flipped %v, %v", ck, flipped, err)
@@ -167,8 +168,8 @@ func TestBatchMetrics(t *testing.T) {
 	first := sdkmetric.NewManualReader()
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts = service.BatchOptions{RunID: "interrupted", Chunk: chunk, Segment: 2, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(first)),
-		Progress: func(service.Checkpoint) { cancel() }}
+	opts = batch.Options{RunID: "interrupted", Chunk: chunk, Segment: 2, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(first)),
+		Progress: func(batch.Checkpoint) { cancel() }}
 	stopped, _, err := r.Run(cctx, opts, (&memParts{}).open)
 	if !errors.Is(err, context.Canceled) || stopped.Customers == 0 || stopped.Customers == customers {
 		t.Fatalf("interrupted run: %+v, %v", stopped, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/audit"
+	"github.com/directops/nbp/service/batch"
 )
 
 // TestCoreFlowsOnAnyDate runs an online decision, an event batch, a batch
@@ -98,7 +99,7 @@ func TestCoreFlowsOnAnyDate(t *testing.T) {
 				{"event_id": "e2", "customer_id": first.CustomerID, "product_id": product, "channel": "wecom_agent", "type": "click",
 					"decision_id": first.DecisionID, "at": now.Add(-time.Minute).Format(time.RFC3339)},
 			}
-			if status, r, body := postEvents(t, s, batch(evs...)); status != http.StatusOK || r.Accepted != 2 {
+			if status, r, body := postEvents(t, s, eventsBody(evs...)); status != http.StatusOK || r.Accepted != 2 {
 				t.Fatalf("events: %d %s", status, body)
 			}
 
@@ -123,7 +124,7 @@ func TestCoreFlowsOnAnyDate(t *testing.T) {
 			// A batch page: the run decides on the same day.
 			r, _ := runner(e)
 			var parts memParts
-			ck, _, err := r.Run(context.Background(), service.BatchOptions{RunID: "cal" + day[:4], Chunk: 100, Segment: 1}, parts.open)
+			ck, _, err := r.Run(context.Background(), batch.Options{RunID: "cal" + day[:4], Chunk: 100, Segment: 1}, parts.open)
 			if err != nil {
 				t.Fatal(err)
 			}

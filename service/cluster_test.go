@@ -12,6 +12,7 @@ import (
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 )
 
 // TestOnRedisCluster runs the decision pipeline, the events and the batch
@@ -76,12 +77,12 @@ func TestOnRedisCluster(t *testing.T) {
 		}
 	}
 	// The batch: two shards, volume limits, the pointer.
-	bs := service.NewBatchStore(rdb, prefix)
-	runner := service.NewBatchRunner(pipe, bs, store)
+	bs := batch.NewStore(rdb, prefix)
+	runner := batch.NewRunner(pipe, bs, store)
 	rows := 0
 	for shard := 0; shard < 2; shard++ {
 		var parts memParts
-		ck, _, err := runner.Run(ctx, service.BatchOptions{RunID: "cluster", Shard: shard, Shards: 2, Chunk: 200,
+		ck, _, err := runner.Run(ctx, batch.Options{RunID: "cluster", Shard: shard, Shards: 2, Chunk: 200,
 			Volume: map[string]int{"TD_1Y": 25}}, parts.open)
 		if err != nil {
 			t.Fatalf("shard %d: %v", shard, err)

@@ -43,7 +43,7 @@ func postEvents(t testing.TB, s *api.Server, body string) (int, api.EventsRespon
 
 type ev map[string]any
 
-func batch(evs ...ev) string {
+func eventsBody(evs ...ev) string {
 	b, _ := json.Marshal(map[string]any{"events": evs})
 	return string(b)
 }
@@ -86,7 +86,7 @@ func TestEventsValidation(t *testing.T) {
 	for _, b := range bad {
 		evs = append(evs, b.ev)
 	}
-	status, r, body := postEvents(t, s, batch(evs...))
+	status, r, body := postEvents(t, s, eventsBody(evs...))
 	if status != 200 || r.Accepted != 1 || len(r.Rejected) != len(bad) {
 		t.Fatalf("partial acceptance: %d %s", status, body)
 	}
@@ -107,7 +107,7 @@ func TestEventsValidation(t *testing.T) {
 			for i := range many {
 				many[i] = event(fmt.Sprintf("M%d", i), "C000000001", "WM_CASH", "app_feed", "click", at)
 			}
-			return batch(many...)
+			return eventsBody(many...)
 		}(), api.CodeTooManyEvents},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +124,7 @@ func TestEventsAreIdempotent(t *testing.T) {
 	e := newEnv(t, envOptions{customers: 5})
 	s := newServer(t, e)
 	at := testNow.Add(-time.Hour)
-	body := batch(
+	body := eventsBody(
 		event("R1", "C000000001", "WM_CASH", "app_feed", "impression", at),
 		event("R2", "C000000001", "WM_CASH", "app_feed", "click", at),
 		event("R2", "C000000001", "WM_CASH", "app_feed", "click", at), // twice in one batch
@@ -189,7 +189,7 @@ func TestContactPolicyOverAWeek(t *testing.T) {
 	send := func(product, channel, typ string) {
 		t.Helper()
 		seq++
-		_, r, raw := postEvents(t, s, batch(event(fmt.Sprintf("W%d", seq), id, product, channel, typ, clock())))
+		_, r, raw := postEvents(t, s, eventsBody(event(fmt.Sprintf("W%d", seq), id, product, channel, typ, clock())))
 		if r.Accepted != 1 {
 			t.Fatalf("event not accepted: %s", raw)
 		}

@@ -692,3 +692,13 @@ func (p *Pipeline) reasons(kind decisionKind, sc model.Scored, row, k int) []Rea
 	}
 	return rs
 }
+
+// Round4 rounds a score to the four decimals that answers and batch rows
+// report.
+func Round4(x float64) float64 {
+	const k = 1e4
+	if x < 0 {
+		return -float64(int64(-x*k+0.5)) / k
+	}
+	return float64(int64(x*k+0.5)) / k
+}

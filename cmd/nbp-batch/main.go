@@ -21,7 +21,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 )
 
 func main() {
@@ -32,7 +32,7 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "nbp-batch:", err)
-		if errors.Is(err, service.ErrRunExists) {
+		if errors.Is(err, batch.ErrRunExists) {
 			os.Exit(3)
 		}
 		os.Exit(1)

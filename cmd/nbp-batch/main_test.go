@@ -19,7 +19,7 @@ import (
 	"github.com/directops/nbp/features/demobank"
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model/modeltest"
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 )
 
 var redisServer *redistest.Server
@@ -100,7 +100,7 @@ func TestBatchCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Join(recs[0], ",") != strings.Join(service.BatchColumns, ",") {
+		if strings.Join(recs[0], ",") != strings.Join(batch.Columns, ",") {
 			t.Fatalf("%s: header %v", f, recs[0])
 		}
 		for _, r := range recs[1:] {
@@ -115,7 +115,7 @@ func TestBatchCommand(t *testing.T) {
 		t.Fatalf("pointer %q", cur)
 	}
 	// Again without -resume: refused. With it: nothing changes.
-	if err := runAt(ctx, testClock, args, getenv, &stdout); !errors.Is(err, service.ErrRunExists) {
+	if err := runAt(ctx, testClock, args, getenv, &stdout); !errors.Is(err, batch.ErrRunExists) {
 		t.Fatalf("second start: %v", err)
 	}
 	if err := runAt(ctx, testClock, append(args, "-resume"), getenv, &stdout); err != nil {

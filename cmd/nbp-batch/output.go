@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 )
 
 // rowWriter is a batch output format.
 type rowWriter interface {
-	Write(rows []service.BatchRow) error
+	Write(rows []batch.Row) error
 	Close() error
 }
 
@@ -34,14 +34,14 @@ func openPart(dir, name, format string) (*filePart, error) {
 	}
 	var w rowWriter
 	if format == "csv" {
-		w = service.NewCSVBatchWriter(f)
+		w = batch.NewCSVWriter(f)
 	} else {
-		w = service.NewParquetBatchWriter(f)
+		w = batch.NewParquetWriter(f)
 	}
 	return &filePart{f: f, w: w, tmp: tmp, path: path}, nil
 }
 
-func (p *filePart) Write(rows []service.BatchRow) error { return p.w.Write(rows) }
+func (p *filePart) Write(rows []batch.Row) error { return p.w.Write(rows) }
 
 func (p *filePart) Commit() error {
 	if err := p.w.Close(); err != nil {
@@ -83,7 +83,7 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) update(ck service.Checkpoint) {
+func (p *progress) update(ck batch.Checkpoint) {
 	el := time.Since(p.start)
 	rate := float64(ck.Customers) / el.Seconds()
 	if p.terminal {

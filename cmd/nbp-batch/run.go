@@ -26,6 +26,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -44,7 +45,7 @@ type config struct {
 	format      string
 	redisOnly   bool
 	cpuProfile  string
-	opts        service.BatchOptions
+	opts        batch.Options
 	// metricsAddr serves /metrics while the job runs; metricsPush is a
 	// Pushgateway the final values go to; metricsLinger keeps serving
 	// them after the run.
@@ -275,9 +276,9 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	prog := newProgress(stdout)
 	cfg.opts.Progress = prog.update
 	cfg.opts.MeterProvider = mets.provider()
-	runner := service.NewBatchRunner(pipe, service.NewBatchStore(rdb, cfg.prefix), store)
+	runner := batch.NewRunner(pipe, batch.NewStore(rdb, cfg.prefix), store)
 	start := time.Now()
-	ck, flipped, err := runner.Run(ctx, cfg.opts, func(name string) (service.PartWriter, error) {
+	ck, flipped, err := runner.Run(ctx, cfg.opts, func(name string) (batch.PartWriter, error) {
 		return openPart(dir, name, cfg.format)
 	})
 	prog.done()
@@ -288,7 +289,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	return nil
 }
 
-func summary(w io.Writer, cfg config, ck service.Checkpoint, flipped bool, took time.Duration, dir string) {
+func summary(w io.Writer, cfg config, ck batch.Checkpoint, flipped bool, took time.Duration, dir string) {
 	fmt.Fprintf(w, "run %s shard %d/%d: %d customers, %d offers, %d without an offer, in %s (%.0f customers/s this session)\n",
 		cfg.opts.RunID, cfg.opts.Shard, cfg.opts.Shards, ck.Customers, ck.Rows, ck.Skipped, took.Round(time.Millisecond),
 		float64(ck.Customers)/took.Seconds())

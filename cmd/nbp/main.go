@@ -33,6 +33,7 @@ import (
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/audit"
+	"github.com/directops/nbp/service/batch"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -251,7 +252,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	}
 	// Last night's lists stand in for the model, before the rules: follow
 	// the batch pointer.
-	batches := service.NewBatchStore(rdb, cfg.redisPrefix)
+	batches := batch.NewStore(rdb, cfg.redisPrefix)
 	go followBatch(ctx, batches, pipe, log)
 	auditKey := []byte(cfg.auditKey)
 	if len(auditKey) == 0 {
@@ -333,7 +334,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 }
 
 // followBatch keeps the pipeline on the last completed batch run.
-func followBatch(ctx context.Context, b *service.BatchStore, p *service.Pipeline, log *slog.Logger) {
+func followBatch(ctx context.Context, b *batch.Store, p *service.Pipeline, log *slog.Logger) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	last := ""

@@ -1,4 +1,4 @@
-package service
+package batch
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/directops/nbp/features"
 )
 
-// BatchStore keeps a batch run's state in Redis. A run's own keys share the
+// Store keeps a batch run's state in Redis. A run's own keys share the
 // hash tag {batch:<run>}, so its scripts work on a cluster:
 //
 //	<prefix>{batch:<run>}:volume   hash: product -> offers taken in the run
@@ -25,29 +25,29 @@ import (
 //	<prefix>{<id>}:r:<run>         string: a customer's offers in the run, product ids by rank
 //
 // All but the pointer expire with the run.
-type BatchStore struct {
+type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 }
 
-// NewBatchStore returns the batch state store.
-func NewBatchStore(rdb redis.UniversalClient, prefix string) *BatchStore {
+// NewStore returns the batch state store.
+func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = features.DefaultPrefix
 	}
-	return &BatchStore{rdb: rdb, prefix: prefix}
+	return &Store{rdb: rdb, prefix: prefix}
 }
 
-func (b *BatchStore) runKey(run, name string) string {
+func (b *Store) runKey(run, name string) string {
 	return b.prefix + "{batch:" + run + "}:" + name
 }
 
 // PointerKey is the key naming the current (last completed) run.
-func (b *BatchStore) PointerKey() string { return b.prefix + "batch:current" }
+func (b *Store) PointerKey() string { return b.prefix + "batch:current" }
 
 // ResultKey is a customer's offers in a run (features.Store.ResultKey
 // reads the same key).
-func (b *BatchStore) ResultKey(id, run string) string { return features.ResultKey(b.prefix, id, run) }
+func (b *Store) ResultKey(id, run string) string { return features.ResultKey(b.prefix, id, run) }
 
 // Checkpoint is where a shard of a run stands.
 type Checkpoint struct {
@@ -63,7 +63,7 @@ type Checkpoint struct {
 
 // LoadCheckpoint returns a shard's checkpoint, or nil when the shard has
 // none.
-func (b *BatchStore) LoadCheckpoint(ctx context.Context, run, shard string) (*Checkpoint, error) {
+func (b *Store) LoadCheckpoint(ctx context.Context, run, shard string) (*Checkpoint, error) {
 	s, err := b.rdb.HGet(ctx, b.runKey(run, "ckpt"), shard).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -79,7 +79,7 @@ func (b *BatchStore) LoadCheckpoint(ctx context.Context, run, shard string) (*Ch
 }
 
 // SaveCheckpoint records a shard's progress.
-func (b *BatchStore) SaveCheckpoint(ctx context.Context, run, shard string, c *Checkpoint, ttl time.Duration) error {
+func (b *Store) SaveCheckpoint(ctx context.Context, run, shard string, c *Checkpoint, ttl time.Duration) error {
 	j, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -135,7 +135,7 @@ return res
 // ReserveVolume applies the run's per-product volume limits to a chunk of
 // ranked candidates (customer id -> product ids, best first), atomically
 // and idempotently per chunk id. It returns each customer's offers.
-func (b *BatchStore) ReserveVolume(ctx context.Context, run, chunk string, limit int, limits map[string]int, cands [][2]any, ttl time.Duration) (map[string][]string, error) {
+func (b *Store) ReserveVolume(ctx context.Context, run, chunk string, limit int, limits map[string]int, cands [][2]any, ttl time.Duration) (map[string][]string, error) {
 	var caps, lines strings.Builder
 	for p, n := range limits {
 		if caps.Len() > 0 {
@@ -170,7 +170,7 @@ func (b *BatchStore) ReserveVolume(ctx context.Context, run, chunk string, limit
 }
 
 // Volume returns the offers taken of each product in the run.
-func (b *BatchStore) Volume(ctx context.Context, run string) (map[string]int, error) {
+func (b *Store) Volume(ctx context.Context, run string) (map[string]int, error) {
 	m, err := b.rdb.HGetAll(ctx, b.runKey(run, "volume")).Result()
 	if err != nil {
 		return nil, fmt.Errorf("volume: %w", err)
@@ -183,7 +183,7 @@ func (b *BatchStore) Volume(ctx context.Context, run string) (map[string]int, er
 }
 
 // WriteResults stores customers' offers for the run, in one pipeline.
-func (b *BatchStore) WriteResults(ctx context.Context, run string, offers map[string][]string, ttl time.Duration) error {
+func (b *Store) WriteResults(ctx context.Context, run string, offers map[string][]string, ttl time.Duration) error {
 	pipe := b.rdb.Pipeline()
 	for id, ps := range offers {
 		pipe.Set(ctx, b.ResultKey(id, run), strings.Join(ps, ","), ttl)
@@ -209,7 +209,7 @@ return 0
 // have, it flips the pointer to the run and reports true. Readers never
 // see a partial run: the pointer moves only after the last shard's
 // results are written.
-func (b *BatchStore) FinishShard(ctx context.Context, run string, shard, shards int, ttl time.Duration) (bool, error) {
+func (b *Store) FinishShard(ctx context.Context, run string, shard, shards int, ttl time.Duration) (bool, error) {
 	n, err := finishScript.Run(ctx, b.rdb, []string{b.runKey(run, "done")}, shard, shards, run, int64(ttl.Seconds())).Int()
 	if err != nil {
 		return false, fmt.Errorf("finish shard: %w", err)
@@ -224,7 +224,7 @@ func (b *BatchStore) FinishShard(ctx context.Context, run string, shard, shards 
 }
 
 // Current returns the last completed run, "" when none.
-func (b *BatchStore) Current(ctx context.Context) (string, error) {
+func (b *Store) Current(ctx context.Context) (string, error) {
 	s, err := b.rdb.Get(ctx, b.PointerKey()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil

@@ -1,4 +1,4 @@
-package service
+package batch
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/service"
 )
 
-// BatchOptions configure one shard of a batch run.
-type BatchOptions struct {
+// Options configure one shard of a batch run.
+type Options struct {
 	RunID string
 	// Limit is the offers per customer; default 3.
 	Limit int
@@ -43,7 +44,7 @@ type BatchOptions struct {
 // PartWriter receives one output part. Commit makes it visible (the part
 // is complete); Abort throws it away.
 type PartWriter interface {
-	Write(rows []BatchRow) error
+	Write(rows []Row) error
 	Commit() error
 	Abort()
 }
@@ -59,23 +60,23 @@ type CustomerPager interface {
 // shard and Resume is not set.
 var ErrRunExists = errors.New("the run already has progress for this shard")
 
-// BatchRunner scores every customer of a shard through the pipeline (the
+// Runner scores every customer of a shard through the pipeline (the
 // same decisions the online API makes for channel=batch), writes each
 // customer's offers to Redis under the run, streams the rows to output
 // parts, and checkpoints after each part so that a killed run resumes
 // where it stopped and ends with the same output as an uninterrupted one.
-type BatchRunner struct {
-	p     *Pipeline
-	store *BatchStore
+type Runner struct {
+	p     *service.Pipeline
+	store *Store
 	pager CustomerPager
 }
 
-// NewBatchRunner returns a runner.
-func NewBatchRunner(p *Pipeline, store *BatchStore, pager CustomerPager) *BatchRunner {
-	return &BatchRunner{p: p, store: store, pager: pager}
+// NewRunner returns a runner.
+func NewRunner(p *service.Pipeline, store *Store, pager CustomerPager) *Runner {
+	return &Runner{p: p, store: store, pager: pager}
 }
 
-func (o *BatchOptions) defaults() error {
+func (o *Options) defaults() error {
 	if o.Limit <= 0 {
 		o.Limit = 3
 	}
@@ -96,8 +97,8 @@ func (o *BatchOptions) defaults() error {
 		return fmt.Errorf("run id %q: want 1 to 64 letters, digits, dots, dashes or underscores", o.RunID)
 	case o.Shard < 0 || o.Shard >= o.Shards:
 		return fmt.Errorf("shard %d of %d", o.Shard, o.Shards)
-	case o.Limit > MaxLimit:
-		return fmt.Errorf("limit %d above %d", o.Limit, MaxLimit)
+	case o.Limit > service.MaxLimit:
+		return fmt.Errorf("limit %d above %d", o.Limit, service.MaxLimit)
 	}
 	return nil
 }
@@ -119,7 +120,7 @@ func validRunID(s string) bool {
 // error and the checkpoint stands). open makes the output part of a name.
 // It returns the shard's final checkpoint and whether this shard, as the
 // last of the run, flipped the pointer to it.
-func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name string) (PartWriter, error)) (Checkpoint, bool, error) {
+func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (PartWriter, error)) (Checkpoint, bool, error) {
 	if err := o.defaults(); err != nil {
 		return Checkpoint{}, false, err
 	}
@@ -160,7 +161,7 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 	}
 	spare := o.Limit
 	if len(o.Volume) > 0 {
-		spare = MaxLimit // candidates to fall back on when a product runs out
+		spare = service.MaxLimit // candidates to fall back on when a product runs out
 	}
 	// One page is read ahead while the current one is decided: Redis and
 	// the CPU work at the same time. Pages come in cursor order.
@@ -168,8 +169,8 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 	defer cancel()
 	pages := make(chan page, 1)
 	go r.readAhead(ctx, o, ck.Cursor, pages)
-	out := make([]Decision, 0)
-	rows := make([]BatchRow, 0, o.Chunk*o.Limit)
+	out := make([]service.Decision, 0)
+	rows := make([]Row, 0, o.Chunk*o.Limit)
 	for {
 		name := fmt.Sprintf("part-%04d-of-%04d-%06d", o.Shard, o.Shards, ck.Segment)
 		part, err := open(name)
@@ -190,12 +191,12 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 			}
 			if len(pg.ids) > 0 {
 				began := time.Now()
-				reqs := make([]Request, len(pg.ids))
+				reqs := make([]service.Request, len(pg.ids))
 				for i, id := range pg.ids {
-					reqs[i] = Request{CustomerID: id, Channel: catalog.Batch, Limit: spare}
+					reqs[i] = service.Request{CustomerID: id, Channel: catalog.Batch, Limit: spare}
 				}
 				if cap(out) < len(reqs) {
-					out = make([]Decision, len(reqs))
+					out = make([]service.Decision, len(reqs))
 				}
 				out = out[:len(reqs)]
 				if err := r.p.DecideRecords(ctx, reqs, pg.recs, out); err != nil {
@@ -242,13 +243,13 @@ func (r *BatchRunner) Run(ctx context.Context, o BatchOptions, open func(name st
 type page struct {
 	start, next string // the cursor it was read from, and the next one
 	ids         []string
-	recs        Records
+	recs        service.Records
 	err         error
 }
 
 // readAhead pages through the shard from cursor, reading each page's
 // records, until the last page or ctx ends; then it closes pages.
-func (r *BatchRunner) readAhead(ctx context.Context, o BatchOptions, cursor string, pages chan<- page) {
+func (r *Runner) readAhead(ctx context.Context, o Options, cursor string, pages chan<- page) {
 	defer close(pages)
 	for {
 		pg := page{start: cursor}
@@ -270,7 +271,7 @@ func (r *BatchRunner) readAhead(ctx context.Context, o BatchOptions, cursor stri
 
 // settle applies the volume limits to a chunk's decisions, writes each
 // customer's offers to Redis and returns the output rows.
-func (r *BatchRunner) settle(ctx context.Context, o BatchOptions, chunkID string, ds []Decision, rows []BatchRow, ck *Checkpoint) ([]BatchRow, error) {
+func (r *Runner) settle(ctx context.Context, o Options, chunkID string, ds []service.Decision, rows []Row, ck *Checkpoint) ([]Row, error) {
 	offers := make(map[string][]string, len(ds))
 	if len(o.Volume) > 0 {
 		cands := make([][2]any, len(ds))
@@ -313,7 +314,7 @@ func (r *BatchRunner) settle(ctx context.Context, o BatchOptions, chunkID string
 		for _, it := range d.Items {
 			ck.Products[it.Product.ID]++
 		}
-		rows = BatchRows(rows, o.RunID, d)
+		rows = Rows(rows, o.RunID, d)
 	}
 	ck.Rows += len(rows)
 	return rows, nil
@@ -321,7 +322,7 @@ func (r *BatchRunner) settle(ctx context.Context, o BatchOptions, chunkID string
 
 // keep narrows a decision to the chosen products, in rank order, ranks
 // renumbered.
-func keep(d *Decision, chosen []string) {
+func keep(d *service.Decision, chosen []string) {
 	items := d.Items[:0]
 	for _, it := range d.Items {
 		for _, p := range chosen {

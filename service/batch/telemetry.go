@@ -1,4 +1,4 @@
-package service
+package batch
 
 import (
 	"context"
@@ -9,13 +9,14 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/telemetry"
 )
 
-// BatchPageBuckets are the bounds, in seconds, of the batch page duration
+// PageBuckets are the bounds, in seconds, of the batch page duration
 // histogram: a page of a few hundred customers takes milliseconds to
 // seconds.
-var BatchPageBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+var PageBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // The stages of a batch run an error is counted at (label stage of
 // nbp.batch.errors).
@@ -112,7 +113,7 @@ func newBatchTelemetry(mp metric.MeterProvider) (*batchTelemetry, error) {
 	var err error
 	t.pageTime, err = m.Float64Histogram("nbp.batch.page.duration",
 		metric.WithDescription("Time to decide a page of customers, write their offers to Redis and to the output part."),
-		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(BatchPageBuckets...))
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(PageBuckets...))
 	errs = append(errs, err)
 	t.done, err = m.Int64Gauge("nbp.batch.shard.customers",
 		metric.WithDescription("Customers of the shard done so far, with those of earlier sessions of a resumed run."),
@@ -162,7 +163,7 @@ func newBatchTelemetry(mp metric.MeterProvider) (*batchTelemetry, error) {
 
 // start records the run's identity and where the shard stands as the
 // session starts; pager, when it can count, gives the shard's size.
-func (t *batchTelemetry) start(ctx context.Context, o *BatchOptions, ck *Checkpoint, pager CustomerPager) {
+func (t *batchTelemetry) start(ctx context.Context, o *Options, ck *Checkpoint, pager CustomerPager) {
 	if t == nil {
 		return
 	}
@@ -194,7 +195,7 @@ func (t *batchTelemetry) at(ctx context.Context, ck *Checkpoint) {
 
 // page counts a page's customers and offers, once they are written, and
 // where the shard stands after it.
-func (t *batchTelemetry) page(ctx context.Context, ds []Decision, took time.Duration, ck *Checkpoint) {
+func (t *batchTelemetry) page(ctx context.Context, ds []service.Decision, took time.Duration, ck *Checkpoint) {
 	if t == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package service_test
+package batch_test
 
 import (
 	"bytes"
@@ -17,22 +17,22 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
-	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/batch"
 )
 
 // batchWriter is what both batch output formats offer.
 type batchWriter interface {
-	Write(rows []service.BatchRow) error
+	Write(rows []batch.Row) error
 	Close() error
 }
 
 var batchFormats = []struct {
 	name string
 	open func(io.Writer) batchWriter
-	read func(t *testing.T, b []byte) []service.BatchRow
+	read func(t *testing.T, b []byte) []batch.Row
 }{
-	{"parquet", func(w io.Writer) batchWriter { return service.NewParquetBatchWriter(w) }, readParquetBatch},
-	{"csv", func(w io.Writer) batchWriter { return service.NewCSVBatchWriter(w) }, readCSVBatch},
+	{"parquet", func(w io.Writer) batchWriter { return batch.NewParquetWriter(w) }, readParquetBatch},
+	{"csv", func(w io.Writer) batchWriter { return batch.NewCSVWriter(w) }, readCSVBatch},
 }
 
 // outRow is a row of the Parquet batch output as a reader outside the
@@ -54,7 +54,7 @@ type outRow struct {
 // batchRow returns row i of a made-up run: Chinese copy with the
 // characters CSV must quote, propensities rounded to four places as the
 // pipeline writes them, and now and then a number exact to the last bit.
-func batchRow(i int) service.BatchRow {
+func batchRow(i int) batch.Row {
 	products := []string{"TD-3M", "LCD-1Y", "WM-R2", "FUND-IDX", "CC-PLAT", "GOLD-ACC"}
 	surnames := []string{"王", "李", "张", "刘", "陈", "欧阳", "司马", "赵\n", "Chen, ", "\"黄\""}
 	reasons := []string{"", "AUM_HIGH", "AUM_HIGH,SALARY_ACCOUNT", "TD_MATURING,RISK_C3"}
@@ -66,7 +66,7 @@ func batchRow(i int) service.BatchRow {
 	}
 	p := products[r.IntN(len(products))]
 	name := surnames[r.IntN(len(surnames))] + []string{"女士", "先生"}[r.IntN(2)]
-	return service.BatchRow{
+	return batch.Row{
 		RunID:        "run-20261127",
 		CustomerID:   fmt.Sprintf("C%09d", i/3),
 		Rank:         i%3 + 1,
@@ -81,7 +81,7 @@ func batchRow(i int) service.BatchRow {
 	}
 }
 
-func batchRows(from, n int, dst []service.BatchRow) []service.BatchRow {
+func batchRows(from, n int, dst []batch.Row) []batch.Row {
 	dst = dst[:0]
 	for i := from; i < from+n; i++ {
 		dst = append(dst, batchRow(i))
@@ -89,7 +89,7 @@ func batchRows(from, n int, dst []service.BatchRow) []service.BatchRow {
 	return dst
 }
 
-func readParquetBatch(t *testing.T, b []byte) []service.BatchRow {
+func readParquetBatch(t *testing.T, b []byte) []batch.Row {
 	t.Helper()
 	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -108,7 +108,7 @@ func readParquetBatch(t *testing.T, b []byte) []service.BatchRow {
 			t.Errorf("column %s: %s (required %t), want a required %s", c.Name(), got, c.Required(), want)
 		}
 	}
-	if diff := cmp.Diff(service.BatchColumns, names); diff != "" {
+	if diff := cmp.Diff(batch.Columns, names); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
 	}
 	for g, rg := range f.Metadata().RowGroups {
@@ -124,12 +124,12 @@ func readParquetBatch(t *testing.T, b []byte) []service.BatchRow {
 
 	r := parquet.NewGenericReader[outRow](f)
 	defer r.Close()
-	out := make([]service.BatchRow, 0, f.NumRows())
+	out := make([]batch.Row, 0, f.NumRows())
 	buf := make([]outRow, 1000)
 	for {
 		n, err := r.Read(buf)
 		for _, o := range buf[:n] {
-			out = append(out, service.BatchRow{
+			out = append(out, batch.Row{
 				RunID: o.RunID, CustomerID: o.CustomerID, Rank: int(o.Rank), ProductID: o.ProductID,
 				Propensity: o.Propensity, Priority: o.Priority, Strategy: o.Strategy,
 				ModelVersion: o.ModelVersion, Title: o.Title, Body: o.Body, Reasons: o.Reasons,
@@ -144,18 +144,18 @@ func readParquetBatch(t *testing.T, b []byte) []service.BatchRow {
 	}
 }
 
-func readCSVBatch(t *testing.T, b []byte) []service.BatchRow {
+func readCSVBatch(t *testing.T, b []byte) []batch.Row {
 	t.Helper()
 	r := csv.NewReader(bytes.NewReader(b))
-	r.FieldsPerRecord = len(service.BatchColumns)
+	r.FieldsPerRecord = len(batch.Columns)
 	head, err := r.Read()
 	if err != nil {
 		t.Fatalf("csv header: %v", err)
 	}
-	if diff := cmp.Diff(service.BatchColumns, head); diff != "" {
+	if diff := cmp.Diff(batch.Columns, head); diff != "" {
 		t.Errorf("header (-want +got):\n%s", diff)
 	}
-	var out []service.BatchRow
+	var out []batch.Row
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
@@ -173,7 +173,7 @@ func readCSVBatch(t *testing.T, b []byte) []service.BatchRow {
 		if strings.ContainsAny(rec[4]+rec[5], "eE") {
 			t.Fatalf("record %q: a number in exponent form", rec)
 		}
-		out = append(out, service.BatchRow{
+		out = append(out, batch.Row{
 			RunID: rec[0], CustomerID: rec[1], Rank: rank, ProductID: rec[3],
 			Propensity: prop, Priority: prio, Strategy: rec[6], ModelVersion: rec[7],
 			Title: rec[8], Body: rec[9], Reasons: rec[10],
@@ -267,7 +267,7 @@ func TestParquetBatchWriterRankRange(t *testing.T) {
 		t.Skip("int is 32 bits: every rank fits")
 	}
 	var out bytes.Buffer
-	w := service.NewParquetBatchWriter(&out)
+	w := batch.NewParquetWriter(&out)
 	rows := batchRows(0, 3, nil)
 	rows[2].Rank = math.MaxInt32 + 1
 	if err := w.Write(rows); err == nil {
@@ -307,7 +307,7 @@ func TestBatchWritersMemory(t *testing.T) {
 		var cw countingWriter
 		base := live()
 		w := open(&cw)
-		buf := make([]service.BatchRow, 0, 1000)
+		buf := make([]batch.Row, 0, 1000)
 		for i := 0; i < n; i += 1000 {
 			buf = batchRows(i, 1000, buf)
 			if err := w.Write(buf); err != nil {

@@ -1,4 +1,4 @@
-package service
+package batch
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 // errWriterClosed is returned by a batch writer's Write after Close.
 var errWriterClosed = errors.New("batch output: write after close")
 
-// batchRecord is a BatchRow as a Parquet row: the columns of BatchColumns,
+// batchRecord is a Row as a Parquet row: the columns of Columns,
 // in order, none of them nullable. The values repeated over a run (run,
 // product, strategy, model version, reason codes) are dictionary-encoded.
 type batchRecord struct {
@@ -36,8 +36,8 @@ type batchRecord struct {
 // output holds: the writer keeps one row group in memory.
 const batchRowGroupRows = 64 << 10
 
-// ParquetBatchWriter streams batch rows to a Parquet file: the columns of
-// BatchColumns (strings as UTF-8 STRING, rank as INT32, propensity and
+// ParquetWriter streams batch rows to a Parquet file: the columns of
+// Columns (strings as UTF-8 STRING, rank as INT32, propensity and
 // priority as DOUBLE), Snappy-compressed, in row groups of at most 65,536
 // rows, each written out as soon as it is full, so that memory stays flat
 // however many rows are written.
@@ -45,16 +45,16 @@ const batchRowGroupRows = 64 << 10
 // Snappy rather than Zstandard: every Hive, Impala and Spark the campaign
 // systems may run reads it, and it keeps no 16 MiB encoder window; Zstandard
 // would make the files about 40% smaller.
-type ParquetBatchWriter struct {
+type ParquetWriter struct {
 	w      *parquet.GenericWriter[batchRecord]
 	recs   []batchRecord
 	closed bool
 }
 
-// NewParquetBatchWriter returns a writer to w. Nothing is complete before
+// NewParquetWriter returns a writer to w. Nothing is complete before
 // Close.
-func NewParquetBatchWriter(w io.Writer) *ParquetBatchWriter {
-	return &ParquetBatchWriter{
+func NewParquetWriter(w io.Writer) *ParquetWriter {
+	return &ParquetWriter{
 		w: parquet.NewGenericWriter[batchRecord](w,
 			parquet.Compression(&parquet.Snappy),
 			parquet.MaxRowsPerRowGroup(batchRowGroupRows),
@@ -64,7 +64,7 @@ func NewParquetBatchWriter(w io.Writer) *ParquetBatchWriter {
 
 // Write appends rows. It fails when a rank does not fit in 32 bits (no
 // row of the call is written then), when w fails, or after Close.
-func (p *ParquetBatchWriter) Write(rows []BatchRow) error {
+func (p *ParquetWriter) Write(rows []Row) error {
 	if p.closed {
 		return errWriterClosed
 	}
@@ -104,7 +104,7 @@ func (p *ParquetBatchWriter) Write(rows []BatchRow) error {
 
 // Close writes the last row group and the file's footer. It does not
 // close w. Closing again does nothing.
-func (p *ParquetBatchWriter) Close() error {
+func (p *ParquetWriter) Close() error {
 	if p.closed {
 		return nil
 	}
@@ -115,28 +115,28 @@ func (p *ParquetBatchWriter) Close() error {
 	return nil
 }
 
-// CSVBatchWriter streams batch rows as CSV: a header of BatchColumns, then
+// CSVWriter streams batch rows as CSV: a header of Columns, then
 // a record per row, numbers in their shortest exact decimal form.
-type CSVBatchWriter struct {
+type CSVWriter struct {
 	w      *csv.Writer
 	rec    []string
 	header bool // written
 	closed bool
 }
 
-// NewCSVBatchWriter returns a writer to w. Output is buffered until Close.
-func NewCSVBatchWriter(w io.Writer) *CSVBatchWriter {
+// NewCSVWriter returns a writer to w. Output is buffered until Close.
+func NewCSVWriter(w io.Writer) *CSVWriter {
 	// csv.Writer buffers in the bufio.Writer it is given when that is
 	// large enough.
-	return &CSVBatchWriter{
+	return &CSVWriter{
 		w:   csv.NewWriter(bufio.NewWriterSize(w, 64<<10)),
-		rec: make([]string, len(BatchColumns)),
+		rec: make([]string, len(Columns)),
 	}
 }
 
 // Write appends rows, after the header on the first call. It fails when w
 // fails, or after Close.
-func (c *CSVBatchWriter) Write(rows []BatchRow) error {
+func (c *CSVWriter) Write(rows []Row) error {
 	if c.closed {
 		return errWriterClosed
 	}
@@ -165,11 +165,11 @@ func (c *CSVBatchWriter) Write(rows []BatchRow) error {
 	return nil
 }
 
-func (c *CSVBatchWriter) writeHeader() error {
+func (c *CSVWriter) writeHeader() error {
 	if c.header {
 		return nil
 	}
-	if err := c.w.Write(BatchColumns); err != nil {
+	if err := c.w.Write(Columns); err != nil {
 		return fmt.Errorf("batch output: csv: %w", err)
 	}
 	c.header = true
@@ -178,7 +178,7 @@ func (c *CSVBatchWriter) writeHeader() error {
 
 // Close writes the header if no row was written, and flushes. It does not
 // close w. Closing again does nothing.
-func (c *CSVBatchWriter) Close() error {
+func (c *CSVWriter) Close() error {
 	if c.closed {
 		return nil
 	}

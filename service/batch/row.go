@@ -1,12 +1,14 @@
-package service
+package batch
 
 import (
 	"strings"
+
+	"github.com/directops/nbp/service"
 )
 
-// BatchRow is one offer of a batch run, as campaigns receive it: one row
+// Row is one offer of a batch run, as campaigns receive it: one row
 // per customer and rank.
-type BatchRow struct {
+type Row struct {
 	RunID        string
 	CustomerID   string
 	Rank         int
@@ -20,26 +22,26 @@ type BatchRow struct {
 	Reasons      string // reason codes, comma-separated
 }
 
-// BatchColumns are the output columns, in order.
-var BatchColumns = []string{
+// Columns are the output columns, in order.
+var Columns = []string{
 	"run_id", "customer_id", "rank", "product_id", "propensity", "priority",
 	"strategy", "model_version", "title", "body", "reasons",
 }
 
-// BatchRows appends the rows of one decision.
-func BatchRows(dst []BatchRow, runID string, d *Decision) []BatchRow {
+// Rows appends the rows of one decision.
+func Rows(dst []Row, runID string, d *service.Decision) []Row {
 	for _, it := range d.Items {
 		codes := make([]string, len(it.Reasons))
 		for i, r := range it.Reasons {
 			codes[i] = r.Code
 		}
-		dst = append(dst, BatchRow{
+		dst = append(dst, Row{
 			RunID:        runID,
 			CustomerID:   d.CustomerID,
 			Rank:         it.Rank,
 			ProductID:    it.Product.ID,
-			Propensity:   Round4(it.Propensity),
-			Priority:     Round4(it.Priority),
+			Propensity:   service.Round4(it.Propensity),
+			Priority:     service.Round4(it.Priority),
 			Strategy:     d.Strategy,
 			ModelVersion: d.ModelVersion,
 			Title:        it.Copy.Title,
@@ -48,14 +50,4 @@ func BatchRows(dst []BatchRow, runID string, d *Decision) []BatchRow {
 		})
 	}
 	return dst
-}
-
-// Round4 rounds a score to the four decimals that answers and batch rows
-// report.
-func Round4(x float64) float64 {
-	const k = 1e4
-	if x < 0 {
-		return -float64(int64(-x*k+0.5)) / k
-	}
-	return float64(int64(x*k+0.5)) / k
 }
