@@ -264,8 +264,6 @@ type EventOptions struct {
 	// Now is when the events are recorded, which day's contact counts and
 	// statistics they join; default the store's clock.
 	Now time.Time
-
-	failAfter int // tests: fail as Redis would, right after this step (1 to 3)
 }
 
 // recorded is evs[i] as step 1 found it: at is the time first recorded.
@@ -335,21 +333,12 @@ func (s *Store) RecordEvents(ctx context.Context, evs []Event, o EventOptions) (
 	if err != nil {
 		return nil, err
 	}
-	if err := o.fail(1); err != nil {
-		return nil, err
-	}
 	if len(todo) > 0 {
 		window := time.Duration(o.Policy.EventWindowDays) * 24 * time.Hour
 		if err := s.publish(ctx, evs, todo, o, 2*window+24*time.Hour); err != nil {
 			return nil, err
 		}
-		if err := o.fail(2); err != nil {
-			return nil, err
-		}
 		if err := s.confirm(ctx, evs, todo); err != nil {
-			return nil, err
-		}
-		if err := o.fail(3); err != nil {
 			return nil, err
 		}
 	}
@@ -358,13 +347,6 @@ func (s *Store) RecordEvents(ctx context.Context, evs []Event, o EventOptions) (
 		fresh[p.i] = true
 	}
 	return fresh, nil
-}
-
-func (o *EventOptions) fail(step int) error {
-	if o.failAfter == step {
-		return fmt.Errorf("record events: %w: failure injected after step %d", ErrUnavailable, step)
-	}
-	return nil
 }
 
 // recordContact is step 1: it returns the events that are new or pending

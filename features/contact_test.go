@@ -302,9 +302,13 @@ func TestRecordEventsRetry(t *testing.T) {
 			t.Run(fmt.Sprintf("after step %d", tc.step), func(t *testing.T) {
 				ctx := context.Background()
 				prefix := redistest.Prefix(t)
-				s := r.store(t, features.Options{Prefix: prefix})
+				// Steps 1 to 3 are a pipeline each: the connection is lost
+				// right after step tc.step's write.
+				fault := &failAfterPipeline{}
+				s := r.hookedStore(t, features.Options{Prefix: prefix}, fault)
 				rdb := r.client(t)
-				fresh, err := s.RecordEvents(ctx, evs, features.FailAfter(eventOptions(t), tc.step))
+				fault.arm(tc.step)
+				fresh, err := s.RecordEvents(ctx, evs, eventOptions(t))
 				if !errors.Is(err, features.ErrUnavailable) || fresh != nil {
 					t.Fatalf("failing call = %v, %v; want nil and ErrUnavailable", fresh, err)
 				}
@@ -355,9 +359,11 @@ func TestRecordEventsRetry(t *testing.T) {
 
 		t.Run("the retry keeps the first time", func(t *testing.T) {
 			prefix := redistest.Prefix(t)
-			s := r.store(t, features.Options{Prefix: prefix})
+			fault := &failAfterPipeline{}
+			s := r.hookedStore(t, features.Options{Prefix: prefix}, fault)
 			first := evt("E1", "C1", "WM_CASH", catalog.AppFeed, features.EventImpression, eventNow.AddDate(0, 0, -1))
-			if _, err := s.RecordEvents(context.Background(), []features.Event{first}, features.FailAfter(eventOptions(t), 1)); err == nil {
+			fault.arm(1)
+			if _, err := s.RecordEvents(context.Background(), []features.Event{first}, eventOptions(t)); err == nil {
 				t.Fatal("no failure")
 			}
 			again := first

@@ -21,11 +21,15 @@ const (
 	ColumnUpdatedAt  = "updated_at" // optional, RFC 3339; the load time when absent
 )
 
-// RequiredColumns must be in every export's header.
-var RequiredColumns = []string{
+// requiredColumns must be in every export's header.
+var requiredColumns = [...]string{
 	ColumnCustomerID, "age", "kyc_level", "risk_tolerance", "risk_assessed_until",
 	"marketing_consent", "personalisation_opt_out",
 }
+
+// RequiredColumns returns the columns every export's header must have: a
+// copy.
+func RequiredColumns() []string { return append([]string(nil), requiredColumns[:]...) }
 
 // ErrBadRow is wrapped by every row error of a CSV export.
 var ErrBadRow = errors.New("bad row")
@@ -86,7 +90,7 @@ func ParseHeader(cols []string) (*Header, error) {
 			h.field[i] = f
 		}
 	}
-	for _, c := range RequiredColumns {
+	for _, c := range requiredColumns {
 		if !seen[c] {
 			probs = append(probs, fmt.Sprintf("required column %q missing", c))
 		}

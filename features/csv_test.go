@@ -27,7 +27,7 @@ func TestParseHeader(t *testing.T) {
 	without := func(cols []string, drop string) []string {
 		return slices.DeleteFunc(slices.Clone(cols), func(c string) bool { return c == drop })
 	}
-	required := features.RequiredColumns
+	required := features.RequiredColumns()
 	tests := []struct {
 		name string
 		cols []string
@@ -225,7 +225,7 @@ func TestParseRow(t *testing.T) {
 func TestParseRowMissingRequiredColumnValue(t *testing.T) {
 	// A header may leave out optional fields; a required field's cell is
 	// checked whichever columns are present.
-	h, err := features.ParseHeader(features.RequiredColumns)
+	h, err := features.ParseHeader(features.RequiredColumns())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestReaderReadError(t *testing.T) {
 	// A failing input is not a bad row: the reader must say so, or a
 	// loader that skips bad rows would loop for ever.
 	disk := errors.New("disk gone")
-	in := io.MultiReader(strings.NewReader(strings.Join(features.RequiredColumns, ",")+"\nC1,45,3,,,1,0\n"), iotest.ErrReader(disk))
+	in := io.MultiReader(strings.NewReader(strings.Join(features.RequiredColumns(), ",")+"\nC1,45,3,,,1,0\n"), iotest.ErrReader(disk))
 	r, err := features.NewReader(in, loadTime)
 	if err != nil {
 		t.Fatal(err)
@@ -572,7 +572,7 @@ func FuzzParseRow(f *testing.F) {
 // FuzzReader: any input is read to its end without a panic, bad rows are
 // reported with increasing line numbers, and the reader always gets on.
 func FuzzReader(f *testing.F) {
-	head := strings.Join(features.RequiredColumns, ",") + "\n"
+	head := strings.Join(features.RequiredColumns(), ",") + "\n"
 	f.Add([]byte(head + "C1,45,3,C3,2027-03-31,1,0\n"))
 	f.Add([]byte(head + "C1,45,3,,,1,0\nC2,\"4\n5\",3,,,1,0\nC3,4\"5,3,,,1,0\n"))
 	f.Add([]byte("\ufeff" + head + "C1,45,3\r\n\r\n\"C2"))

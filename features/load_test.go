@@ -144,7 +144,7 @@ func TestLoadCSV(t *testing.T) {
 func TestLoadCSVNoOnReject(t *testing.T) {
 	onEachRedis(t, func(t *testing.T, r testRedis) {
 		s := r.store(t, features.Options{})
-		in := strings.Join(features.RequiredColumns, ",") + "\nC1,45,3,,,1,0\nC2,abc,3,,,1,0\n"
+		in := strings.Join(features.RequiredColumns(), ",") + "\nC1,45,3,,,1,0\nC2,abc,3,,,1,0\n"
 		sum, err := s.LoadCSV(context.Background(), strings.NewReader(in), features.LoadOptions{})
 		if err != nil || sum != (features.LoadSummary{Loaded: 1, Rejected: 1}) {
 			t.Errorf("LoadCSV = %+v, %v; want 1 loaded and 1 rejected", sum, err)
@@ -160,7 +160,7 @@ func TestLoadCSVNoOnReject(t *testing.T) {
 
 func TestLoadCSVStops(t *testing.T) {
 	ctx := context.Background()
-	head := strings.Join(features.RequiredColumns, ",") + "\n"
+	head := strings.Join(features.RequiredColumns(), ",") + "\n"
 
 	t.Run("bad header", func(t *testing.T) {
 		s := newStore(t, features.Options{})

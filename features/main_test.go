@@ -2,6 +2,7 @@ package features_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -111,6 +112,53 @@ func (r testRedis) store(t testing.TB, o features.Options) *features.Store {
 	rdb := redis.NewUniversalClient(r.options())
 	t.Cleanup(func() { _ = rdb.Close() })
 	return features.NewStore(rdb, o)
+}
+
+// hookedStore is store with a hook on the store's client.
+func (r testRedis) hookedStore(t testing.TB, o features.Options, h redis.Hook) *features.Store {
+	t.Helper()
+	if o.Prefix == "" {
+		o.Prefix = redistest.Prefix(t)
+	}
+	if o.Now == nil {
+		o.Now = func() time.Time { return loadTime }
+	}
+	rdb := redis.NewUniversalClient(r.options())
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(h)
+	return features.NewStore(rdb, o)
+}
+
+// failAfterPipeline is a client hook that, once armed with n, lets the
+// n-th pipeline from then on reach Redis and then answers it with an
+// error, as a connection lost right after the write would; then it
+// disarms.
+type failAfterPipeline struct {
+	mu   sync.Mutex
+	left int // pipelines to let through before the failing one; 0: disarmed
+}
+
+func (f *failAfterPipeline) arm(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.left = n
+}
+
+func (f *failAfterPipeline) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (f *failAfterPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (f *failAfterPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.left == 0 {
+			return err
+		}
+		if f.left--; f.left == 0 {
+			return errors.New("connection lost after the write (injected)")
+		}
+		return err
+	}
 }
 
 // client returns a client to inspect and tamper with what the store wrote:

@@ -366,7 +366,7 @@ func TestParquetTypes(t *testing.T) {
 			row := map[string]any{}
 			header := []string{}
 			rec := []string{}
-			for _, c := range features.RequiredColumns {
+			for _, c := range features.RequiredColumns() {
 				if c != tt.col {
 					cols = append(cols, pqCol{c, parquet.String()})
 					row[c] = requiredCSV[c]
@@ -423,7 +423,7 @@ func TestParquetHeaderRefused(t *testing.T) {
 	// columns added or, when nil, removed.
 	required := func(change map[string]parquet.Node) []pqCol {
 		var cols []pqCol
-		for _, c := range features.RequiredColumns {
+		for _, c := range features.RequiredColumns() {
 			if n, ok := change[c]; !ok {
 				cols = append(cols, pqCol{c, parquet.String()})
 			} else if n != nil {
@@ -431,7 +431,7 @@ func TestParquetHeaderRefused(t *testing.T) {
 			}
 		}
 		for c, n := range change {
-			if !strings.Contains(strings.Join(features.RequiredColumns, " "), c) {
+			if !strings.Contains(strings.Join(features.RequiredColumns(), " "), c) {
 				cols = append(cols, pqCol{c, n})
 			}
 		}
@@ -471,7 +471,7 @@ func TestParquetHeaderRefused(t *testing.T) {
 		good := pqFile(t, required(nil), []map[string]any{requiredRow()}, 10)
 		for name, in := range map[string][]byte{
 			"empty":          nil,
-			"csv":            []byte(strings.Join(features.RequiredColumns, ",") + "\nC1,45,3,,,1,0\n"),
+			"csv":            []byte(strings.Join(features.RequiredColumns(), ",") + "\nC1,45,3,,,1,0\n"),
 			"truncated":      good[:len(good)-1],
 			"footer cut":     good[len(good)/2:],
 			"huge footer":    append(append(good[:4:4], 0xff, 0xff, 0xff, 0x7f), "PAR1"...),
@@ -612,8 +612,8 @@ func requiredRow() map[string]any {
 
 func TestLoadParquetStops(t *testing.T) {
 	ctx := context.Background()
-	cols := make([]pqCol, len(features.RequiredColumns))
-	for i, c := range features.RequiredColumns {
+	cols := make([]pqCol, len(features.RequiredColumns()))
+	for i, c := range features.RequiredColumns() {
 		cols[i] = pqCol{c, parquet.String()}
 	}
 	rows := make([]map[string]any, 50)

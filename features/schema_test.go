@@ -38,7 +38,7 @@ func TestSchema(t *testing.T) {
 			t.Errorf("field %q shadows a CSV column", n)
 		}
 	}
-	for _, c := range features.RequiredColumns[1:] {
+	for _, c := range features.RequiredColumns()[1:] {
 		f, ok := features.Lookup(c)
 		if !ok {
 			t.Errorf("required column %q is no field", c)

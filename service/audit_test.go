@@ -18,7 +18,7 @@ import (
 	"github.com/directops/nbp/service/audit"
 )
 
-// auditRecords returns n auditLog records of distinct decisions.
+// auditRecords returns n audit records of distinct decisions.
 func auditRecords(n int) []audit.Record {
 	rs := make([]audit.Record, n)
 	for i := range rs {
@@ -196,7 +196,7 @@ func TestAuditSpillOutlivesTheProcess(t *testing.T) {
 
 	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
 	if _, err := audit.New(rdb, auditOptions(prefix, dir)); err == nil {
-		t.Fatal("a second auditLog log opened the spill directory in use")
+		t.Fatal("a second audit log opened the spill directory in use")
 	}
 	waitFor(t, 5*time.Second, "the earlier process's records written", func() bool {
 		s := next.Stats()
@@ -260,7 +260,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 		t.Helper()
 		return doHeader(t, s, "GET", "/v1/decisions/"+id)
 	}
-	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: a, Hasher: audit.NewHasher([]byte("test key"))})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: a})
 	status, h, body := lookup(s, rs[0].DecisionID)
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"unavailable"`)) {
 		t.Fatalf("a spilled decision: %d %v %s; want a 503 unavailable with Retry-After", status, h, body)
@@ -274,7 +274,7 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 	// The next process writes them, and they are found.
 	next := newAudit(t, redisServer.Client(t), auditOptions(prefix, dir))
 	waitFor(t, 5*time.Second, "the spill written", func() bool { return next.Stats().SpillBytes == 0 && next.Stats().Replayed == int64(len(rs)) })
-	s = api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: next, Hasher: audit.NewHasher([]byte("test key"))})
+	s = api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Audit: next})
 	for _, r := range rs {
 		if status, _, body := lookup(s, r.DecisionID); status != http.StatusOK {
 			t.Fatalf("%s once written: %d %s", r.DecisionID, status, body)

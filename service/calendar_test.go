@@ -16,14 +16,14 @@ import (
 )
 
 // TestCoreFlowsOnAnyDate runs an online decision, an event batch, a batch
-// page, a stats query and an auditLog read with the clock on three dates: the
+// page, a stats query and an audit read with the clock on three dates: the
 // day the fixtures were written for, a day after some of the catalog's
 // sale windows have closed, and a day after all of them have (the demo
 // catalog then moved to that year, as the demo moves it). Each flow must
 // take "now" from the clock it was given: a part that read the real clock
 // instead would offer a product off sale, refuse the events as being in
 // the future, count them on another day, find the features stale or stamp
-// the auditLog record with another time.
+// the audit record with another time.
 func TestCoreFlowsOnAnyDate(t *testing.T) {
 	for _, day := range []string{"2026-11-27", "2027-06-15", "2031-06-15"} {
 		t.Run(day, func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestCoreFlowsOnAnyDate(t *testing.T) {
 				t.Fatalf("%d products offered to 40 customers; a model decision: %q", len(offered), first.DecisionID)
 			}
 
-			// The auditLog read: the record carries the clock's time, in its
+			// The audit read: the record carries the clock's time, in its
 			// id too, and the features were current on that day.
 			var rec audit.Record
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
@@ -84,7 +84,7 @@ func TestCoreFlowsOnAnyDate(t *testing.T) {
 				}
 			}
 			if !rec.At.Equal(now) || rec.FeatureStatus != "found" {
-				t.Errorf("auditLog record at %v with features %s; want %v and found", rec.At, rec.FeatureStatus, now)
+				t.Errorf("audit record at %v with features %s; want %v and found", rec.At, rec.FeatureStatus, now)
 			}
 			if want := service.NewDecisionID(now); first.DecisionID[:10] != want[:10] {
 				t.Errorf("decision id %s does not carry the clock's time (%s...)", first.DecisionID, want[:10])

@@ -344,7 +344,7 @@ func TestAuditTrail(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if status != 200 {
-			t.Fatalf("%s: auditLog record not found: %d %s", r.DecisionID, status, rec)
+			t.Fatalf("%s: audit record not found: %d %s", r.DecisionID, status, rec)
 		}
 		var a audit.Record
 		if err := json.Unmarshal(rec, &a); err != nil {
@@ -357,7 +357,7 @@ func TestAuditTrail(t *testing.T) {
 		v := e.vecs[id]
 		for _, secret := range []string{id, v.Salutation, fmt.Sprint(v.Values[features.AUM]), fmt.Sprint(v.Values[features.DemandBalance])} {
 			if secret != "" && secret != "0" && bytes.Contains(rec, []byte(secret)) {
-				t.Fatalf("auditLog record of %s holds %q: %s", id, secret, rec)
+				t.Fatalf("audit record of %s holds %q: %s", id, secret, rec)
 			}
 		}
 		// Replay: the same inputs give the same decision.

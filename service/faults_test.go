@@ -204,13 +204,13 @@ func waitPersonalised(t testing.TB, s *api.Server, ids []string, within time.Dur
 // TestFaultRedisAnswersDegradedInTime: whatever happens to Redis, every
 // recommendation is a 200 before its deadline with a degraded list that is
 // safe for anyone, and the model's decisions come back once Redis does;
-// so do the auditLog records of the decisions made meanwhile (spilled to
+// so do the audit records of the decisions made meanwhile (spilled to
 // disk): every decision stays explainable.
 func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 	fe := newFaultEnv(t, 60)
 	auditLog := newAudit(t, fe.client, auditOptions(fe.prefix, t.TempDir()))
 	s := api.NewServer(api.ServerConfig{Pipeline: fe.faulty, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout},
-		Audit: auditLog, Hasher: audit.NewHasher([]byte("test key"))})
+		Audit: auditLog})
 	ids := scoredIDs(t, fe.env, 6)
 	waitPersonalised(t, s, ids, 5*time.Second) // warm: the connection is open and healthy
 
@@ -353,12 +353,12 @@ func TestFaultRedisBlackHoleHoldsNoSlots(t *testing.T) {
 	t.Logf("%d degraded answers, about 40 under way together with a cap of 8, the slowest in %s", len(results), slowest)
 }
 
-// checkExplainable waits for the auditLog spill to be written to Redis, then
-// fails unless each decision's auditLog record is served, and names what the
+// checkExplainable waits for the audit spill to be written to Redis, then
+// fails unless each decision's audit record is served, and names what the
 // caller was told.
 func checkExplainable(t *testing.T, s *api.Server, auditLog *audit.Log, made []api.RecommendationResponse) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the auditLog spill written to Redis", func() bool {
+	waitFor(t, 5*time.Second, "the audit spill written to Redis", func() bool {
 		st := auditLog.Stats()
 		return st.Replayed == st.Spilled && st.SpillBytes == 0
 	})
@@ -377,13 +377,13 @@ func checkExplainable(t *testing.T, s *api.Server, auditLog *audit.Log, made []a
 			t.Fatalf("decision %s not explainable after the fault: %d %s", r.DecisionID, status, body)
 		}
 		if rec.Strategy != r.Strategy || rec.Degraded != r.Degraded || rec.ModelVersion != r.ModelVersion || len(rec.Items) != len(r.Items) {
-			t.Fatalf("decision %s: the auditLog record %s does not say what the caller was told", r.DecisionID, body)
+			t.Fatalf("decision %s: the audit record %s does not say what the caller was told", r.DecisionID, body)
 		}
 	}
 	st := auditLog.Stats()
-	t.Logf("%d decisions explainable; auditLog records spilled %d, replayed %d, lost %d", len(made), st.Spilled, st.Replayed, st.Lost)
+	t.Logf("%d decisions explainable; audit records spilled %d, replayed %d, lost %d", len(made), st.Spilled, st.Replayed, st.Lost)
 	if st.Lost != 0 {
-		t.Fatalf("auditLog records lost: %+v", st)
+		t.Fatalf("audit records lost: %+v", st)
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/apitest"
-	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -37,7 +36,6 @@ func newServer(t testing.TB, e *env) *api.Server {
 		},
 		Events: e.store,
 		Audit:  e.audit(t),
-		Hasher: audit.NewHasher([]byte("test key")),
 	})
 }
 

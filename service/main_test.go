@@ -175,16 +175,19 @@ func newEnv(t testing.TB, o envOptions) *env {
 	return e
 }
 
-// auditLog returns an auditLog log on the test Redis, under the env's prefix,
+// audit returns an audit log on the test Redis, under the env's prefix,
 // closed when the test ends.
 func (e *env) audit(t testing.TB) *audit.Log {
 	t.Helper()
 	return newAudit(t, e.rdb, audit.Options{Prefix: e.prefix, Linger: time.Millisecond})
 }
 
-// newAudit returns an auditLog log closed when the test ends.
+// newAudit returns an audit log closed when the test ends.
 func newAudit(t testing.TB, rdb redis.UniversalClient, o audit.Options) *audit.Log {
 	t.Helper()
+	if o.Hasher == nil {
+		o.Hasher = audit.NewHasher([]byte("test key"))
+	}
 	a, err := audit.New(rdb, o)
 	if err != nil {
 		t.Fatal(err)

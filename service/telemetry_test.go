@@ -62,7 +62,7 @@ func scrapeAfterTraffic(t *testing.T) (string, []string) {
 	}
 	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, MeterProvider: mp,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Audit:   auditLog, Hasher: audit.NewHasher([]byte("test key"))})
+		Audit:   auditLog})
 
 	// One customer's vector is corrupt: a degraded decision.
 	corrupt := e.ids[11]
@@ -150,10 +150,10 @@ func TestMetricsScrape(t *testing.T) {
 		{"shed: wait", "nbp_requests_shed_total", map[string]string{"reason": "wait"}},
 		{"shed: share", "nbp_requests_shed_total", map[string]string{"reason": "share"}},
 		{"redis latency", "nbp_redis_command_duration_seconds_count", map[string]string{"command": "pipeline"}},
-		{"auditLog spilled", "nbp_audit_records_spilled_total", nil},
-		{"auditLog replayed", "nbp_audit_records_replayed_total", nil},
-		{"auditLog lost", "nbp_audit_records_lost_total", nil},
-		{"auditLog spill size", "nbp_audit_spill_size_bytes", nil},
+		{"audit spilled", "nbp_audit_records_spilled_total", nil},
+		{"audit replayed", "nbp_audit_records_replayed_total", nil},
+		{"audit lost", "nbp_audit_records_lost_total", nil},
+		{"audit spill size", "nbp_audit_spill_size_bytes", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

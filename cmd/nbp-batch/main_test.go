@@ -100,7 +100,7 @@ func TestBatchCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Join(recs[0], ",") != strings.Join(batch.Columns, ",") {
+		if strings.Join(recs[0], ",") != strings.Join(batch.Columns(), ",") {
 			t.Fatalf("%s: header %v", f, recs[0])
 		}
 		for _, r := range recs[1:] {

@@ -261,7 +261,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
 	}
 	auditLog, err := audit.New(rdb, audit.Options{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention,
-		SpillDir: cfg.auditSpill, SpillMax: int64(cfg.auditSpillMax) << 20, Logger: log})
+		SpillDir: cfg.auditSpill, SpillMax: int64(cfg.auditSpillMax) << 20, Hasher: audit.NewHasher(auditKey), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,6 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		},
 		Events:         store,
 		Audit:          auditLog,
-		Hasher:         audit.NewHasher(auditKey),
 		Clients:        clients,
 		MeterProvider:  tel.meters,
 		TracerProvider: tel.tracers,

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
-	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
 )
 
@@ -40,18 +38,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		return err
 	}
 	if s.audit != nil {
-		// Queued, written in the background: no extra round trip. When the
-		// queue is full (Redis failing), the decision does not wait on it
-		// for more than a moment: the record is counted lost instead.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
-		err := s.audit.Write(actx, audit.NewRecord(&d, s.hasher))
-		cancel()
-		if err != nil {
-			if ok, suppressed := s.auditLog.Allow(time.Now()); ok {
-				s.log.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()),
-					slog.Int64("similar_lines_suppressed", suppressed))
-			}
-		}
+		s.audit.Record(ctx, &d)
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(service.DecisionAttributes(&d)...)

@@ -103,6 +103,20 @@ func (c *HTTPConfig) defaults() {
 	}
 }
 
+// Auditor keeps the record of every decision served, and reads them
+// back (audit.Log is one).
+type Auditor interface {
+	// Record keeps the decision's record. It never holds the decision up
+	// for more than a moment, nor fails it: what it cannot keep, it counts
+	// and logs.
+	Record(ctx context.Context, d *service.Decision)
+	// Get returns a decision's record: audit.ErrNotFound when there is
+	// none, audit.ErrBehind when it may still be on its way.
+	Get(ctx context.Context, id string) (audit.Record, error)
+	// Strategies returns the strategy of each decision it has a record of.
+	Strategies(ctx context.Context, ids []string) (map[string]string, error)
+}
+
 // ServerConfig wires a Server.
 type ServerConfig struct {
 	Pipeline *service.Pipeline
@@ -114,9 +128,8 @@ type ServerConfig struct {
 	// /v1/events and /v1/stats.
 	Events EventStore
 	// Audit keeps a record of every decision; nil disables it and
-	// /v1/decisions. Hasher hashes customer ids for it.
-	Audit  *audit.Log
-	Hasher *audit.Hasher
+	// /v1/decisions.
+	Audit Auditor
 	// Clients, when set, turns access control on (see ParseClients).
 	Clients *Clients
 	// MeterProvider records the request metrics (latency by route
@@ -146,11 +159,9 @@ type Server struct {
 	log      *slog.Logger
 	app      *fiber.App
 	events   EventStore
-	audit    *audit.Log
-	hasher   *audit.Hasher
+	audit    Auditor
 	limiter  *overload.Limiter
 	errLog   features.LogSampler // 5xx lines
-	auditLog features.LogSampler // audit records not queued
 	clients  atomic.Pointer[Clients]
 	metrics  http.Handler
 	tel      *httpTelemetry
@@ -164,12 +175,12 @@ func NewServer(sc ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, hasher: sc.Hasher, metrics: sc.Metrics}
+	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, metrics: sc.Metrics}
 	s.limiter = sc.Limiter
 	if s.limiter == nil {
 		s.limiter = NewServerLimiter(cfg)
 	}
-	s.errLog.PerSecond, s.auditLog.PerSecond = 10, 10
+	s.errLog.PerSecond = 10
 	tel, err := newHTTPTelemetry(s, sc.MeterProvider, sc.TracerProvider)
 	if err != nil {
 		// Only a bad instrument name fails, and ours are constants.
@@ -178,9 +189,6 @@ func NewServer(sc ServerConfig) *Server {
 	}
 	s.tel = tel
 	s.clients.Store(sc.Clients)
-	if s.audit != nil && s.hasher == nil {
-		s.hasher = audit.NewHasher(nil)
-	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "nbp",
 		DisableStartupMessage: true,

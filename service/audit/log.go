@@ -131,7 +131,10 @@ type Options struct {
 	// RetryEvery is how often the writer tries Redis again while it
 	// fails; default 1s.
 	RetryEvery time.Duration
-	Logger     *slog.Logger
+	// Hasher hashes the customer ids of the records Record makes; default
+	// one with an empty key.
+	Hasher *Hasher
+	Logger *slog.Logger
 }
 
 // Log keeps audit records in Redis, in hashes by minute:
@@ -155,13 +158,15 @@ type Options struct {
 // through a Redis outage, a moment later than usual. Without a SpillDir,
 // or past SpillMax, records are lost, and counted (Stats).
 type Log struct {
-	rdb     redis.UniversalClient
-	o       Options
-	queue   chan Record
-	done    chan struct{}
-	mu      sync.RWMutex // held for reading while sending, for writing while closing
-	closed  bool
-	closeBy atomic.Int64 // Close's deadline, unix nanoseconds; 0: none
+	rdb   redis.UniversalClient
+	o     Options
+	queue chan Record
+	done  chan struct{}
+	// notQueued samples the log lines of records Record could not queue.
+	notQueued features.LogSampler
+	mu        sync.RWMutex // held for reading while sending, for writing while closing
+	closed    bool
+	closeBy   atomic.Int64 // Close's deadline, unix nanoseconds; 0: none
 
 	// The writer goroutine's own.
 	spill      *spill    // nil without SpillDir
@@ -217,10 +222,14 @@ func New(rdb redis.UniversalClient, o Options) (*Log, error) {
 	if o.RetryEvery <= 0 {
 		o.RetryEvery = time.Second
 	}
+	if o.Hasher == nil {
+		o.Hasher = NewHasher(nil)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Log{rdb: rdb, o: o, queue: make(chan Record, o.Queue), done: make(chan struct{})}
+	a.notQueued.PerSecond = 10
 	if o.SpillDir != "" {
 		sp, err := openSpill(o.SpillDir, o.SpillMax)
 		if err != nil {
@@ -246,6 +255,27 @@ func (a *Log) key(id string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
 	return a.o.Prefix + "decisions:" + minute + ":" + strconv.Itoa(int(h.Sum32()%16))
+}
+
+// recordWait is how long Record waits for room in a full queue (Redis
+// failing): a moment, then the record is counted lost.
+const recordWait = 5 * time.Millisecond
+
+// Record queues the record of a decision, to be written in the background:
+// no round trip on the decision's path. When the queue is full it waits a
+// moment at most, then counts the record lost and logs it (at most ten
+// lines a second).
+func (a *Log) Record(ctx context.Context, d *service.Decision) {
+	wctx, cancel := context.WithTimeout(ctx, recordWait)
+	err := a.Write(wctx, NewRecord(d, a.o.Hasher))
+	cancel()
+	if err == nil {
+		return
+	}
+	if ok, suppressed := a.notQueued.Allow(time.Now()); ok {
+		a.o.Logger.ErrorContext(ctx, "audit record not queued", slog.String("decision_id", d.ID), slog.String("error", err.Error()),
+			slog.Int64("similar_lines_suppressed", suppressed))
+	}
 }
 
 // Write queues a record. It waits while the queue is full, until ctx ends.

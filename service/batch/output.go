@@ -130,7 +130,7 @@ func NewCSVWriter(w io.Writer) *CSVWriter {
 	// large enough.
 	return &CSVWriter{
 		w:   csv.NewWriter(bufio.NewWriterSize(w, 64<<10)),
-		rec: make([]string, len(Columns)),
+		rec: make([]string, len(columns)),
 	}
 }
 
@@ -169,7 +169,7 @@ func (c *CSVWriter) writeHeader() error {
 	if c.header {
 		return nil
 	}
-	if err := c.w.Write(Columns); err != nil {
+	if err := c.w.Write(Columns()); err != nil {
 		return fmt.Errorf("batch output: csv: %w", err)
 	}
 	c.header = true

@@ -108,7 +108,7 @@ func readParquetBatch(t *testing.T, b []byte) []batch.Row {
 			t.Errorf("column %s: %s (required %t), want a required %s", c.Name(), got, c.Required(), want)
 		}
 	}
-	if diff := cmp.Diff(batch.Columns, names); diff != "" {
+	if diff := cmp.Diff(batch.Columns(), names); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
 	}
 	for g, rg := range f.Metadata().RowGroups {
@@ -147,12 +147,12 @@ func readParquetBatch(t *testing.T, b []byte) []batch.Row {
 func readCSVBatch(t *testing.T, b []byte) []batch.Row {
 	t.Helper()
 	r := csv.NewReader(bytes.NewReader(b))
-	r.FieldsPerRecord = len(batch.Columns)
+	r.FieldsPerRecord = len(batch.Columns())
 	head, err := r.Read()
 	if err != nil {
 		t.Fatalf("csv header: %v", err)
 	}
-	if diff := cmp.Diff(batch.Columns, head); diff != "" {
+	if diff := cmp.Diff(batch.Columns(), head); diff != "" {
 		t.Errorf("header (-want +got):\n%s", diff)
 	}
 	var out []batch.Row

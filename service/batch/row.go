@@ -22,11 +22,14 @@ type Row struct {
 	Reasons      string // reason codes, comma-separated
 }
 
-// Columns are the output columns, in order.
-var Columns = []string{
+// columns are the output columns, in order.
+var columns = [...]string{
 	"run_id", "customer_id", "rank", "product_id", "propensity", "priority",
 	"strategy", "model_version", "title", "body", "reasons",
 }
+
+// Columns returns the output columns, in order: a copy.
+func Columns() []string { return append([]string(nil), columns[:]...) }
 
 // Rows appends the rows of one decision.
 func Rows(dst []Row, runID string, d *service.Decision) []Row {
