@@ -193,6 +193,12 @@ func DefaultTimeouts() Timeouts {
 	return Timeouts{Dial: 200 * time.Millisecond, Read: 100 * time.Millisecond, Write: 100 * time.Millisecond, Pool: 50 * time.Millisecond}
 }
 
+// BulkTimeouts suit pipelines of hundreds or thousands of rows: the
+// nightly batch and the export loader.
+func BulkTimeouts() Timeouts {
+	return Timeouts{Dial: time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Pool: 5 * time.Second}
+}
+
 // RedisOptions returns client options that honour context deadlines
 // (ContextTimeoutEnabled), bound every wait with t, and retry a failed
 // command at most once. addrs holds one address, or several for a cluster.

@@ -45,7 +45,7 @@ type metrics struct {
 // startMetrics serves or pushes the metrics when the configuration asks
 // for them (-metrics-addr, -metrics-push, or the OTEL_* variables asking
 // for an OTLP push); nil when it does not.
-func startMetrics(cfg config, stdout io.Writer) (*metrics, error) {
+func startMetrics(cfg settings, stdout io.Writer) (*metrics, error) {
 	if cfg.metricsAddr == "" && cfg.metricsPush == "" && !cfg.metricsOTLP {
 		return nil, nil
 	}

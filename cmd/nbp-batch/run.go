@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/cmd/internal/config"
 	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
@@ -32,15 +33,11 @@ import (
 
 var errHelp = errors.New("help requested")
 
-type config struct {
-	redisAddrs  []string
-	password    string
-	prefix      string
+type settings struct {
+	redis       config.Redis
+	model       config.Model
 	catalog     string
 	arbitration string
-	modelPath   string
-	rulesOnly   bool
-	ortLib      string
 	out         string
 	format      string
 	redisOnly   bool
@@ -57,39 +54,19 @@ type config struct {
 	metricsOTLP bool
 }
 
-func parseConfig(args []string, getenv func(string) string, now time.Time) (config, error) {
-	var c config
-	var errs []error
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	dur := func(k string, def time.Duration) time.Duration {
-		v := getenv(k)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-			return def
-		}
-		return d
-	}
+func parseConfig(args []string, getenv func(string) string, now time.Time) (settings, error) {
+	var c settings
+	env := config.NewEnv(getenv)
 	fs := flag.NewFlagSet("nbp-batch", flag.ContinueOnError)
-	var redisAddr, shard, volume string
+	var shard, volume string
 	var shards int
-	fs.StringVar(&redisAddr, "redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
-	c.password = getenv("REDIS_PASSWORD")
+	c.redis.Register(fs, env, "127.0.0.1:6379", "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
+	c.redis.Timeouts = features.BulkTimeouts()
+	c.model.Register(fs, env)
+	c.model.Workers = 1 // one session: the batch scores hundreds of rows a call
 	c.metricsOTLP = otlpenv.Wanted(getenv, "METRICS")
-	fs.StringVar(&c.prefix, "redis-prefix", env("NBP_REDIS_PREFIX", features.DefaultPrefix), "key prefix (env NBP_REDIS_PREFIX)")
 	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (default: the embedded demo catalog)")
 	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file (default: the catalog's)")
-	fs.StringVar(&c.modelPath, "model", env("NBP_MODEL", "models/propensity.onnx"), "ONNX model (env NBP_MODEL)")
-	fs.BoolVar(&c.rulesOnly, "rules-only", getenv("NBP_RULES_ONLY") == "1", "score with the rules alone")
-	fs.StringVar(&c.ortLib, "onnxruntime", env("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime library (env ONNXRUNTIME_LIB)")
 	fs.StringVar(&c.opts.RunID, "run", now.In(catalog.Zone()).Format("20060102"), "run id")
 	fs.IntVar(&c.opts.Limit, "limit", 3, "offers per customer")
 	fs.IntVar(&c.opts.Chunk, "chunk", 512, "customers per decision call")
@@ -107,7 +84,7 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (conf
 			"A short job may end between two scrapes: keep serving with -metrics-linger, or push the final values to a Prometheus Pushgateway with -metrics-push")
 	fs.StringVar(&c.metricsPush, "metrics-push", getenv("NBP_METRICS_PUSHGATEWAY"),
 		"Prometheus Pushgateway URL the final metrics are pushed to when the job ends, job=nbp-batch, instance=shard-I-of-N (env NBP_METRICS_PUSHGATEWAY; default off)")
-	fs.DurationVar(&c.metricsLinger, "metrics-linger", dur("NBP_METRICS_LINGER", 0),
+	fs.DurationVar(&c.metricsLinger, "metrics-linger", env.Duration("NBP_METRICS_LINGER", 0),
 		"with -metrics-addr, keep serving the final metrics this long after the run (a scrape interval or two) unless stopped (env NBP_METRICS_LINGER)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -115,11 +92,7 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (conf
 		}
 		return c, err
 	}
-	for _, a := range strings.Split(redisAddr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			c.redisAddrs = append(c.redisAddrs, a)
-		}
-	}
+	errs := env.Errs()
 	switch {
 	case shard != "":
 		i, n, ok := strings.Cut(shard, "/")
@@ -163,12 +136,7 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (conf
 	if c.opts.Limit < 1 || c.opts.Limit > service.MaxLimit {
 		errs = append(errs, fmt.Errorf("-limit %d: want 1..%d", c.opts.Limit, service.MaxLimit))
 	}
-	if !c.rulesOnly {
-		abs, err := filepath.Abs(c.ortLib)
-		if err == nil {
-			c.ortLib = abs
-		}
-	}
+	errs = append(errs, c.model.Check()...)
 	return c, errors.Join(errs...)
 }
 
@@ -187,109 +155,165 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(400) // a small, churning heap: collect less often
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	otel.SetErrorHandler(otlpenv.ErrorHandler(log))
-	redis.SetLogger(features.NewRedisLogger(log))
-	mets, err := startMetrics(cfg, stdout)
+	j := &job{cfg: cfg, now: now, stdout: stdout, log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	defer j.close()
+	otel.SetErrorHandler(otlpenv.ErrorHandler(j.log))
+	redis.SetLogger(features.NewRedisLogger(j.log))
+	if err := j.startMetrics(ctx); err != nil {
+		return err
+	}
+	if err := j.openCatalog(); err != nil {
+		return err
+	}
+	if err := j.openStore(); err != nil {
+		return err
+	}
+	if cfg.redisOnly {
+		return redisOnly(ctx, cfg, j.store, j.rdb, stdout)
+	}
+	for _, open := range []func() error{j.buildPipeline, j.startProfile} {
+		if err := open(); err != nil {
+			return err
+		}
+	}
+	return j.run(ctx)
+}
+
+// job is a batch run being wired: what each step opened, and what closes
+// it.
+type job struct {
+	cfg     settings
+	now     func() time.Time
+	stdout  io.Writer
+	log     *slog.Logger
+	closers []func() // run in reverse by close
+
+	mets  *metrics
+	cat   *catalog.Catalog
+	rdb   redis.UniversalClient
+	store *features.Store
+	pipe  *service.Pipeline
+	dir   string
+}
+
+func (j *job) onClose(f func()) { j.closers = append(j.closers, f) }
+
+func (j *job) close() {
+	for i := len(j.closers) - 1; i >= 0; i-- {
+		j.closers[i]()
+	}
+}
+
+// startMetrics serves or pushes the run's metrics. Closed last: the run
+// has recorded its final values, and the Redis client is closed.
+func (j *job) startMetrics(ctx context.Context) error {
+	mets, err := startMetrics(j.cfg, j.stdout)
 	if err != nil {
 		return err
 	}
-	// Deferred first, so it runs last: the run has recorded its final
-	// values, and the Redis client is closed.
-	defer mets.finish(ctx, log)
-	cat := (*catalog.Catalog)(nil)
-	if cfg.catalog == "" {
-		cat, err = catalog.Default()
+	j.mets = mets
+	j.onClose(func() { mets.finish(ctx, j.log) })
+	return nil
+}
+
+// openCatalog reads the catalog, and checks the run's volume limits
+// against it.
+func (j *job) openCatalog() error {
+	var err error
+	if j.cfg.catalog == "" {
+		j.cat, err = catalog.Default()
 	} else {
-		cat, err = catalog.Load(cfg.catalog)
+		j.cat, err = catalog.Load(j.cfg.catalog)
 	}
 	if err != nil {
 		return err
 	}
-	for p := range cfg.opts.Volume {
-		if _, err := cat.Product(p); err != nil {
+	for p := range j.cfg.opts.Volume {
+		if _, err := j.cat.Product(p); err != nil {
 			return fmt.Errorf("-volume: %w", err)
 		}
 	}
-	// Batch calls carry hundreds of rows: roomier timeouts than online.
-	t := features.Timeouts{Dial: time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Pool: 5 * time.Second}
-	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.password, t))
-	defer rdb.Close()
-	if mp := mets.provider(); mp != nil {
+	return nil
+}
+
+// openStore connects to Redis, measured when the run has metrics.
+func (j *job) openStore() error {
+	j.rdb = j.cfg.redis.Client()
+	j.onClose(func() { _ = j.rdb.Close() })
+	if mp := j.mets.provider(); mp != nil {
 		hook, err := telemetry.NewRedisHook(mp)
 		if err != nil {
 			return err
 		}
-		rdb.AddHook(hook)
+		j.rdb.AddHook(hook)
 	}
-	store := features.NewStore(rdb, features.Options{Prefix: cfg.prefix, Now: now})
-	if cfg.redisOnly {
-		return redisOnly(ctx, cfg, store, rdb, stdout)
-	}
+	j.store = features.NewStore(j.rdb, features.Options{Prefix: j.cfg.redis.Prefix, Now: j.now})
+	return nil
+}
 
-	rules, err := model.NewRules(cat, features.Names())
+// buildPipeline loads the scorer and builds the same decision pipeline as
+// the server's, with the run's arbitration.
+func (j *job) buildPipeline() error {
+	sc, err := j.cfg.model.Open(j.cat, model.GuardOptions{BatchBudget: 10 * time.Second})
 	if err != nil {
 		return err
 	}
-	var scorer service.Scorer = rules
-	if !cfg.rulesOnly {
-		stopRT, err := model.StartRuntime(cfg.ortLib)
-		if err != nil {
-			return err
-		}
-		defer stopRT()
-		m, err := model.LoadONNX(cfg.modelPath, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 1, FeatureReasons: cat.FeatureReasons})
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		scorer = model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{BatchBudget: 10 * time.Second})
+	j.onClose(sc.Close)
+	j.pipe, err = service.NewPipeline(service.PipelineConfig{Catalog: j.cat, Store: j.store, Scorer: sc, FeatureTimeout: 10 * time.Second,
+		Logger: j.log, Now: j.now, MeterProvider: j.mets.provider()})
+	if err != nil || j.cfg.arbitration == "" {
+		return err
 	}
-	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: store, Scorer: scorer, FeatureTimeout: 10 * time.Second, Logger: log,
-		Now: now, MeterProvider: mets.provider()})
+	a, err := j.cat.LoadArbitration(j.cfg.arbitration)
 	if err != nil {
 		return err
 	}
-	if cfg.arbitration != "" {
-		a, err := cat.LoadArbitration(cfg.arbitration)
-		if err != nil {
-			return err
-		}
-		pipe.SetArbitration(a)
-	}
+	j.pipe.SetArbitration(a)
+	return nil
+}
 
-	dir := filepath.Join(cfg.out, cfg.opts.RunID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// startProfile makes the run's output directory and, with -cpuprofile,
+// profiles the run.
+func (j *job) startProfile() error {
+	j.dir = filepath.Join(j.cfg.out, j.cfg.opts.RunID)
+	if err := os.MkdirAll(j.dir, 0o755); err != nil {
 		return err
 	}
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	if j.cfg.cpuProfile == "" {
+		return nil
 	}
-	prog := newProgress(stdout)
-	cfg.opts.Progress = prog.update
-	cfg.opts.MeterProvider = mets.provider()
-	runner := batch.NewRunner(pipe, batch.NewStore(rdb, cfg.prefix), store)
+	f, err := os.Create(j.cfg.cpuProfile)
+	if err != nil {
+		return err
+	}
+	j.onClose(func() { _ = f.Close() })
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	j.onClose(pprof.StopCPUProfile)
+	return nil
+}
+
+// run scores the shard and prints the summary.
+func (j *job) run(ctx context.Context) error {
+	prog := newProgress(j.stdout)
+	opts := j.cfg.opts
+	opts.Progress = prog.update
+	opts.MeterProvider = j.mets.provider()
+	runner := batch.NewRunner(j.pipe, batch.NewStore(j.rdb, j.cfg.redis.Prefix), j.store)
 	start := time.Now()
-	ck, flipped, err := runner.Run(ctx, cfg.opts, func(name string) (batch.PartWriter, error) {
-		return openPart(dir, name, cfg.format)
+	ck, flipped, err := runner.Run(ctx, opts, func(name string) (batch.PartWriter, error) {
+		return openPart(j.dir, name, j.cfg.format)
 	})
 	prog.done()
 	if err != nil {
 		return err
 	}
-	summary(stdout, cfg, ck, flipped, time.Since(start), dir)
+	summary(j.stdout, j.cfg, ck, flipped, time.Since(start), j.dir)
 	return nil
 }
 
-func summary(w io.Writer, cfg config, ck batch.Checkpoint, flipped bool, took time.Duration, dir string) {
+func summary(w io.Writer, cfg settings, ck batch.Checkpoint, flipped bool, took time.Duration, dir string) {
 	fmt.Fprintf(w, "run %s shard %d/%d: %d customers, %d offers, %d without an offer, in %s (%.0f customers/s this session)\n",
 		cfg.opts.RunID, cfg.opts.Shard, cfg.opts.Shards, ck.Customers, ck.Rows, ck.Skipped, took.Round(time.Millisecond),
 		float64(ck.Customers)/took.Seconds())
@@ -325,7 +349,7 @@ func counts(m map[string]int) string {
 // redisOnly walks the shard as a run does and does the same Redis work
 // (read vectors and contact states, write each customer's offers), in the
 // same pipelines, without deciding: the ceiling a run can approach.
-func redisOnly(ctx context.Context, cfg config, store *features.Store, rdb redis.UniversalClient, stdout io.Writer) error {
+func redisOnly(ctx context.Context, cfg settings, store *features.Store, rdb redis.UniversalClient, stdout io.Writer) error {
 	start := time.Now()
 	recs := make([]features.Record, cfg.opts.Chunk)
 	n, cursor := 0, ""

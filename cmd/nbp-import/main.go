@@ -21,8 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/directops/nbp/cmd/internal/config"
 	"github.com/directops/nbp/features"
 )
 
@@ -37,16 +36,9 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("nbp-import", flag.ContinueOnError)
-	addr := getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	prefix := getenv("NBP_REDIS_PREFIX")
-	if prefix == "" {
-		prefix = features.DefaultPrefix
-	}
-	fs.StringVar(&addr, "redis", addr, "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
-	fs.StringVar(&prefix, "redis-prefix", prefix, "key prefix (env NBP_REDIS_PREFIX)")
+	var rc config.Redis
+	rc.Register(fs, config.NewEnv(getenv), "127.0.0.1:6379", "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
+	rc.Timeouts = features.BulkTimeouts()
 	chunk := fs.Int("chunk", 1000, "customers per pipeline")
 	ttl := fs.Duration("ttl", 0, "expire vectors not refreshed within this time (0: never)")
 	maxReport := fs.Int("report", 100, "bad rows to print (all are counted)")
@@ -56,16 +48,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() == 0 {
 		return errors.New("name the export files to load")
 	}
-	var addrs []string
-	for _, a := range strings.Split(addr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
-	t := features.Timeouts{Dial: time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Pool: 5 * time.Second}
-	rdb := redis.NewUniversalClient(features.RedisOptions(addrs, getenv("REDIS_PASSWORD"), t))
+	rdb := rc.Client()
 	defer rdb.Close()
-	store := features.NewStore(rdb, features.Options{Prefix: prefix, TTL: *ttl})
+	store := features.NewStore(rdb, features.Options{Prefix: rc.Prefix, TTL: *ttl})
 	var total features.LoadSummary
 	for _, path := range fs.Args() {
 		reported := 0

@@ -27,21 +27,21 @@ const (
 // loadDemo generates the demo bank as of now's day as CSV files (the export
 // format) and loads the customers into the store through the regular CSV
 // loader.
-func loadDemo(ctx context.Context, cfg config, cat *catalog.Catalog, store *features.Store, now time.Time, stdout io.Writer) error {
+func loadDemo(ctx context.Context, cfg demoSettings, cat *catalog.Catalog, store *features.Store, now time.Time, stdout io.Writer) error {
 	asOf := now.UTC().Truncate(24 * time.Hour)
-	bank, err := demobank.New(cfg.demoSeed, asOf, cat)
+	bank, err := demobank.New(cfg.Seed, asOf, cat)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.demoDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return err
 	}
-	custPath := filepath.Join(cfg.demoDir, "customers.csv")
-	if err := writeWith(custPath, func(w io.Writer) error { return bank.WriteCSV(ctx, w, cfg.demoN) }); err != nil {
+	custPath := filepath.Join(cfg.Dir, "customers.csv")
+	if err := writeWith(custPath, func(w io.Writer) error { return bank.WriteCSV(ctx, w, cfg.N) }); err != nil {
 		return fmt.Errorf("demo bank: %w", err)
 	}
-	outPath := filepath.Join(cfg.demoDir, "outcomes.csv")
-	if err := writeWith(outPath, func(w io.Writer) error { return bank.WriteOutcomes(ctx, w, cfg.demoN) }); err != nil {
+	outPath := filepath.Join(cfg.Dir, "outcomes.csv")
+	if err := writeWith(outPath, func(w io.Writer) error { return bank.WriteOutcomes(ctx, w, cfg.N) }); err != nil {
 		return fmt.Errorf("demo outcomes: %w", err)
 	}
 	f, err := os.Open(custPath)
@@ -55,7 +55,7 @@ func loadDemo(ctx context.Context, cfg config, cat *catalog.Catalog, store *feat
 		return fmt.Errorf("load demo bank: %w", err)
 	}
 	fmt.Fprintf(stdout, "demo bank: %d customers written to %s (outcomes in %s), %d loaded into Redis in %s, %d rejected\n",
-		cfg.demoN, custPath, outPath, sum.Loaded, time.Since(start).Round(time.Millisecond), sum.Rejected)
+		cfg.N, custPath, outPath, sum.Loaded, time.Since(start).Round(time.Millisecond), sum.Rejected)
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/cmd/internal/config"
 	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
@@ -34,6 +35,7 @@ import (
 	"github.com/directops/nbp/service/api"
 	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/batch"
+	"github.com/directops/nbp/service/overload"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -65,168 +67,359 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if err != nil {
 		return err
 	}
-	if cfg.healthcheck {
-		return probe(ctx, cfg.addr)
+	if cfg.Healthcheck {
+		return probe(ctx, cfg.Addr)
 	}
 	if getenv("GOGC") == "" {
 		// The heap is small and the request path allocates: collect less
 		// often, for a steadier tail latency. GOGC overrides.
 		debug.SetGCPercent(400)
 	}
-	log := newLogger(cfg.logLevel, stdout)
-	cat, err := loadCatalog(cfg, now())
-	if err != nil {
+	n := &server{cfg: cfg, now: now, getenv: getenv, stdout: stdout, log: newLogger(cfg.LogLevel, stdout)}
+	defer n.close()
+	if err := n.openCatalog(); err != nil {
 		return err
 	}
-	if cfg.printArb {
-		b, err := cat.MarshalArbitration()
-		if err != nil {
+	if cfg.PrintArbitration {
+		return n.printArbitration()
+	}
+	n.log.Info("starting", slog.Any("config", config.LogValue(cfg)))
+	for _, open := range []func(context.Context) error{
+		n.startPrivateRedis,
+		n.startTelemetry,
+		n.openStore,
+		n.loadDemo,
+		n.openScorer,
+		n.buildPipeline,
+		n.openAudit,
+		n.buildServer,
+	} {
+		if err := open(ctx); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
-		return err
 	}
-	log.Info("starting", slog.Any("config", cfg.redacted()))
-	var arb *catalog.Arbitration
-	if cfg.arbitration != "" {
-		if arb, err = cat.LoadArbitration(cfg.arbitration); err != nil {
-			return err
-		}
-	}
+	return n.serve(ctx)
+}
 
-	if cfg.demo && len(cfg.redisAddrs) == 0 {
-		srv, err := startRedis(ctx, cfg.redisBin)
-		if err != nil {
-			return err
-		}
-		defer srv.stop()
-		cfg.redisAddrs = []string{srv.addr}
-		log.Info("started a private redis-server", slog.String("addr", srv.addr))
+// server is the process being wired: what each step opened, and what
+// closes it.
+type server struct {
+	cfg     settings
+	now     func() time.Time
+	getenv  func(string) string
+	stdout  io.Writer
+	log     *slog.Logger
+	closers []func() // run in reverse by close
+
+	cat     *catalog.Catalog
+	arb     *catalog.Arbitration // the -arbitration file's, nil for the catalog's
+	tel     *exporters
+	rdb     redis.UniversalClient
+	store   *features.Store
+	scorer  *config.Scorer
+	limiter *overload.Limiter
+	pipe    *service.Pipeline
+	audit   *audit.Log
+	clients *api.Clients
+	api     *api.Server
+	hup     hangups
+}
+
+// onClose registers what closes a part, closed in reverse order.
+func (n *server) onClose(f func()) { n.closers = append(n.closers, f) }
+
+func (n *server) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
 	}
-	if len(cfg.redisAddrs) == 0 {
-		cfg.redisAddrs = []string{"127.0.0.1:6379"}
+}
+
+// openCatalog reads the -catalog file, or takes the embedded one: for the
+// demo, with its dates moved to the demo bank's year. It reads the
+// -arbitration file too.
+func (n *server) openCatalog() error {
+	var err error
+	switch {
+	case n.cfg.Catalog != "":
+		n.cat, err = catalog.Load(n.cfg.Catalog)
+	case n.cfg.Demo.On:
+		n.cat, err = catalog.DefaultAt(n.now())
+	default:
+		n.cat, err = catalog.Default()
 	}
-	otel.SetErrorHandler(otlpenv.ErrorHandler(log))
-	tel, err := newTelemetry(ctx, getenv, "")
+	if err != nil || n.cfg.Arbitration == "" {
+		return err
+	}
+	n.arb, err = n.cat.LoadArbitration(n.cfg.Arbitration)
+	return err
+}
+
+func (n *server) printArbitration() error {
+	b, err := n.cat.MarshalArbitration()
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	_, err = fmt.Fprintf(n.stdout, "%s\n", b)
+	return err
+}
+
+// startPrivateRedis starts a redis-server of the demo's own when -demo has
+// no Redis to use.
+func (n *server) startPrivateRedis(ctx context.Context) error {
+	if n.cfg.Demo.On && len(n.cfg.Redis.Addrs) == 0 {
+		srv, err := startRedis(ctx, n.cfg.Demo.RedisServer)
+		if err != nil {
+			return err
+		}
+		n.onClose(srv.stop)
+		n.cfg.Redis.Addrs = []string{srv.addr}
+		n.log.Info("started a private redis-server", slog.String("addr", srv.addr))
+	}
+	if len(n.cfg.Redis.Addrs) == 0 {
+		n.cfg.Redis.Addrs = []string{"127.0.0.1:6379"}
+	}
+	return nil
+}
+
+// startTelemetry sets up the metrics (served at /metrics, and pushed over
+// OTLP when the OTEL_* variables ask) and the traces.
+func (n *server) startTelemetry(ctx context.Context) error {
+	otel.SetErrorHandler(otlpenv.ErrorHandler(n.log))
+	tel, err := newTelemetry(ctx, n.getenv, "")
+	if err != nil {
+		return err
+	}
+	n.tel = tel
+	n.onClose(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
 		if err := tel.close(sctx); err != nil {
-			log.Warn("telemetry shutdown", slog.String("error", err.Error()))
+			n.log.Warn("telemetry shutdown", slog.String("error", err.Error()))
 		}
-	}()
+	})
 	if tel.otlpTraces {
-		log.Info("exporting traces over OTLP/HTTP (OTEL_* variables)")
+		n.log.Info("exporting traces over OTLP/HTTP (OTEL_* variables)")
 	}
 	if tel.otlpMetrics {
-		log.Info("pushing metrics over OTLP/HTTP (OTEL_* variables), as well as serving /metrics")
+		n.log.Info("pushing metrics over OTLP/HTTP (OTEL_* variables), as well as serving /metrics")
 	}
-	redis.SetLogger(features.NewRedisLogger(log))
-	rdb := redis.NewUniversalClient(features.RedisOptions(cfg.redisAddrs, cfg.redisPassword, cfg.redisTimeouts))
-	defer rdb.Close()
-	redisHook, err := telemetry.NewRedisHook(tel.meters)
+	return nil
+}
+
+// openStore connects to Redis and opens the feature store on it.
+func (n *server) openStore(context.Context) error {
+	redis.SetLogger(features.NewRedisLogger(n.log))
+	n.rdb = n.cfg.Redis.Client()
+	n.onClose(func() { _ = n.rdb.Close() })
+	hook, err := telemetry.NewRedisHook(n.tel.meters)
 	if err != nil {
 		return err
 	}
-	rdb.AddHook(redisHook)
-	store := features.NewStore(rdb, features.Options{Prefix: cfg.redisPrefix, MaxAge: cfg.staleAfter, Now: now})
+	n.rdb.AddHook(hook)
+	n.store = features.NewStore(n.rdb, features.Options{Prefix: n.cfg.Redis.Prefix, MaxAge: n.cfg.StaleAfter, Now: n.now})
+	return nil
+}
 
-	if cfg.demo {
-		if err := loadDemo(ctx, cfg, cat, store, now(), stdout); err != nil {
-			return err
-		}
+// loadDemo loads the demo bank into the store, with -demo.
+func (n *server) loadDemo(ctx context.Context) error {
+	if !n.cfg.Demo.On {
+		return nil
 	}
+	return loadDemo(ctx, n.cfg.Demo, n.cat, n.store, n.now(), n.stdout)
+}
 
-	rules, err := model.NewRules(cat, features.Names())
+// openScorer loads the model behind its breaker, or the rules alone.
+func (n *server) openScorer(context.Context) error {
+	sc, err := n.cfg.Model.Open(n.cat, model.GuardOptions{
+		Budget: n.cfg.ModelBudget,
+		OnStateChange: func(from, to gobreaker.State) {
+			n.log.Warn("model breaker", slog.String("from", from.String()), slog.String("to", to.String()))
+		},
+	})
 	if err != nil {
 		return err
 	}
-	var scorer service.Scorer = rules
-	modelVersion := "none (rules only)"
-	modelReady := func(context.Context) error { return nil }
-	var breakerState func() gobreaker.State
-	if !cfg.rulesOnly {
-		stopRT, err := model.StartRuntime(cfg.ortLib)
-		if err != nil {
-			return err
-		}
-		defer stopRT()
-		m, err := model.LoadONNX(cfg.modelPath, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: cfg.modelWorkers, FeatureReasons: cat.FeatureReasons})
-		if err != nil {
-			return fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
-		}
-		defer m.Close()
-		modelVersion = m.Version()
-		g := model.NewGuarded(m, rules, len(cat.Products), model.GuardOptions{
-			Budget: cfg.modelBudget,
-			OnStateChange: func(from, to gobreaker.State) {
-				log.Warn("model breaker", slog.String("from", from.String()), slog.String("to", to.String()))
-			},
-		})
-		scorer = g
-		breakerState = g.State
-		modelReady = func(context.Context) error {
-			if g.State() == gobreaker.StateOpen {
-				return errors.New("model breaker open")
-			}
-			return nil
-		}
+	n.scorer = sc
+	n.onClose(sc.Close)
+	var state func() gobreaker.State
+	if sc.Guarded != nil {
+		state = sc.Guarded.State
 	}
+	return observeModel(n.tel.meters, sc.Version, n.cat.Version, state)
+}
 
-	httpCfg := api.HTTPConfig{
-		RequestTimeout: cfg.requestTimeout,
-		ReadTimeout:    cfg.readTimeout,
-		WriteTimeout:   cfg.writeTimeout,
-		IdleTimeout:    cfg.idleTimeout,
-		MaxInFlight:    cfg.maxInFlight,
-		AdaptiveLimit:  cfg.adaptiveLimit,
-		LimitTarget:    cfg.limitTarget,
-		ShedDelay:      cfg.shedDelay,
-		ShedWait:       cfg.shedWait,
-	}
-	limiter := api.NewServerLimiter(httpCfg)
+// buildPipeline builds the decision pipeline on the feature store behind
+// its breaker, and keeps its arbitration and batch lists current.
+func (n *server) buildPipeline(ctx context.Context) error {
+	n.limiter = api.NewServerLimiter(n.cfg.HTTP)
 	// Past a few failed reads in a row, decisions stop waiting on Redis
 	// and go degraded at once, until a probe finds it back. Reads that
 	// time out while goroutines queue for the CPU are not held against
 	// Redis.
-	guarded := service.NewGuardedStore(store, service.StoreGuardOptions{
-		CPUBusy: limiter.CPUBusy,
+	guarded := service.NewGuardedStore(n.store, service.StoreGuardOptions{
+		CPUBusy: n.limiter.CPUBusy,
 		OnStateChange: func(from, to gobreaker.State) {
-			log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
+			n.log.Warn("feature store breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 		},
 	})
-	pipe, err := service.NewPipeline(service.PipelineConfig{
-		Catalog:        cat,
+	if err := observeBreaker(n.tel.meters, "nbp.redis.breaker.state",
+		"The feature store's circuit breaker: 0 closed, 1 half-open (probing), 2 open (decisions go degraded without reading Redis).", guarded.State); err != nil {
+		return err
+	}
+	var err error
+	n.pipe, err = service.NewPipeline(service.PipelineConfig{
+		Catalog:        n.cat,
 		Store:          guarded,
-		Scorer:         scorer,
-		FeatureTimeout: cfg.featureTimeout,
-		Now:            now,
-		Logger:         log,
-		MeterProvider:  tel.meters,
-		TracerProvider: tel.tracers,
+		Scorer:         n.scorer,
+		FeatureTimeout: n.cfg.FeatureTimeout,
+		Now:            n.now,
+		Logger:         n.log,
+		MeterProvider:  n.tel.meters,
+		TracerProvider: n.tel.tracers,
 	})
 	if err != nil {
 		return err
 	}
-	if err := observeModel(tel.meters, modelVersion, cat.Version, breakerState); err != nil {
+	n.hup = watchHangups()
+	n.onClose(n.hup.stop)
+	if n.arb != nil {
+		n.pipe.SetArbitration(n.arb)
+		go service.WatchArbitration(ctx, n.pipe, n.cfg.Arbitration, 2*time.Second, n.hup.arbitration, n.log)
+	}
+	// Last night's lists stand in for the model, before the rules: follow
+	// the batch pointer.
+	go followBatch(ctx, batch.NewStore(n.rdb, n.cfg.Redis.Prefix), n.pipe, n.log)
+	return nil
+}
+
+// openAudit starts the audit trail's writer.
+func (n *server) openAudit(context.Context) error {
+	key := []byte(n.cfg.Audit.Key.Reveal())
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+		n.log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
+	}
+	a, err := audit.New(n.rdb, audit.Options{Prefix: n.cfg.Redis.Prefix, Retention: n.cfg.Audit.Retention,
+		SpillDir: n.cfg.Audit.Spill, SpillMax: int64(n.cfg.Audit.SpillMaxMB) << 20, Hasher: audit.NewHasher(key), Logger: n.log})
+	if err != nil {
 		return err
 	}
-	if err := observeBreaker(tel.meters, "nbp.redis.breaker.state",
-		"The feature store's circuit breaker: 0 closed, 1 half-open (probing), 2 open (decisions go degraded without reading Redis).", guarded.State); err != nil {
-		return err
+	n.audit = a
+	if n.cfg.Audit.Spill == "" {
+		n.log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
 	}
-	// SIGHUP reloads the arbitration and the clients files (each also
-	// reloads when its content changes).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reloadArb, reloadClients := make(chan struct{}, 1), make(chan struct{}, 1)
+	return audit.Observe(n.tel.meters, a)
+}
+
+// buildServer builds the HTTP face, with its access control.
+func (n *server) buildServer(ctx context.Context) error {
+	if n.cfg.Clients != "" {
+		b, err := os.ReadFile(n.cfg.Clients)
+		if err != nil {
+			return fmt.Errorf("clients: %w", err)
+		}
+		if n.clients, err = api.ParseClients(b); err != nil {
+			return fmt.Errorf("%s: %w", n.cfg.Clients, err)
+		}
+	} else {
+		n.log.Warn("no clients file (-clients): the API is open to anyone who can reach it")
+	}
+	modelReady := func(context.Context) error {
+		if g := n.scorer.Guarded; g != nil && g.State() == gobreaker.StateOpen {
+			return errors.New("model breaker open")
+		}
+		return nil
+	}
+	n.api = api.NewServer(api.ServerConfig{
+		Pipeline: n.pipe,
+		HTTP:     n.cfg.HTTP,
+		Limiter:  n.limiter,
+		Logger:   n.log,
+		Checks: []api.Check{
+			{Name: "redis", Run: n.store.Ping},
+			{Name: "model", Run: modelReady},
+		},
+		Events:         n.store,
+		Audit:          n.audit,
+		Clients:        n.clients,
+		MeterProvider:  n.tel.meters,
+		TracerProvider: n.tel.tracers,
+		Metrics:        n.tel.metrics,
+	})
+	if n.cfg.Clients != "" {
+		go service.WatchFile(ctx, n.cfg.Clients, 2*time.Second, n.hup.clients, func(b []byte) error {
+			cs, err := api.ParseClients(b)
+			if err != nil {
+				return err
+			}
+			n.api.SetClients(cs)
+			return nil
+		}, n.log)
+	}
+	return nil
+}
+
+// serve listens and serves until ctx ends, then shuts down: the requests
+// under way finish, and the audit records still queued are written.
+func (n *server) serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", n.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Fprintf(n.stdout, "listening on %s\n", ln.Addr())
+	n.log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", n.scorer.Version),
+		slog.String("catalog_version", n.cat.Version))
+	if n.cfg.Demo.On {
+		printDemoHelp(n.stdout, ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- n.api.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	n.log.Info("shutting down", slog.Duration("timeout", n.cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := n.api.Shutdown(sctx); err != nil {
+		n.log.Warn("shutdown incomplete", slog.String("error", err.Error()))
+	}
+	if err := <-errc; err != nil {
+		n.log.Warn("serve ended", slog.String("error", err.Error()))
+	}
+	if err := n.audit.Close(sctx); err != nil {
+		n.log.Error("audit records lost at shutdown", slog.String("error", err.Error()))
+	}
+	n.log.Info("stopped")
+	return nil
+}
+
+// hangups turns SIGHUP into a reload of the arbitration and of the clients
+// file (each also reloads when its content changes).
+type hangups struct {
+	arbitration, clients chan struct{}
+	stop                 func()
+}
+
+func watchHangups() hangups {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	h := hangups{arbitration: make(chan struct{}, 1), clients: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	h.stop = func() {
+		signal.Stop(sig)
+		close(done)
+	}
 	go func() {
-		for range hup {
-			for _, r := range []chan struct{}{reloadArb, reloadClients} {
+		for {
+			select {
+			case <-sig:
+			case <-done:
+				return
+			}
+			for _, r := range []chan struct{}{h.arbitration, h.clients} {
 				select {
 				case r <- struct{}{}:
 				default:
@@ -234,102 +427,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 			}
 		}
 	}()
-	if arb != nil {
-		pipe.SetArbitration(arb)
-		go service.WatchArbitration(ctx, pipe, cfg.arbitration, 2*time.Second, reloadArb, log)
-	}
-	var clients *api.Clients
-	if cfg.clients != "" {
-		b, err := os.ReadFile(cfg.clients)
-		if err != nil {
-			return fmt.Errorf("clients: %w", err)
-		}
-		if clients, err = api.ParseClients(b); err != nil {
-			return fmt.Errorf("%s: %w", cfg.clients, err)
-		}
-	} else {
-		log.Warn("no clients file (-clients): the API is open to anyone who can reach it")
-	}
-	// Last night's lists stand in for the model, before the rules: follow
-	// the batch pointer.
-	batches := batch.NewStore(rdb, cfg.redisPrefix)
-	go followBatch(ctx, batches, pipe, log)
-	auditKey := []byte(cfg.auditKey)
-	if len(auditKey) == 0 {
-		auditKey = make([]byte, 32)
-		_, _ = rand.Read(auditKey)
-		log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
-	}
-	auditLog, err := audit.New(rdb, audit.Options{Prefix: cfg.redisPrefix, Retention: cfg.auditRetention,
-		SpillDir: cfg.auditSpill, SpillMax: int64(cfg.auditSpillMax) << 20, Hasher: audit.NewHasher(auditKey), Logger: log})
-	if err != nil {
-		return err
-	}
-	if cfg.auditSpill == "" {
-		log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
-	}
-	if err := audit.Observe(tel.meters, auditLog); err != nil {
-		return err
-	}
-	srv := api.NewServer(api.ServerConfig{
-		Pipeline: pipe,
-		HTTP:     httpCfg,
-		Limiter:  limiter,
-		Logger:   log,
-		Checks: []api.Check{
-			{Name: "redis", Run: store.Ping},
-			{Name: "model", Run: modelReady},
-		},
-		Events:         store,
-		Audit:          auditLog,
-		Clients:        clients,
-		MeterProvider:  tel.meters,
-		TracerProvider: tel.tracers,
-		Metrics:        tel.metrics,
-	})
-	if cfg.clients != "" {
-		go service.WatchFile(ctx, cfg.clients, 2*time.Second, reloadClients, func(b []byte) error {
-			cs, err := api.ParseClients(b)
-			if err != nil {
-				return err
-			}
-			srv.SetClients(cs)
-			return nil
-		}, log)
-	}
-
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
-	log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", modelVersion),
-		slog.String("catalog_version", cat.Version))
-	if cfg.demo {
-		printDemoHelp(stdout, ln.Addr())
-	}
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", slog.Duration("timeout", cfg.shutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown incomplete", slog.String("error", err.Error()))
-	}
-	if err := <-errc; err != nil {
-		log.Warn("serve ended", slog.String("error", err.Error()))
-	}
-	if err := auditLog.Close(sctx); err != nil {
-		log.Error("audit records lost at shutdown", slog.String("error", err.Error()))
-	}
-	log.Info("stopped")
-	return nil
+	return h
 }
 
 // followBatch keeps the pipeline on the last completed batch run.
@@ -376,18 +474,6 @@ func probe(ctx context.Context, addr string) error {
 		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// loadCatalog reads the -catalog file, or takes the embedded one: for the
-// demo, with its dates moved to the demo bank's year.
-func loadCatalog(cfg config, now time.Time) (*catalog.Catalog, error) {
-	switch {
-	case cfg.catalog != "":
-		return catalog.Load(cfg.catalog)
-	case cfg.demo:
-		return catalog.DefaultAt(now)
-	}
-	return catalog.Default()
 }
 
 func newLogger(level slog.Level, w io.Writer) *slog.Logger {

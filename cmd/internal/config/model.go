@@ -1,0 +1,94 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/service"
+)
+
+// Model is the propensity model and the ONNX Runtime it runs on.
+type Model struct {
+	Path      string
+	RulesOnly bool // score with the rules alone: no model, no runtime
+	ORTLib    string
+	Workers   int // concurrent model calls
+}
+
+// Register adds -model, -rules-only and -onnxruntime to fs.
+func (m *Model) Register(fs *flag.FlagSet, env *Env) {
+	fs.StringVar(&m.Path, "model", env.String("NBP_MODEL", "models/propensity.onnx"), "ONNX model file (env NBP_MODEL)")
+	fs.BoolVar(&m.RulesOnly, "rules-only", env.On("NBP_RULES_ONLY"), "score with the rules alone, without a model (env NBP_RULES_ONLY=1)")
+	fs.StringVar(&m.ORTLib, "onnxruntime", env.String("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
+}
+
+// Check makes the runtime's path absolute (as ONNX Runtime needs it) and
+// reports what is missing; nothing is checked with the rules alone.
+func (m *Model) Check() []error {
+	if m.RulesOnly {
+		return nil
+	}
+	var errs []error
+	abs, err := filepath.Abs(m.ORTLib)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("onnxruntime: %w", err))
+	}
+	m.ORTLib = abs
+	if _, err := os.Stat(m.ORTLib); err != nil {
+		errs = append(errs, fmt.Errorf("onnxruntime library %s not found: run .ci/fetch-onnxruntime (or make demo), or set ONNXRUNTIME_LIB", m.ORTLib))
+	}
+	if _, err := os.Stat(m.Path); err != nil {
+		errs = append(errs, fmt.Errorf("model %s: %w (start with -rules-only to serve without a model)", m.Path, err))
+	}
+	return errs
+}
+
+// Scorer is what ranks personalised decisions: the model behind its
+// breaker with the rules standing in, or the rules alone.
+type Scorer struct {
+	service.Scorer
+	// Version names the model ("none (rules only)" without one).
+	Version string
+	// Guarded is the breaker-guarded model; nil with the rules alone.
+	Guarded *model.Guarded
+	close   func()
+}
+
+// Close releases the model's sessions and the runtime.
+func (s *Scorer) Close() {
+	if s.close != nil {
+		s.close()
+	}
+}
+
+// Open loads the scorer for the catalog's products: the rules, and unless
+// RulesOnly the ONNX model on its runtime, guarded by a breaker with o.
+// Every binary that scores wires it here.
+func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions) (*Scorer, error) {
+	rules, err := model.NewRules(cat, features.Names())
+	if err != nil {
+		return nil, err
+	}
+	if m.RulesOnly {
+		return &Scorer{Scorer: rules, Version: "none (rules only)"}, nil
+	}
+	stopRT, err := model.StartRuntime(m.ORTLib)
+	if err != nil {
+		return nil, err
+	}
+	onnx, err := model.LoadONNX(m.Path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: max(m.Workers, 1), FeatureReasons: cat.FeatureReasons})
+	if err != nil {
+		_ = stopRT()
+		return nil, fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
+	}
+	g := model.NewGuarded(onnx, rules, len(cat.Products), o)
+	return &Scorer{Scorer: g, Version: onnx.Version(), Guarded: g, close: func() {
+		onnx.Close()
+		_ = stopRT()
+	}}, nil
+}
