@@ -224,7 +224,14 @@ func TestAuditWithoutSpill(t *testing.T) {
 	if err := px.Pass(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(60 * time.Millisecond) // past RetryEvery
+	// Past RetryEvery the writer tries Redis again: a probe record gets
+	// there.
+	probe, reader := auditRecords(2001)[2000], newAudit(t, rdb, audit.Options{Prefix: prefix})
+	waitFor(t, 5*time.Second, "the writer back on Redis", func() bool {
+		writeAll(t, a, []audit.Record{probe})
+		_, err := reader.Get(context.Background(), probe.DecisionID)
+		return err == nil
+	})
 	after := auditRecords(20)
 	writeAll(t, a, after)
 	checkInRedisEventually(t, rdb, prefix, after)

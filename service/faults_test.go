@@ -448,8 +448,7 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	load(4) // every pool at its working size
-	time.Sleep(100 * time.Millisecond)
-	base0 := runtime.NumGoroutine()
+	base0 := steadyGoroutines(3 * time.Second)
 	load(20)
 	// Whatever the requests left is gone shortly; a goroutine per request
 	// would be hundreds.
@@ -487,6 +486,22 @@ func TestFaultRedisBlackHoleLeaksNoGoroutines(t *testing.T) {
 
 // settleGoroutines waits until at most limit goroutines run, or for
 // within, and returns how many run.
+// steadyGoroutines waits until the number of goroutines is the same over
+// five samples 10ms apart, or within has passed, and returns it.
+func steadyGoroutines(within time.Duration) int {
+	deadline := time.Now().Add(within)
+	n, same := runtime.NumGoroutine(), 0
+	for same < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
+}
+
 func settleGoroutines(limit int, within time.Duration) int {
 	deadline := time.Now().Add(within)
 	for {

@@ -321,7 +321,12 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		inflight <- resp.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// The request holds its slot for the slow scorer's 300ms.
+	for deadline := time.Now().Add(5 * time.Second); s.Limiter().InFlight() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never got under way")
+		}
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

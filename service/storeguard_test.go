@@ -86,7 +86,12 @@ func TestFaultRedisBreakerOpensAndCloses(t *testing.T) {
 	if err := fe.proxy.Pass(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond) // past OpenFor: the next read probes
+	// Past OpenFor the breaker lets a probe through.
+	for deadline := time.Now().Add(5 * time.Second); guarded.State() == gobreaker.StateOpen; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker stayed open 5s")
+		}
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		a := recommendTimed(t, s, id, catalog.AppFeed)

@@ -34,11 +34,8 @@ type HTTPConfig struct {
 	EventsTimeout time.Duration
 	// MaxInFlight caps the decisions under way; past it a request is shed
 	// at once with 503 and Retry-After instead of queueing behind the
-	// others until every one misses its deadline. Default 32 per CPU: a
-	// decision takes 70–130µs of CPU (by machine) and a Redis round trip,
-	// so a handful per CPU keep it busy, and 32 leave room for a Redis a
-	// millisecond away while the admitted decisions' own CPU queue stays
-	// at a few ms. 128 did worse at twice the load nbp can take.
+	// others until every one misses its deadline. Default 32 per CPU
+	// (docs/overload.md says why).
 	MaxInFlight int
 	// AdaptiveLimit lowers the cap below MaxInFlight, and lets in only a
 	// share of arriving requests, while goroutines queue for the CPU (see
@@ -49,22 +46,16 @@ type HTTPConfig struct {
 	// adaptive limit tolerates before it sheds; default RequestTimeout/20.
 	LimitTarget time.Duration
 	// ShedWait bounds the wait of admitted requests under a load far past
-	// capacity, so that they keep their deadline. On Linux the server
-	// knows how long each request waited before it read it (the kernel's
-	// receive time): while most requests of two windows in a row wait
-	// over half of ShedWait, those that waited past it are shed (see
-	// Limiter). Default RequestTimeout/20: a decision then has most of its
-	// deadline left. RequestTimeout/10 did worse at twice the load nbp
-	// can take: 61% and 65% of its capacity in two runs, against 72–83%.
-	// Negative: never.
+	// capacity, so that they keep their deadline: on Linux, while most
+	// requests wait over half of it before the server reads them, those
+	// that waited past it are shed. Default RequestTimeout/20; negative:
+	// never.
 	ShedWait time.Duration
 	// ShedDelay is the CPU scheduling delay (90th percentile) past which
-	// the fixed limit lets in only a share of arriving requests, so that
-	// the ones it admits keep their deadline under a load far past
-	// capacity, where how long they waited to be read is unknown
-	// (connections the server cannot stamp, or not Linux); default
-	// RequestTimeout/20 (a decision waits for the CPU a handful of times,
-	// and the delay has a tail). Negative: never.
+	// the fixed limit lets in only a share of arriving requests, where how
+	// long they waited to be read is unknown (connections the server
+	// cannot stamp, or not Linux). Default RequestTimeout/20; negative:
+	// never.
 	ShedDelay time.Duration
 }
 

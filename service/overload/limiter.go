@@ -12,56 +12,14 @@ import (
 	"time"
 )
 
-// Limiter caps the decisions under way. Past the cap a request is shed at
-// once: a quick 503 the caller can retry elsewhere beats a slow answer for
-// everyone.
-//
-// The cap adapts to CPU saturation: each window, it reads how long
-// runnable goroutines waited for a CPU (the Go scheduler's latency, a
-// process-wide histogram). While the window's 90th percentile stays within
-// Target, the cap grows by its square root, provided the window used at
-// least half of it; past Target, the cap shrinks in proportion (never
-// below half in one window), so less work is admitted until the run queue
-// is short again. The cap bounds the work admitted at once, not the work
-// arriving: answering the excess costs CPU too, and when the queue stays
-// long the limiter also lets in only a share of the arrivals, cut in
-// proportion while the delay is over target and grown back by a tenth a
-// window once it is not. Admitted requests then keep their deadline, and
-// the excess is shed cheaply.
-//
-// The signal is the CPU queue, not the decisions' own latency: a slow or
-// unreachable Redis makes each decision wait without loading the CPU, and
-// shedding then would turn degraded answers into errors (the feature read
-// has its own budget and the breaker its own).
-//
-// A fixed limiter (Adaptive false) keeps the cap at Max. Its cap alone
-// does not keep latency from collapsing: it bounds the decisions under
-// way, while requests the server has not read yet wait for the CPU
-// behind them, so that under a load well past capacity even the admitted
-// ones miss their deadline. With a Guard, the fixed limiter therefore
-// lets in only a share of the arrivals while the scheduling delay stays
-// past it (as the adaptive one does past Target): a delay at which a
-// decision, waiting for the CPU a few times, would miss its deadline.
-// Below the guard it sheds nothing but what the cap turns away, so that
-// callers who throttle themselves (service/throttle) keep it busy; nor
-// does it with fewer than Min decisions under way, when the queue is not
-// of nbp's making.
-//
-// Where the server knows how long each request waited before it was read
-// (the kernel's receive time, see AcquireWaited), that wait replaces the
-// scheduler's delay, as the more direct measure: the delay misses the
-// requests not read yet, and is diluted by the many wake-ups that run at
-// once. While at least half the requests of two windows in a row (Min of
-// them at least in each) waited over half of QueueWait, the server is
-// behind, and every request that waited past QueueWait is shed, whatever
-// the cap. One such window is not enough: a pause of a few milliseconds
-// (a collection, another process on the CPU) makes one, and at a load nbp
-// can take, the queue it leaves drains by itself. A request that waited
-// that long costs the same to answer as a fresh one, and has less of its
-// deadline left: shedding the oldest keeps the wait of the admitted ones
-// near QueueWait, and spends on answering the excess no more than the
-// answers themselves, so goodput stays near what the CPU can give. Within
-// a queue that short, nothing is shed for its age.
+// Limiter caps the decisions under way: past the cap a request is shed at
+// once, a quick 503 the caller can retry elsewhere rather than a slow
+// answer for everyone. Past capacity it also lets in only a share of the
+// arrivals while the CPU queue is long (the Go scheduler's delay), or sheds
+// the requests that waited too long to be read (the kernel's receive time,
+// see AcquireWaited), so that the admitted ones keep their deadline. The
+// cap may adapt to the CPU queue (Adaptive). docs/overload.md gives the
+// reasons and the measurements behind each rule.
 type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64
