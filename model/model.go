@@ -18,12 +18,28 @@ import (
 	"math"
 )
 
-// Strategies a Scored names.
+// Strategy names what ranked a decision: one of the constants below, the
+// only values decisions, statistics and metrics ever carry.
+type Strategy string
+
+// The strategies. A Scored names one of the first three; the pipeline adds
+// the last two.
 const (
-	StrategyModel           = "model"
-	StrategyRules           = "rules"
-	StrategyNonPersonalised = "non_personalised"
+	StrategyModel           Strategy = "model"            // the propensity model
+	StrategyRules           Strategy = "rules"            // the rules scorer
+	StrategyNonPersonalised Strategy = "non_personalised" // the product's base take-up rate
+	// StrategyControl marks a control-group decision: the eligible
+	// products in a random order, to measure what ranking adds.
+	StrategyControl Strategy = "control"
+	// StrategyBatch marks a decision ranked by the last batch run's list,
+	// because the model could not score.
+	StrategyBatch Strategy = "batch"
 )
+
+// Strategies returns every strategy, in the order above.
+func Strategies() []Strategy {
+	return []Strategy{StrategyModel, StrategyRules, StrategyNonPersonalised, StrategyControl, StrategyBatch}
+}
 
 // Sentinel errors.
 var (
@@ -41,8 +57,8 @@ var (
 
 // Scored says which scorer produced a batch of scores.
 type Scored struct {
-	Strategy string // model, rules or non_personalised
-	Version  string // the model version, or the rules' catalog version
+	Strategy Strategy // model, rules or non_personalised
+	Version  string   // the model version, or the rules' catalog version
 	// Fallback is set when the model was meant to score but the rules did;
 	// Cause says why (breaker_open, error, too_slow, bad_output).
 	Fallback bool

@@ -274,10 +274,10 @@ func TestBatchListBacksUpTheModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		list, err := e.rdb.Get(context.Background(), bs.ResultKey(id, run)).Result()
-		if err != nil || list == "" || d.Strategy == service.StrategyControl || d.Strategy == model.StrategyNonPersonalised {
+		if err != nil || list == "" || d.Strategy == model.StrategyControl || d.Strategy == model.StrategyNonPersonalised {
 			continue
 		}
-		if d.Strategy != service.StrategyBatch || d.ModelVersion != "batch@nightly" || !d.Degraded {
+		if d.Strategy != model.StrategyBatch || d.ModelVersion != "batch@nightly" || !d.Degraded {
 			t.Fatalf("%s: model down, batch list %q: strategy %s %s", id, list, d.Strategy, d.ModelVersion)
 		}
 		var got []string

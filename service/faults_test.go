@@ -190,7 +190,7 @@ func waitPersonalised(t testing.TB, s *api.Server, ids []string, within time.Dur
 	for _, id := range ids {
 		for {
 			a := recommendTimed(t, s, id, catalog.AppFeed)
-			if a.status == http.StatusOK && a.r.Strategy == model.StrategyModel && !a.r.Degraded {
+			if a.status == http.StatusOK && a.r.Strategy == string(model.StrategyModel) && !a.r.Degraded {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -255,7 +255,7 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 						t.Errorf("%s %s: answered after %s, deadline %s", id, ch, a.took, requestTimeout)
 					}
 					if !a.r.Degraded || !slices.Contains(a.r.DegradedReasons, service.ReasonFeaturesUnavailable) ||
-						a.r.Strategy != model.StrategyNonPersonalised {
+						a.r.Strategy != string(model.StrategyNonPersonalised) {
 						t.Fatalf("%s %s: want a degraded non-personalised list (features_unavailable): %s", id, ch, a.body)
 					}
 					if ch == catalog.AppFeed && len(a.r.Items) == 0 {
@@ -586,7 +586,7 @@ func TestFaultModelAnsweredByTheRules(t *testing.T) {
 				if a.status != http.StatusOK {
 					t.Fatalf("%s: %d %s", id, a.status, a.body)
 				}
-				if a.r.Strategy != model.StrategyRules || !slices.Contains(a.r.DegradedReasons, service.ReasonModelFallback) {
+				if a.r.Strategy != string(model.StrategyRules) || !slices.Contains(a.r.DegradedReasons, service.ReasonModelFallback) {
 					t.Fatalf("%s: want the rules with model_fallback: %s", id, a.body)
 				}
 				if a.took > requestTimeout+deadlineSlack {

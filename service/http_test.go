@@ -180,7 +180,7 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 		if err := json.Unmarshal(body, &r); status != 200 || err != nil {
 			t.Fatalf("%d %v %s", status, err, body)
 		}
-		if r.Strategy != model.StrategyNonPersonalised || r.Degraded || len(r.Items) == 0 {
+		if r.Strategy != string(model.StrategyNonPersonalised) || r.Degraded || len(r.Items) == 0 {
 			t.Fatalf("cold start: %s", body)
 		}
 	})
@@ -195,10 +195,10 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 			if err := json.Unmarshal(body, &r); err != nil {
 				t.Fatal(err)
 			}
-			if r.Strategy == model.StrategyNonPersonalised || r.Strategy == service.StrategyControl {
+			if r.Strategy == string(model.StrategyNonPersonalised) || r.Strategy == string(model.StrategyControl) {
 				continue // opted out, or in the control group
 			}
-			if r.Strategy != model.StrategyRules || !r.Degraded || r.DegradedReasons[0] != service.ReasonModelFallback {
+			if r.Strategy != string(model.StrategyRules) || !r.Degraded || r.DegradedReasons[0] != service.ReasonModelFallback {
 				t.Fatalf("%s: %s", id, body)
 			}
 		}
@@ -211,7 +211,7 @@ func TestRecommendColdStartAndFallback(t *testing.T) {
 		if err := json.Unmarshal(body, &r); status != 200 || err != nil {
 			t.Fatalf("%d %v %s", status, err, body)
 		}
-		if !r.Degraded || r.DegradedReasons[0] != service.ReasonFeaturesUnavailable || r.Strategy != model.StrategyNonPersonalised {
+		if !r.Degraded || r.DegradedReasons[0] != service.ReasonFeaturesUnavailable || r.Strategy != string(model.StrategyNonPersonalised) {
 			t.Fatalf("redis down: %s", body)
 		}
 		if status, body := do(t, s, "GET", "/readyz"); status != 503 || !bytes.Contains(body, []byte(`"redis":"failing"`)) {

@@ -142,12 +142,12 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 		strategy string // expected for a personalised customer
 		reason   string // expected degraded reason, if any
 	}{
-		{"model", envOptions{customers: n}, model.StrategyModel, ""},
-		{"rules", envOptions{customers: n, scorer: func(e *env) service.Scorer { return e.rules }}, model.StrategyRules, ""},
+		{"model", envOptions{customers: n}, string(model.StrategyModel), ""},
+		{"rules", envOptions{customers: n, scorer: func(e *env) service.Scorer { return e.rules }}, string(model.StrategyRules), ""},
 		{"model failing", envOptions{customers: n, scorer: func(e *env) service.Scorer {
 			return model.NewGuarded(failingModel{}, e.rules, len(e.cat.Products), model.GuardOptions{})
-		}}, model.StrategyRules, service.ReasonModelFallback},
-		{"redis down", envOptions{customers: n, down: true}, model.StrategyNonPersonalised, service.ReasonFeaturesUnavailable},
+		}}, string(model.StrategyRules), service.ReasonModelFallback},
+		{"redis down", envOptions{customers: n, down: true}, string(model.StrategyNonPersonalised), service.ReasonFeaturesUnavailable},
 	}
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) {
@@ -175,13 +175,13 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 						optOut := v.Flag(features.PersonalisationOptOut)
 						want := path.strategy
 						if optOut && known {
-							want = model.StrategyNonPersonalised
+							want = string(model.StrategyNonPersonalised)
 						}
-						if d.Strategy == service.StrategyControl && known && !optOut {
+						if d.Strategy == model.StrategyControl && known && !optOut {
 							controls++
 							continue
 						}
-						if d.Strategy != want {
+						if string(d.Strategy) != want {
 							t.Fatalf("%s: strategy %q, want %q", req.CustomerID, d.Strategy, want)
 						}
 						if path.reason != "" && !(optOut && path.reason == service.ReasonModelFallback) {
@@ -266,7 +266,7 @@ func TestControlGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range out {
-			if d.Strategy != service.StrategyControl {
+			if d.Strategy != model.StrategyControl {
 				continue
 			}
 			inControl++

@@ -41,9 +41,13 @@ func TestOpenAPIEnumsMatchTheCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	channels := catalog.ChannelNames()
+	var strategies []string
+	for _, st := range model.Strategies() {
+		strategies = append(strategies, string(st))
+	}
 	want := map[string][]string{
 		"channel":          channels[:],
-		"strategy":         {model.StrategyModel, model.StrategyRules, model.StrategyNonPersonalised, service.StrategyControl, service.StrategyBatch},
+		"strategy":         strategies,
 		"degraded_reasons": {service.ReasonFeaturesUnavailable, service.ReasonFeaturesStale, service.ReasonFeaturesCorrupt, service.ReasonModelFallback},
 		"type":             {features.EventImpression, features.EventClick, features.EventConversion, features.EventDismiss},
 		"feature_status":   {features.Found.String(), features.Stale.String(), features.NotFound.String(), features.Corrupt.String(), service.FeatureStatusUnavailable},

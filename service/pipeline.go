@@ -75,8 +75,8 @@ type Decision struct {
 	At              time.Time
 	CustomerID      string
 	Channel         catalog.Channel
-	Strategy        string // model, rules, non_personalised or control
-	ModelVersion    string // which model version or rule set ranked the list
+	Strategy        model.Strategy // what ranked the list
+	ModelVersion    string         // which model version or rule set ranked the list
 	CatalogVersion  string
 	ConfigVersion   string // of the arbitration (business values, weights, levers) in force
 	Degraded        bool
@@ -105,10 +105,6 @@ type Reason struct {
 	Code string
 	Text string
 }
-
-// StrategyControl marks a control-group decision: the eligible products in
-// a random order, to measure what ranking adds.
-const StrategyControl = "control"
 
 // MaxReasons caps the reasons of an item.
 const MaxReasons = 3
@@ -404,7 +400,7 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		var err error
 		scored, err = p.scorer.Score(sctx, x, len(rows), ps)
 		if span != nil {
-			span.SetAttributes(attribute.Int("rows", len(rows)), telemetry.AttrStrategy.String(scored.Strategy), telemetry.AttrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
+			span.SetAttributes(attribute.Int("rows", len(rows)), telemetry.AttrStrategy.String(string(scored.Strategy)), telemetry.AttrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
 		}
 		endSpan(span, err)
 		if err != nil {
@@ -425,12 +421,12 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		case kindScored:
 			by = scored
 		case kindControl:
-			by = model.Scored{Strategy: StrategyControl, Version: p.controlVersion}
+			by = model.Scored{Strategy: model.StrategyControl, Version: p.controlVersion}
 		}
 		if kind[i] == kindScored && scored.Fallback && len(ins[i].rec.Batch) > 0 {
 			// The model failed: last night's list ranks before the rules do.
 			kind[i] = kindBatch
-			by.Strategy, by.Version = StrategyBatch, "batch@"+p.batchRun()
+			by.Strategy, by.Version = model.StrategyBatch, "batch@"+p.batchRun()
 		}
 		if kind[i] != kindScored {
 			copy(scores[i*P:(i+1)*P], p.prior.Rates())
@@ -496,10 +492,6 @@ const (
 	kindControl                     // the control group: eligible products in random order
 	kindBatch                       // the model failed: the batch run's list, still filtered
 )
-
-// StrategyBatch marks a decision ranked by the last batch run's list,
-// because the model could not score.
-const StrategyBatch = "batch"
 
 // inControl reports whether the customer is in this month's control
 // group: a stable hash of the id and the month (China time) under the

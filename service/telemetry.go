@@ -61,7 +61,7 @@ func newDecisionTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*de
 // count counts one decision. Strategies and reasons are the pipeline's
 // constants, so the label sets stay few.
 func (t *decisionTelemetry) count(ctx context.Context, d *Decision) {
-	k := decisionKey{strategy: d.Strategy, channel: d.Channel}
+	k := decisionKey{strategy: string(d.Strategy), channel: d.Channel}
 	t.decisions.Add(ctx, 1, t.byKind.Get(k).Add...)
 	for _, r := range d.DegradedReasons {
 		t.degraded.Add(ctx, 1, t.byReason.Get(r).Add...)
@@ -91,7 +91,7 @@ func endSpan(span trace.Span, err error) {
 func DecisionAttributes(d *Decision) []attribute.KeyValue {
 	return []attribute.KeyValue{
 		telemetry.AttrChannel.String(d.Channel.String()),
-		telemetry.AttrStrategy.String(d.Strategy),
+		telemetry.AttrStrategy.String(string(d.Strategy)),
 		telemetry.AttrModel.String(d.ModelVersion),
 		attribute.String("catalog_version", d.CatalogVersion),
 		telemetry.AttrReasons.StringSlice(d.DegradedReasons),

@@ -68,7 +68,7 @@ func toResponse(d *service.Decision) RecommendationResponse {
 		DecisionID:      d.ID,
 		ModelVersion:    d.ModelVersion,
 		CatalogVersion:  d.CatalogVersion,
-		Strategy:        d.Strategy,
+		Strategy:        string(d.Strategy),
 		Degraded:        d.Degraded,
 		DegradedReasons: d.DegradedReasons,
 		Items:           make([]ItemResponse, len(d.Items)),

@@ -92,7 +92,7 @@ func NewRecord(d *service.Decision, h *Hasher) Record {
 		ModelVersion:    d.ModelVersion,
 		CatalogVersion:  d.CatalogVersion,
 		ConfigVersion:   d.ConfigVersion,
-		Strategy:        d.Strategy,
+		Strategy:        string(d.Strategy),
 		Degraded:        d.Degraded,
 		DegradedReasons: d.DegradedReasons,
 		FeatureStatus:   d.FeatureStatus,

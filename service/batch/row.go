@@ -45,7 +45,7 @@ func Rows(dst []Row, runID string, d *service.Decision) []Row {
 			ProductID:    it.Product.ID,
 			Propensity:   service.Round4(it.Propensity),
 			Priority:     service.Round4(it.Priority),
-			Strategy:     d.Strategy,
+			Strategy:     string(d.Strategy),
 			ModelVersion: d.ModelVersion,
 			Title:        it.Copy.Title,
 			Body:         it.Copy.Body,

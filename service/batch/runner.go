@@ -307,7 +307,7 @@ func (r *Runner) settle(ctx context.Context, o Options, chunkID string, ds []ser
 	for i := range ds {
 		d := &ds[i]
 		ck.Customers++
-		ck.Strategy[d.Strategy]++
+		ck.Strategy[string(d.Strategy)]++
 		if len(d.Items) == 0 {
 			ck.Skipped++
 		}

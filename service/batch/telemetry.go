@@ -206,7 +206,7 @@ func (t *batchTelemetry) page(ctx context.Context, ds []service.Decision, took t
 	products := make(map[string]int64, 8)
 	for i := range ds {
 		d := &ds[i]
-		kinds[batchKey{strategy: d.Strategy, offered: len(d.Items) > 0}]++
+		kinds[batchKey{strategy: string(d.Strategy), offered: len(d.Items) > 0}]++
 		for _, it := range d.Items {
 			products[it.Product.ID]++
 		}
