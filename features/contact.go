@@ -73,30 +73,18 @@ type Record struct {
 
 // ResultKey is a customer's offers in a batch run: product ids by rank,
 // comma-separated.
-func (s *Store) ResultKey(id, run string) string { return ResultKey(s.prefix, id, run) }
+func (s *Store) ResultKey(id, run string) string { return s.keys.BatchResult(id, run) }
 
-// ResultKey names the key of a customer's offers in a batch run, under
-// prefix: the batch writes it, the store reads it. It shares the
-// customer's hash slot.
-func ResultKey(prefix, id, run string) string { return prefix + "{" + id + "}:r:" + run }
-
-func (s *Store) contactKey(id string) string { return s.prefix + "{" + id + "}:c" }
-func (s *Store) eventsKey(id string) string  { return s.prefix + "{" + id + "}:e" }
-func (s *Store) pendingKey(id string) string { return s.prefix + "{" + id + "}:p" }
-func (s *Store) streamKey() string           { return s.prefix + "events" }
-func (s *Store) statsKey(day time.Time) string {
-	return s.prefix + "stats:" + day.In(catalog.Zone()).Format("20060102")
-}
+func (s *Store) contactKey(id string) string   { return s.keys.Contact(id) }
+func (s *Store) eventsKey(id string) string    { return s.keys.Events(id) }
+func (s *Store) pendingKey(id string) string   { return s.keys.Pending(id) }
+func (s *Store) streamKey() string             { return s.keys.Stream() }
+func (s *Store) statsKey(day time.Time) string { return s.keys.Stats(day) }
 
 // countedKey returns the key of the mark that says an event is counted in
-// the statistics hash stats. It hashes to the hash's slot: its hash tag is
-// the hash's name or, when the prefix holds a tag, the same tag.
+// the statistics hash stats.
 func (s *Store) countedKey(stats, customerID, eventID string) string {
-	suffix := ":m:" + customerID + ":" + eventID
-	if hashTag(stats) != "" {
-		return stats + suffix
-	}
-	return s.prefix + "{" + stats + "}" + suffix
+	return s.keys.Counted(stats, customerID, eventID)
 }
 
 // hashTag returns the part of a key Redis Cluster hashes when it is not

@@ -30,7 +30,7 @@ func Bucket(id string) int {
 }
 
 func (s *Store) indexKey(bucket int) string {
-	return s.prefix + "{idx:" + strconv.Itoa(bucket) + "}"
+	return s.keys.Index(bucket)
 }
 
 // index adds the ids to the customer index within a pipeline.

@@ -55,15 +55,11 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store keeps customer vectors in Redis, one string key per customer:
-//
-//	<prefix>{<customer_id>}:f  ->  the record (see AppendRecord)
-//
-// The braces are a Redis Cluster hash tag: every key of one customer lives
-// in the same slot.
+// Store keeps customer vectors in Redis, one string key per customer, and
+// their contact states, events and statistics (see Keys for the layout).
 type Store struct {
 	rdb    redis.UniversalClient
-	prefix string
+	keys   Keys
 	maxAge time.Duration
 	ttl    time.Duration
 	now    func() time.Time
@@ -72,22 +68,17 @@ type Store struct {
 // NewStore returns a store on the given client. Build the client with
 // RedisOptions so that deadlines are honoured.
 func NewStore(rdb redis.UniversalClient, o Options) *Store {
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
 	if o.MaxAge <= 0 {
 		o.MaxAge = 48 * time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{rdb: rdb, prefix: o.Prefix, maxAge: o.MaxAge, ttl: o.TTL, now: o.Now}
+	return &Store{rdb: rdb, keys: NewKeys(o.Prefix), maxAge: o.MaxAge, ttl: o.TTL, now: o.Now}
 }
 
 // Key returns the Redis key of a customer's vector.
-func (s *Store) Key(id string) string {
-	return s.prefix + "{" + id + "}:f"
-}
+func (s *Store) Key(id string) string { return s.keys.Vector(id) }
 
 // Put stores one customer's vector and lists the customer in the index.
 // The write is atomic: a reader sees the old vector or the new one.

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,6 +158,7 @@ type Options struct {
 // or past SpillMax, records are lost, and counted (Stats).
 type Log struct {
 	rdb   redis.UniversalClient
+	keys  features.Keys
 	o     Options
 	queue chan Record
 	done  chan struct{}
@@ -228,7 +228,7 @@ func New(rdb redis.UniversalClient, o Options) (*Log, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Log{rdb: rdb, o: o, queue: make(chan Record, o.Queue), done: make(chan struct{})}
+	a := &Log{rdb: rdb, keys: features.NewKeys(o.Prefix), o: o, queue: make(chan Record, o.Queue), done: make(chan struct{})}
 	a.notQueued.PerSecond = 10
 	if o.SpillDir != "" {
 		sp, err := openSpill(o.SpillDir, o.SpillMax)
@@ -254,7 +254,7 @@ func (a *Log) key(id string) string {
 	minute := service.DecisionTime(id).UTC().Format("200601021504")
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	return a.o.Prefix + "decisions:" + minute + ":" + strconv.Itoa(int(h.Sum32()%16))
+	return a.keys.AuditRecords(minute, int(h.Sum32()%16))
 }
 
 // recordWait is how long Record waits for room in a full queue (Redis

@@ -26,28 +26,25 @@ import (
 //
 // All but the pointer expire with the run.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb  redis.UniversalClient
+	keys features.Keys
 }
 
 // NewStore returns the batch state store.
 func NewStore(rdb redis.UniversalClient, prefix string) *Store {
-	if prefix == "" {
-		prefix = features.DefaultPrefix
-	}
-	return &Store{rdb: rdb, prefix: prefix}
+	return &Store{rdb: rdb, keys: features.NewKeys(prefix)}
 }
 
 func (b *Store) runKey(run, name string) string {
-	return b.prefix + "{batch:" + run + "}:" + name
+	return b.keys.BatchRun(run, name)
 }
 
 // PointerKey is the key naming the current (last completed) run.
-func (b *Store) PointerKey() string { return b.prefix + "batch:current" }
+func (b *Store) PointerKey() string { return b.keys.BatchPointer() }
 
 // ResultKey is a customer's offers in a run (features.Store.ResultKey
 // reads the same key).
-func (b *Store) ResultKey(id, run string) string { return features.ResultKey(b.prefix, id, run) }
+func (b *Store) ResultKey(id, run string) string { return b.keys.BatchResult(id, run) }
 
 // Checkpoint is where a shard of a run stands.
 type Checkpoint struct {
