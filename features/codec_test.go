@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/featurestest"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -87,7 +88,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			if err := features.DecodeRecord(b, &got); err != nil {
 				t.Fatalf("DecodeRecord: %v", err)
 			}
-			if diff := cmp.Diff(want, got, valueBits); diff != "" {
+			if diff := cmp.Diff(want, got, featurestest.ValueBits); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
 			}
 		})
@@ -161,7 +162,7 @@ func TestDecodeRecordRejects(t *testing.T) {
 			if !errors.Is(err, features.ErrCorrupt) {
 				t.Fatalf("DecodeRecord error %v, want ErrCorrupt", err)
 			}
-			if diff := cmp.Diff(before, got, valueBits); diff != "" {
+			if diff := cmp.Diff(before, got, featurestest.ValueBits); diff != "" {
 				t.Errorf("a rejected record changed the vector (-before +after):\n%s", diff)
 			}
 		})

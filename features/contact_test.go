@@ -17,6 +17,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/featurestest"
 	"github.com/directops/nbp/features/redistest"
 )
 
@@ -158,10 +159,10 @@ func TestRecordEventsContactState(t *testing.T) {
 			want:  map[string]string{},
 		},
 	}
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				s := r.store(t, features.Options{})
+				s := r.Store(t, features.Options{})
 				for _, evs := range tc.calls {
 					recordEvents(t, s, evs, eventOptions(t))
 				}
@@ -172,7 +173,7 @@ func TestRecordEventsContactState(t *testing.T) {
 		}
 
 		t.Run("day counters past the longest cap are dropped", func(t *testing.T) {
-			s := r.store(t, features.Options{})
+			s := r.Store(t, features.Options{})
 			long := eventNow.AddDate(0, 0, -400)
 			o := eventOptions(t)
 			o.Now = long
@@ -190,7 +191,7 @@ func TestRecordEventsContactState(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := r.store(t, features.Options{})
+			s := r.Store(t, features.Options{})
 			recordEvents(t, s, []features.Event{
 				evt("E1", "C1", "WM_CASH", catalog.Batch, features.EventImpression, at),
 				evt("E2", "C1", "WM_CASH", catalog.AppFeed, features.EventConversion, at),
@@ -218,10 +219,10 @@ func TestRecordEventsIdempotent(t *testing.T) {
 		evt("E3", "C2", "TD_1Y", catalog.WecomAgent, features.EventConversion, at),
 		evt("E1", "C2", "TD_1Y", catalog.WecomAgent, features.EventImpression, at), // another customer's E1
 	}
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		prefix := redistest.Prefix(t)
-		s := r.store(t, features.Options{Prefix: prefix})
-		rdb := r.client(t)
+		s := r.Store(t, features.Options{Prefix: prefix})
+		rdb := r.Client(t)
 		if diff := cmp.Diff([]bool{true, true, false, true, true}, recordEvents(t, s, evs, eventOptions(t))); diff != "" {
 			t.Errorf("first: new (-want +got):\n%s", diff)
 		}
@@ -244,7 +245,7 @@ func TestRecordEventsIdempotent(t *testing.T) {
 		if diff := cmp.Diff(map[string]string{"i:WM_CASH:app_feed:" + dayField(at): "1"}, contactOf(t, s, "C1")); diff != "" {
 			t.Errorf("C1 contact (-want +got):\n%s", diff)
 		}
-		if got := keysOf(t, rdb, prefix+"{*}:p"); len(got) != 0 {
+		if got := featurestest.Keys(t, rdb, prefix+"{*}:p"); len(got) != 0 {
 			t.Errorf("events left pending: %v", got)
 		}
 		if fresh, err := s.RecordEvents(context.Background(), nil, eventOptions(t)); len(fresh) != 0 || err != nil {
@@ -297,7 +298,7 @@ func TestRecordEventsRetry(t *testing.T) {
 		{step: 2, retryNew: all(true), inStream: 2},
 		{step: 3, retryNew: all(false), inStream: 1},
 	}
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("after step %d", tc.step), func(t *testing.T) {
 				ctx := context.Background()
@@ -305,8 +306,8 @@ func TestRecordEventsRetry(t *testing.T) {
 				// Steps 1 to 3 are a pipeline each: the connection is lost
 				// right after step tc.step's write.
 				fault := &failAfterPipeline{}
-				s := r.hookedStore(t, features.Options{Prefix: prefix}, fault)
-				rdb := r.client(t)
+				s := r.Store(t, features.Options{Prefix: prefix}, fault)
+				rdb := r.Client(t)
 				fault.arm(tc.step)
 				fresh, err := s.RecordEvents(ctx, evs, eventOptions(t))
 				if !errors.Is(err, features.ErrUnavailable) || fresh != nil {
@@ -343,7 +344,7 @@ func TestRecordEventsRetry(t *testing.T) {
 				if diff := cmp.Diff(wantStream, streamCounts(t, rdb, prefix)); diff != "" {
 					t.Errorf("stream (-want +got):\n%s", diff)
 				}
-				if got := keysOf(t, rdb, prefix+"{*}:p"); len(got) != 0 {
+				if got := featurestest.Keys(t, rdb, prefix+"{*}:p"); len(got) != 0 {
 					t.Errorf("events left pending: %v", got)
 				}
 				// Confirmed, the marks need only outlive the calls
@@ -360,7 +361,7 @@ func TestRecordEventsRetry(t *testing.T) {
 		t.Run("the retry keeps the first time", func(t *testing.T) {
 			prefix := redistest.Prefix(t)
 			fault := &failAfterPipeline{}
-			s := r.hookedStore(t, features.Options{Prefix: prefix}, fault)
+			s := r.Store(t, features.Options{Prefix: prefix}, fault)
 			first := evt("E1", "C1", "WM_CASH", catalog.AppFeed, features.EventImpression, eventNow.AddDate(0, 0, -1))
 			fault.arm(1)
 			if _, err := s.RecordEvents(context.Background(), []features.Event{first}, eventOptions(t)); err == nil {
@@ -375,7 +376,7 @@ func TestRecordEventsRetry(t *testing.T) {
 			if diff := cmp.Diff(want, statCounts(t, s, first.At, eventNow)); diff != "" {
 				t.Errorf("stats (-want +got):\n%s", diff)
 			}
-			msgs, err := r.client(t).XRange(context.Background(), prefix+"events", "-", "+").Result()
+			msgs, err := r.Client(t).XRange(context.Background(), prefix+"events", "-", "+").Result()
 			if err != nil || len(msgs) != 1 || msgs[0].Values["at"] != strconv.FormatInt(first.At.UnixMilli(), 10) {
 				t.Errorf("stream %v, %v; want one entry at the first time", msgs, err)
 			}
@@ -387,8 +388,8 @@ func TestRecordEventsRetry(t *testing.T) {
 			// on other slots, go through.
 			ctx := context.Background()
 			prefix := redistest.Prefix(t)
-			s := r.store(t, features.Options{Prefix: prefix})
-			rdb := r.client(t)
+			s := r.Store(t, features.Options{Prefix: prefix})
+			rdb := r.Client(t)
 			if err := rdb.Set(ctx, prefix+"events", "in the way", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -429,9 +430,9 @@ func TestRecordEventsConcurrent(t *testing.T) {
 			evs = append(evs, evt(fmt.Sprintf("E%d", i), fmt.Sprintf("C%d", c), "WM_CASH", catalog.AppFeed, features.EventImpression, at))
 		}
 	}
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		prefix := redistest.Prefix(t)
-		s := r.store(t, features.Options{Prefix: prefix})
+		s := r.Store(t, features.Options{Prefix: prefix})
 		const callers = 8
 		news := make([][]bool, callers)
 		var retried atomic.Bool
@@ -484,14 +485,14 @@ func TestRecordEventsConcurrent(t *testing.T) {
 				t.Errorf("%s contact (-want +got):\n%s", id, diff)
 			}
 		}
-		rdb := r.client(t)
+		rdb := r.Client(t)
 		stream := streamCounts(t, rdb, prefix)
 		for _, e := range evs {
 			if stream[e.CustomerID+"/"+e.ID] == 0 {
 				t.Errorf("%s/%s not in the stream", e.CustomerID, e.ID)
 			}
 		}
-		if got := keysOf(t, rdb, prefix+"{*}:p"); len(got) != 0 {
+		if got := featurestest.Keys(t, rdb, prefix+"{*}:p"); len(got) != 0 {
 			t.Errorf("events left pending: %v", got)
 		}
 	})
@@ -501,10 +502,10 @@ func TestRecordEventsConcurrent(t *testing.T) {
 // several nodes, in one call.
 func TestReadManyAcrossNodes(t *testing.T) {
 	at := eventNow.Add(-time.Hour)
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t)
-		s := r.store(t, features.Options{Prefix: prefix, Now: func() time.Time { return eventNow }})
+		s := r.Store(t, features.Options{Prefix: prefix, Now: func() time.Time { return eventNow }})
 		const n = 200
 		ids := make([]string, n)
 		vs := make([]features.Vector, n)
@@ -547,7 +548,7 @@ func TestReadManyAcrossNodes(t *testing.T) {
 			}
 		}
 
-		cc, ok := r.client(t).(*redis.ClusterClient)
+		cc, ok := r.Client(t).(*redis.ClusterClient)
 		if !ok {
 			return
 		}
@@ -592,8 +593,8 @@ func TestStats(t *testing.T) {
 	}
 	evs[3].Strategy = "control"
 	evs[4].Strategy = "control"
-	onEachRedis(t, func(t *testing.T, r testRedis) {
-		s := r.store(t, features.Options{})
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
+		s := r.Store(t, features.Options{})
 		recordEvents(t, s, evs, eventOptions(t))
 		tests := []struct {
 			name     string
@@ -640,10 +641,10 @@ func TestStats(t *testing.T) {
 
 func TestReservePush(t *testing.T) {
 	cp := catalog.Cap{Max: 2, Days: 7}
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
 		t.Run("concurrent pushes stop at the cap", func(t *testing.T) {
-			s := r.store(t, features.Options{})
+			s := r.Store(t, features.Options{})
 			var mu sync.Mutex
 			ok := 0
 			var wg sync.WaitGroup
@@ -672,7 +673,7 @@ func TestReservePush(t *testing.T) {
 			}
 		})
 		t.Run("a recorded push counts", func(t *testing.T) {
-			s := r.store(t, features.Options{})
+			s := r.Store(t, features.Options{})
 			recordEvents(t, s, []features.Event{evt("E1", "C1", "WM_CASH", catalog.Batch, features.EventImpression, eventNow)}, eventOptions(t))
 			first, err1 := s.ReservePush(ctx, "C1", catalog.Batch, cp, eventNow)
 			second, err2 := s.ReservePush(ctx, "C1", catalog.Batch, cp, eventNow)
@@ -681,7 +682,7 @@ func TestReservePush(t *testing.T) {
 			}
 		})
 		t.Run("no cap", func(t *testing.T) {
-			s := r.store(t, features.Options{})
+			s := r.Store(t, features.Options{})
 			if got, err := s.ReservePush(ctx, "C1", catalog.AppFeed, catalog.Cap{}, eventNow); !got || err != nil {
 				t.Errorf("ReservePush without a cap = %v, %v", got, err)
 			}
@@ -690,8 +691,8 @@ func TestReservePush(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
-		if err := r.store(t, features.Options{}).Ping(context.Background()); err != nil {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
+		if err := r.Store(t, features.Options{}).Ping(context.Background()); err != nil {
 			t.Errorf("Ping: %v", err)
 		}
 	})
@@ -702,11 +703,11 @@ func TestPing(t *testing.T) {
 // in one slot, and the store works as well.
 func TestCountedKeySlot(t *testing.T) {
 	ctx := context.Background()
-	r := clustered(t)
-	cc := r.client(t)
+	r := suite.Clustered(t)
+	cc := r.Client(t)
 	for _, prefix := range []string{redistest.Prefix(t), "{" + redistest.Prefix(t) + "}:"} {
 		t.Run(prefix, func(t *testing.T) {
-			s := r.store(t, features.Options{Prefix: prefix})
+			s := r.Store(t, features.Options{Prefix: prefix})
 			stats := prefix + "stats:20261127"
 			mark := s.CountedKey(stats, "C000000001", "e-1")
 			want, err1 := cc.ClusterKeySlot(ctx, stats).Result()

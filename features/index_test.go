@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/featurestest"
 	"github.com/directops/nbp/features/redistest"
 )
 
 func TestPageIDs(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{Prefix: redistest.Prefix(t)})
+		s := r.Store(t, features.Options{Prefix: redistest.Prefix(t)})
 		const n = 3000
 		ids := make([]string, n)
 		vs := make([]features.Vector, n)

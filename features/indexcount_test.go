@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/featurestest"
 	"github.com/directops/nbp/features/redistest"
 )
 
 func TestCountIDs(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{Prefix: redistest.Prefix(t)})
+		s := r.Store(t, features.Options{Prefix: redistest.Prefix(t)})
 		if n, err := s.CountIDs(ctx, 0, 1); err != nil || n != 0 {
 			t.Fatalf("empty index: %d, %v", n, err)
 		}

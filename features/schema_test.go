@@ -10,6 +10,7 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/export"
 )
 
 func TestSchema(t *testing.T) {
@@ -34,11 +35,11 @@ func TestSchema(t *testing.T) {
 			t.Errorf("%s: range %v..%v", n, sp.Min, sp.Max)
 		}
 		switch n {
-		case features.ColumnCustomerID, features.ColumnSalutation, features.ColumnUpdatedAt:
+		case export.ColumnCustomerID, export.ColumnSalutation, export.ColumnUpdatedAt:
 			t.Errorf("field %q shadows a CSV column", n)
 		}
 	}
-	for _, c := range features.RequiredColumns()[1:] {
+	for _, c := range export.RequiredColumns()[1:] {
 		f, ok := features.Lookup(c)
 		if !ok {
 			t.Errorf("required column %q is no field", c)

@@ -77,6 +77,9 @@ func NewStore(rdb redis.UniversalClient, o Options) *Store {
 	return &Store{rdb: rdb, keys: NewKeys(o.Prefix), maxAge: o.MaxAge, ttl: o.TTL, now: o.Now}
 }
 
+// Now returns the time on the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
+
 // Key returns the Redis key of a customer's vector.
 func (s *Store) Key(id string) string { return s.keys.Vector(id) }
 

@@ -14,13 +14,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/featurestest"
 	"github.com/directops/nbp/features/redistest"
 )
 
 func TestStorePutGet(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
+		s := r.Store(t, features.Options{Now: func() time.Time { return featurestest.LoadTime }})
 		v := sampleVector()
 		v.UpdatedAt = time.Date(2026, 11, 27, 2, 30, 0, 987_654_321, time.UTC)
 		if err := s.Put(ctx, "C000000001", &v); err != nil {
@@ -32,7 +33,7 @@ func TestStorePutGet(t *testing.T) {
 		}
 		want := v
 		want.UpdatedAt = v.UpdatedAt.Truncate(time.Millisecond)
-		if diff := cmp.Diff(want, got, valueBits); diff != "" {
+		if diff := cmp.Diff(want, got, featurestest.ValueBits); diff != "" {
 			t.Errorf("Get (-want +got):\n%s", diff)
 		}
 
@@ -50,8 +51,8 @@ func TestStorePutGet(t *testing.T) {
 }
 
 func TestStoreGetMissing(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
-		s := r.store(t, features.Options{})
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
+		s := r.Store(t, features.Options{})
 		v, st, err := s.Get(context.Background(), "NOBODY")
 		if err != nil || st != features.NotFound {
 			t.Fatalf("Get = %v, %v; want not found and no error", st, err)
@@ -63,9 +64,9 @@ func TestStoreGetMissing(t *testing.T) {
 }
 
 func TestStoreStatus(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		now := loadTime
+		now := featurestest.LoadTime
 		tests := []struct {
 			name    string
 			updated time.Time
@@ -79,7 +80,7 @@ func TestStoreStatus(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				s := r.store(t, features.Options{Now: func() time.Time { return now }})
+				s := r.Store(t, features.Options{Now: func() time.Time { return now }})
 				v := sampleVector()
 				v.UpdatedAt = tc.updated
 				if err := s.Put(ctx, "C1", &v); err != nil {
@@ -96,7 +97,7 @@ func TestStoreStatus(t *testing.T) {
 		}
 
 		t.Run("custom max age", func(t *testing.T) {
-			s := r.store(t, features.Options{MaxAge: time.Hour, Now: func() time.Time { return now }})
+			s := r.Store(t, features.Options{MaxAge: time.Hour, Now: func() time.Time { return now }})
 			v := sampleVector()
 			v.UpdatedAt = now.Add(-2 * time.Hour)
 			if err := s.Put(ctx, "C1", &v); err != nil {
@@ -110,10 +111,10 @@ func TestStoreStatus(t *testing.T) {
 }
 
 func TestStoreCorrupt(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{})
-		rdb := r.client(t)
+		s := r.Store(t, features.Options{})
+		rdb := r.Client(t)
 		v := sampleVector()
 		other := features.AppendRecord(nil, &v)
 		other[1]++ // another schema version
@@ -140,17 +141,17 @@ func TestStoreCorrupt(t *testing.T) {
 }
 
 func TestStoreGetMany(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
+		s := r.Store(t, features.Options{Now: func() time.Time { return featurestest.LoadTime }})
 		fresh, stale := sampleVector(), sampleVector()
-		fresh.UpdatedAt = loadTime.Add(-time.Hour)
-		stale.UpdatedAt = loadTime.AddDate(0, 0, -3)
+		fresh.UpdatedAt = featurestest.LoadTime.Add(-time.Hour)
+		stale.UpdatedAt = featurestest.LoadTime.AddDate(0, 0, -3)
 		stale.Salutation = "李先生"
 		if err := s.PutMany(ctx, []string{"FRESH", "STALE"}, []features.Vector{fresh, stale}); err != nil {
 			t.Fatalf("PutMany: %v", err)
 		}
-		if err := r.client(t).Set(ctx, s.Key("BROKEN"), "\x01garbage", 0).Err(); err != nil {
+		if err := r.Client(t).Set(ctx, s.Key("BROKEN"), "\x01garbage", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 
@@ -165,7 +166,7 @@ func TestStoreGetMany(t *testing.T) {
 			t.Errorf("statuses (-want +got):\n%s", diff)
 		}
 		for i, w := range map[int]features.Vector{0: stale, 2: fresh, 4: fresh} {
-			if diff := cmp.Diff(w, dst[i], valueBits); diff != "" {
+			if diff := cmp.Diff(w, dst[i], featurestest.ValueBits); diff != "" {
 				t.Errorf("vector %d (%s) (-want +got):\n%s", i, ids[i], diff)
 			}
 		}
@@ -184,9 +185,9 @@ func TestStoreGetMany(t *testing.T) {
 }
 
 func TestStorePutMany(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
+		s := r.Store(t, features.Options{Now: func() time.Time { return featurestest.LoadTime }})
 		const n = 250
 		ids := make([]string, n)
 		vs := make([]features.Vector, n)
@@ -209,7 +210,7 @@ func TestStorePutMany(t *testing.T) {
 				t.Errorf("%s: %v", ids[i], st[i])
 			}
 		}
-		if diff := cmp.Diff(vs, dst, valueBits); diff != "" {
+		if diff := cmp.Diff(vs, dst, featurestest.ValueBits); diff != "" {
 			t.Errorf("PutMany then GetMany (-want +got):\n%s", diff)
 		}
 
@@ -229,10 +230,10 @@ func TestStorePutMany(t *testing.T) {
 }
 
 func TestStoreKey(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t)
-		s := r.store(t, features.Options{Prefix: prefix, TTL: time.Hour})
+		s := r.Store(t, features.Options{Prefix: prefix, TTL: time.Hour})
 		if got, want := s.Key("C000000042"), prefix+"{C000000042}:f"; got != want {
 			t.Errorf("Key = %q, want %q", got, want)
 		}
@@ -244,8 +245,8 @@ func TestStoreKey(t *testing.T) {
 		if err := s.Put(ctx, "C000000042", &v); err != nil {
 			t.Fatal(err)
 		}
-		rdb := r.client(t)
-		keys := keysOf(t, rdb, prefix+"*")
+		rdb := r.Client(t)
+		keys := featurestest.Keys(t, rdb, prefix+"*")
 		if diff := cmp.Diff([]string{prefix + "{C000000042}:f", prefix + fmt.Sprintf("{idx:%d}", features.Bucket("C000000042"))}, keys); diff != "" {
 			t.Errorf("keys written (-want +got):\n%s", diff)
 		}
@@ -322,7 +323,7 @@ func TestStoreUnavailable(t *testing.T) {
 func TestStoreDeadline(t *testing.T) {
 	// Not parallel: the pause holds every client of the server.
 	ctx := context.Background()
-	s := newStore(t, features.Options{})
+	s := suite.Store(t, features.Options{})
 	v := sampleVector()
 	if err := s.Put(ctx, "C1", &v); err != nil {
 		t.Fatal(err)
@@ -331,7 +332,7 @@ func TestStoreDeadline(t *testing.T) {
 		t.Fatalf("Get before the pause = %v, %v", st, err)
 	}
 
-	admin := srv.Client(t)
+	admin := suite.Server().Client(t)
 	const pause = 500 * time.Millisecond
 	paused := time.Now()
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {

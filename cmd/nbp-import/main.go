@@ -23,6 +23,7 @@ import (
 
 	"github.com/directops/nbp/cmd/internal/config"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/export"
 )
 
 func main() {
@@ -51,10 +52,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rdb := rc.Client()
 	defer rdb.Close()
 	store := features.NewStore(rdb, features.Options{Prefix: rc.Prefix, TTL: *ttl})
-	var total features.LoadSummary
+	var total export.LoadSummary
 	for _, path := range fs.Args() {
 		reported := 0
-		o := features.LoadOptions{Chunk: *chunk, OnReject: func(e *features.RowError) {
+		o := export.LoadOptions{Chunk: *chunk, OnReject: func(e *export.RowError) {
 			if reported++; reported <= *maxReport {
 				fmt.Fprintf(stderr, "%s: %v\n", path, e)
 			}
@@ -74,18 +75,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-func load(ctx context.Context, store *features.Store, path string, o features.LoadOptions) (features.LoadSummary, error) {
+func load(ctx context.Context, store *features.Store, path string, o export.LoadOptions) (export.LoadSummary, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return features.LoadSummary{}, err
+		return export.LoadSummary{}, err
 	}
 	defer f.Close()
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
 		st, err := f.Stat()
 		if err != nil {
-			return features.LoadSummary{}, err
+			return export.LoadSummary{}, err
 		}
-		return store.LoadParquet(ctx, f, st.Size(), o)
+		return export.LoadParquet(ctx, store, f, st.Size(), o)
 	}
-	return store.LoadCSV(ctx, f, o)
+	return export.LoadCSV(ctx, store, f, o)
 }

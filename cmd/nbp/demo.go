@@ -16,6 +16,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/features/export"
 )
 
 // Demo customers the ready-to-paste curl lines name.
@@ -50,7 +51,7 @@ func loadDemo(ctx context.Context, cfg demoSettings, cat *catalog.Catalog, store
 	}
 	defer f.Close()
 	start := time.Now()
-	sum, err := store.LoadCSV(ctx, f, features.LoadOptions{})
+	sum, err := export.LoadCSV(ctx, store, f, export.LoadOptions{})
 	if err != nil {
 		return fmt.Errorf("load demo bank: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/export"
 )
 
 // WriteCSV writes customers [0, n) as a feature export (the format the
@@ -15,7 +16,7 @@ import (
 func (b *Bank) WriteCSV(ctx context.Context, w io.Writer, n int) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	cw := csv.NewWriter(bw)
-	if err := cw.Write(features.CSVHeader()); err != nil {
+	if err := cw.Write(export.CSVHeader()); err != nil {
 		return err
 	}
 	rec := make([]string, 0, 3+int(features.NumFields))
@@ -24,7 +25,7 @@ func (b *Bank) WriteCSV(ctx context.Context, w io.Writer, n int) error {
 			return ctx.Err()
 		}
 		id, v := b.Customer(i)
-		rec = features.AppendCSVRecord(rec[:0], id, &v)
+		rec = export.AppendCSVRecord(rec[:0], id, &v)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

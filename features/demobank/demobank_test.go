@@ -19,6 +19,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/features/export"
 )
 
 var asOf = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
@@ -165,7 +166,7 @@ func TestPopulation(t *testing.T) {
 	if err := bank.WriteCSV(context.Background(), &buf, n); err != nil {
 		t.Fatal(err)
 	}
-	r, err := features.NewReader(&buf, asOf.Add(time.Hour))
+	r, err := export.NewReader(&buf, asOf.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package features_test
+package export_test
 
 import (
 	"bytes"
@@ -19,14 +19,16 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/export"
+	"github.com/directops/nbp/features/featurestest"
 	"github.com/directops/nbp/features/redistest"
 )
 
 func TestLoadCSV(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
 		ctx := context.Background()
-		s := r.store(t, features.Options{Now: func() time.Time { return loadTime }})
-		rdb := r.client(t)
+		s := r.Store(t, features.Options{Now: func() time.Time { return featurestest.LoadTime }})
+		rdb := r.Client(t)
 		in, err := os.ReadFile(filepath.Join("testdata", "load.csv"))
 		if err != nil {
 			t.Fatal(err)
@@ -41,14 +43,14 @@ func TestLoadCSV(t *testing.T) {
 		}
 		rejectedIDs := []string{"C003", "C004", "C006", "C007", "C009", "C 009"}
 
-		load := func() (features.LoadSummary, map[int]string) {
+		load := func() (export.LoadSummary, map[int]string) {
 			t.Helper()
 			got := map[int]string{}
-			sum, err := s.LoadCSV(ctx, bytes.NewReader(in), features.LoadOptions{
+			sum, err := export.LoadCSV(ctx, s, bytes.NewReader(in), export.LoadOptions{
 				Chunk: 2, // several pipelines, one of them partly filled
-				Now:   loadTime,
-				OnReject: func(re *features.RowError) {
-					if !errors.Is(re, features.ErrBadRow) {
+				Now:   featurestest.LoadTime,
+				OnReject: func(re *export.RowError) {
+					if !errors.Is(re, export.ErrBadRow) {
 						t.Errorf("rejected line %d: %v does not wrap ErrBadRow", re.Line, re)
 					}
 					got[re.Line] = re.Error()
@@ -61,7 +63,7 @@ func TestLoadCSV(t *testing.T) {
 		}
 
 		sum, rejected := load()
-		if diff := cmp.Diff(features.LoadSummary{Loaded: len(good), Rejected: len(wantRejected)}, sum); diff != "" {
+		if diff := cmp.Diff(export.LoadSummary{Loaded: len(good), Rejected: len(wantRejected)}, sum); diff != "" {
 			t.Errorf("summary (-want +got):\n%s", diff)
 		}
 		for line, word := range wantRejected {
@@ -96,11 +98,11 @@ func TestLoadCSV(t *testing.T) {
 		for f, x := range map[features.Field]float32{
 			features.Age: 45, features.KYCLevel: 3, features.Region: float32(catalog.RegionIndex("GD")),
 			features.AUM: 150000.5, features.HoldsCreditCard: 1, features.RiskTolerance: 3,
-			features.RiskAssessedUntil: day(2027, 3, 31), features.MarketingConsent: 1, features.PersonalisationOptOut: 0,
+			features.RiskAssessedUntil: featurestest.Day(2027, 3, 31), features.MarketingConsent: 1, features.PersonalisationOptOut: 0,
 		} {
 			want.Values[f] = x
 		}
-		if diff := cmp.Diff(want, c1, equateVectors); diff != "" {
+		if diff := cmp.Diff(want, c1, featurestest.EquateVectors); diff != "" {
 			t.Errorf("C001 (-want +got):\n%s", diff)
 		}
 		c8, _, _ := s.Get(ctx, "C008")
@@ -108,8 +110,8 @@ func TestLoadCSV(t *testing.T) {
 		if c8.Salutation != "欧阳\n女士" || c8.Values[features.Age] != 66 {
 			t.Errorf("C008 (a quoted field over two lines): salutation %q, age %v", c8.Salutation, c8.Values[features.Age])
 		}
-		if !c10.UpdatedAt.Equal(loadTime) {
-			t.Errorf("C010 without updated_at: %v, want the load time %v", c10.UpdatedAt, loadTime)
+		if !c10.UpdatedAt.Equal(featurestest.LoadTime) {
+			t.Errorf("C010 without updated_at: %v, want the load time %v", c10.UpdatedAt, featurestest.LoadTime)
 		}
 
 		// Loading again changes nothing, byte for byte.
@@ -135,24 +137,24 @@ func TestLoadCSV(t *testing.T) {
 		if diff := cmp.Diff(before, raw()); diff != "" {
 			t.Errorf("stored records changed on the second load (-first +second):\n%s", diff)
 		}
-		if keys := keysOf(t, rdb, s.Key("*")); len(keys) != len(good) {
+		if keys := featurestest.Keys(t, rdb, s.Key("*")); len(keys) != len(good) {
 			t.Errorf("%d keys after two loads (%v), want %d", len(keys), keys, len(good))
 		}
 	})
 }
 
 func TestLoadCSVNoOnReject(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, r testRedis) {
-		s := r.store(t, features.Options{})
-		in := strings.Join(features.RequiredColumns(), ",") + "\nC1,45,3,,,1,0\nC2,abc,3,,,1,0\n"
-		sum, err := s.LoadCSV(context.Background(), strings.NewReader(in), features.LoadOptions{})
-		if err != nil || sum != (features.LoadSummary{Loaded: 1, Rejected: 1}) {
+	suite.OnEach(t, func(t *testing.T, r featurestest.Redis) {
+		s := r.Store(t, features.Options{})
+		in := strings.Join(export.RequiredColumns(), ",") + "\nC1,45,3,,,1,0\nC2,abc,3,,,1,0\n"
+		sum, err := export.LoadCSV(context.Background(), s, strings.NewReader(in), export.LoadOptions{})
+		if err != nil || sum != (export.LoadSummary{Loaded: 1, Rejected: 1}) {
 			t.Errorf("LoadCSV = %+v, %v; want 1 loaded and 1 rejected", sum, err)
 		}
 		// Without Now, rows without updated_at are stamped with the store's
 		// clock.
 		v, st, err := s.Get(context.Background(), "C1")
-		if err != nil || st != features.Found || !v.UpdatedAt.Equal(loadTime) {
+		if err != nil || st != features.Found || !v.UpdatedAt.Equal(featurestest.LoadTime) {
 			t.Errorf("Get(C1) = %v (updated %v), %v", st, v.UpdatedAt, err)
 		}
 	})
@@ -160,12 +162,12 @@ func TestLoadCSVNoOnReject(t *testing.T) {
 
 func TestLoadCSVStops(t *testing.T) {
 	ctx := context.Background()
-	head := strings.Join(features.RequiredColumns(), ",") + "\n"
+	head := strings.Join(export.RequiredColumns(), ",") + "\n"
 
 	t.Run("bad header", func(t *testing.T) {
-		s := newStore(t, features.Options{})
-		sum, err := s.LoadCSV(ctx, strings.NewReader("customer_id,age\nC1,45\n"), features.LoadOptions{})
-		if err == nil || sum != (features.LoadSummary{}) {
+		s := suite.Store(t, features.Options{})
+		sum, err := export.LoadCSV(ctx, s, strings.NewReader("customer_id,age\nC1,45\n"), export.LoadOptions{})
+		if err == nil || sum != (export.LoadSummary{}) {
 			t.Errorf("LoadCSV = %+v, %v; want an error and nothing loaded", sum, err)
 		}
 	})
@@ -173,16 +175,16 @@ func TestLoadCSVStops(t *testing.T) {
 	t.Run("input fails", func(t *testing.T) {
 		// A failing input is no bad row: the load must stop, not count
 		// the same failure as a reject for ever.
-		s := newStore(t, features.Options{})
+		s := suite.Store(t, features.Options{})
 		disk := errors.New("disk gone")
 		in := io.MultiReader(strings.NewReader(head+"C1,45,3,,,1,0\n"), iotest.ErrReader(disk))
 		type result struct {
-			sum features.LoadSummary
+			sum export.LoadSummary
 			err error
 		}
 		done := make(chan result, 1)
 		go func() {
-			sum, err := s.LoadCSV(ctx, in, features.LoadOptions{})
+			sum, err := export.LoadCSV(ctx, s, in, export.LoadOptions{})
 			done <- result{sum, err}
 		}()
 		select {
@@ -203,7 +205,7 @@ func TestLoadCSVStops(t *testing.T) {
 		rdb := redis.NewUniversalClient(features.RedisOptions([]string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, "", features.DefaultTimeouts()))
 		t.Cleanup(func() { _ = rdb.Close() })
 		s := features.NewStore(rdb, features.Options{})
-		sum, err := s.LoadCSV(ctx, strings.NewReader(head+"C1,45,3,,,1,0\nC2,45,3,,,1,0\n"), features.LoadOptions{Chunk: 1})
+		sum, err := export.LoadCSV(ctx, s, strings.NewReader(head+"C1,45,3,,,1,0\nC2,45,3,,,1,0\n"), export.LoadOptions{Chunk: 1})
 		if !errors.Is(err, features.ErrUnavailable) || sum.Loaded != 0 {
 			t.Errorf("LoadCSV = %+v, %v; want ErrUnavailable and nothing loaded", sum, err)
 		}

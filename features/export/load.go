@@ -1,4 +1,4 @@
-package features
+package export
 
 import (
 	"context"
@@ -6,7 +6,17 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/directops/nbp/features"
 )
+
+// Store is where a load puts the vectors (a *features.Store is one).
+type Store interface {
+	// PutMany stores the customers' vectors, each write atomic.
+	PutMany(ctx context.Context, ids []string, vs []features.Vector) error
+	// Now is the store's clock: the updated-at time of rows without one.
+	Now() time.Time
+}
 
 // LoadSummary counts what a load did.
 type LoadSummary struct {
@@ -30,13 +40,13 @@ type LoadOptions struct {
 // customer's write is atomic, so a load can be re-run safely. A bad row is
 // rejected whole (never half-written) and reported; a bad header or an
 // unreachable store stops the load.
-func (s *Store) LoadCSV(ctx context.Context, r io.Reader, o LoadOptions) (LoadSummary, error) {
-	o.defaults(s.now)
+func LoadCSV(ctx context.Context, s Store, r io.Reader, o LoadOptions) (LoadSummary, error) {
+	o.defaults(s.Now)
 	rd, err := NewReader(r, o.Now)
 	if err != nil {
 		return LoadSummary{}, err
 	}
-	return s.loadRows(ctx, rd.Next, o)
+	return loadRows(ctx, s, rd.Next, o)
 }
 
 func (o *LoadOptions) defaults(now func() time.Time) {
@@ -50,10 +60,10 @@ func (o *LoadOptions) defaults(now func() time.Time) {
 
 // loadRows stores the vectors next returns, in chunks of o.Chunk, until
 // io.EOF. Every loader shares it.
-func (s *Store) loadRows(ctx context.Context, next func() (string, Vector, error), o LoadOptions) (LoadSummary, error) {
+func loadRows(ctx context.Context, s Store, next func() (string, features.Vector, error), o LoadOptions) (LoadSummary, error) {
 	var sum LoadSummary
 	ids := make([]string, 0, o.Chunk)
-	vs := make([]Vector, 0, o.Chunk)
+	vs := make([]features.Vector, 0, o.Chunk)
 	flush := func() error {
 		if len(ids) == 0 {
 			return nil

@@ -1,4 +1,4 @@
-package features
+package export
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/directops/nbp/features"
 )
 
 // cellKind is how a Parquet column's values are turned into CSV text.
@@ -54,7 +56,7 @@ const julianUnixEpoch = 2440588
 
 // parquetCellOf returns how to read a column of type t into a column of
 // the header (field f, or one of colID, colSalutation, colUpdatedAt).
-func parquetCellOf(t parquet.Type, f Field) (parquetCell, error) {
+func parquetCellOf(t parquet.Type, f features.Field) (parquetCell, error) {
 	c, err := parquetCellOfType(t)
 	if err != nil {
 		return c, err
@@ -68,12 +70,12 @@ func parquetCellOf(t parquet.Type, f Field) (parquetCell, error) {
 	case colUpdatedAt:
 		ok = c.kind == cellString || c.kind == cellTimestamp || c.kind == cellInt96
 	default:
-		switch specs[f].Kind {
-		case Number, Flag:
+		switch f.Spec().Kind {
+		case features.Number, features.Flag:
 			ok = c.kind != cellDate && c.kind != cellTimestamp && c.kind != cellInt96
-		case RegionKey, Tolerance:
+		case features.RegionKey, features.Tolerance:
 			ok = c.kind == cellString
-		case Date:
+		case features.Date:
 			ok = c.kind == cellString || c.kind == cellDate
 		}
 	}
@@ -153,7 +155,7 @@ func parquetCellOfType(t parquet.Type) (parquetCell, error) {
 	return bad()
 }
 
-func columnKindName(f Field) string {
+func columnKindName(f features.Field) string {
 	switch f {
 	case colID:
 		return "a customer id"
@@ -162,14 +164,14 @@ func columnKindName(f Field) string {
 	case colUpdatedAt:
 		return "a time"
 	}
-	switch specs[f].Kind {
-	case Flag:
+	switch f.Spec().Kind {
+	case features.Flag:
 		return "a 0/1 flag"
-	case RegionKey:
+	case features.RegionKey:
 		return "a region code"
-	case Tolerance:
+	case features.Tolerance:
 		return "a risk tolerance"
-	case Date:
+	case features.Date:
 		return "a date"
 	default:
 		return "a number"
@@ -736,19 +738,19 @@ func recoverMalformed(err *error) {
 // when no field spans lines). The reader can go on after a bad row. Next
 // returns io.EOF at the end, and any other error when the file itself
 // cannot be read (the reader cannot go on after that).
-func (p *ParquetReader) Next() (id string, v Vector, err error) {
+func (p *ParquetReader) Next() (id string, v features.Vector, err error) {
 	if p.err != nil {
-		return "", Vector{}, p.err
+		return "", features.Vector{}, p.err
 	}
 	defer func() {
 		if perr := recover(); perr != nil {
 			p.err = fmt.Errorf("parquet: malformed file: %v", perr)
-			id, v, err = "", Vector{}, p.err
+			id, v, err = "", features.Vector{}, p.err
 		}
 	}()
 	if err := p.fill(); err != nil {
 		p.err = err
-		return "", Vector{}, err
+		return "", features.Vector{}, err
 	}
 	row := p.buf[p.i]
 	p.i++
@@ -760,17 +762,17 @@ func (p *ParquetReader) Next() (id string, v Vector, err error) {
 		c := val.Column()
 		if c < 0 || c >= len(p.rec) {
 			p.err = fmt.Errorf("parquet: row %d: value of column %d, want fewer than %d", p.row, c, len(p.rec))
-			return "", Vector{}, p.err
+			return "", features.Vector{}, p.err
 		}
 		s, err := p.cells[c].text(val)
 		if err != nil {
-			return "", Vector{}, &RowError{Line: p.row, Err: fmt.Errorf("%w: %s: %v", ErrBadRow, p.h.columns[c], err)}
+			return "", features.Vector{}, &RowError{Line: p.row, Err: fmt.Errorf("%w: %s: %v", ErrBadRow, p.h.columns[c], err)}
 		}
 		p.rec[c] = s
 	}
 	id, v, err = p.h.ParseRow(p.rec, p.now)
 	if err != nil {
-		return "", Vector{}, &RowError{Line: p.row, Err: err}
+		return "", features.Vector{}, &RowError{Line: p.row, Err: err}
 	}
 	return id, v, nil
 }
@@ -817,11 +819,11 @@ func (p *ParquetReader) fill() error {
 // rejected whole and reported (its Line is its row number, see
 // ParquetReader.Next); a bad header, an unreadable file or an unreachable
 // store stops the load.
-func (s *Store) LoadParquet(ctx context.Context, r io.ReaderAt, size int64, o LoadOptions) (LoadSummary, error) {
-	o.defaults(s.now)
+func LoadParquet(ctx context.Context, s Store, r io.ReaderAt, size int64, o LoadOptions) (LoadSummary, error) {
+	o.defaults(s.Now)
 	rd, err := NewParquetReader(r, size, o.Now)
 	if err != nil {
 		return LoadSummary{}, err
 	}
-	return s.loadRows(ctx, rd.Next, o)
+	return loadRows(ctx, s, rd.Next, o)
 }

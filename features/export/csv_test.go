@@ -1,4 +1,4 @@
-package features_test
+package export_test
 
 import (
 	"bytes"
@@ -19,21 +19,21 @@ import (
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/export"
+	"github.com/directops/nbp/features/featurestest"
 )
-
-var loadTime = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 
 func TestParseHeader(t *testing.T) {
 	without := func(cols []string, drop string) []string {
 		return slices.DeleteFunc(slices.Clone(cols), func(c string) bool { return c == drop })
 	}
-	required := features.RequiredColumns()
+	required := export.RequiredColumns()
 	tests := []struct {
 		name string
 		cols []string
 		want []string // substrings of the error; none when the header is good
 	}{
-		{name: "full export", cols: features.CSVHeader()},
+		{name: "full export", cols: export.CSVHeader()},
 		{name: "required columns only", cols: required},
 		{name: "byte order mark", cols: append([]string{"\ufeff" + required[0]}, required[1:]...)},
 		{name: "spaces around names", cols: append([]string{" customer_id "}, required[1:]...)},
@@ -49,11 +49,11 @@ func TestParseHeader(t *testing.T) {
 			name string
 			cols []string
 			want []string
-		}{name: "missing " + c, cols: without(features.CSVHeader(), c), want: []string{fmt.Sprintf("required column %q missing", c)}})
+		}{name: "missing " + c, cols: without(export.CSVHeader(), c), want: []string{fmt.Sprintf("required column %q missing", c)}})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := features.ParseHeader(tc.cols)
+			h, err := export.ParseHeader(tc.cols)
 			if len(tc.want) == 0 {
 				if err != nil || h == nil {
 					t.Fatalf("ParseHeader = %v, %v; want a header", h, err)
@@ -97,7 +97,7 @@ func record(row map[string]string) []string {
 }
 
 func TestParseRow(t *testing.T) {
-	h, err := features.ParseHeader(rowHeader)
+	h, err := export.ParseHeader(rowHeader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestParseRow(t *testing.T) {
 	want.Values[features.AUM] = 152000.25
 	want.Values[features.HoldsGold] = 0
 	want.Values[features.RiskTolerance] = 3
-	want.Values[features.RiskAssessedUntil] = day(2027, 3, 31)
+	want.Values[features.RiskAssessedUntil] = featurestest.Day(2027, 3, 31)
 	want.Values[features.MarketingConsent] = 1
 	want.Values[features.PersonalisationOptOut] = 0
 
@@ -129,7 +129,7 @@ func TestParseRow(t *testing.T) {
 		{name: "empty risk tolerance is never assessed", edit: map[string]string{"risk_tolerance": ""},
 			want: func(v *features.Vector) { v.Values[features.RiskTolerance] = 0 }},
 		{name: "no updated_at is the load time", edit: map[string]string{"updated_at": ""},
-			want: func(v *features.Vector) { v.UpdatedAt = loadTime }},
+			want: func(v *features.Vector) { v.UpdatedAt = featurestest.LoadTime }},
 		{name: "spaces around numbers", edit: map[string]string{"age": " 45 ", "aum": "\t152000.25"}, want: func(*features.Vector) {}},
 		{name: "bounds", edit: map[string]string{"age": "0", "kyc_level": "1", "aum": "1e12"},
 			want: func(v *features.Vector) {
@@ -148,14 +148,14 @@ func TestParseRow(t *testing.T) {
 			}
 			w := want
 			tc.want(&w)
-			id, got, err := h.ParseRow(record(row), loadTime)
+			id, got, err := h.ParseRow(record(row), featurestest.LoadTime)
 			if err != nil {
 				t.Fatalf("ParseRow: %v", err)
 			}
 			if id != "C000000042" {
 				t.Errorf("id %q", id)
 			}
-			if diff := cmp.Diff(w, got, equateVectors); diff != "" {
+			if diff := cmp.Diff(w, got, featurestest.EquateVectors); diff != "" {
 				t.Errorf("ParseRow (-want +got):\n%s", diff)
 			}
 		})
@@ -202,8 +202,8 @@ func TestParseRow(t *testing.T) {
 		t.Run(fmt.Sprintf("%s=%q", tc.column, tc.value), func(t *testing.T) {
 			row := goodRow()
 			row[tc.column] = tc.value
-			_, _, err := h.ParseRow(record(row), loadTime)
-			if !errors.Is(err, features.ErrBadRow) {
+			_, _, err := h.ParseRow(record(row), featurestest.LoadTime)
+			if !errors.Is(err, export.ErrBadRow) {
 				t.Fatalf("ParseRow error %v, want ErrBadRow", err)
 			}
 			if !strings.Contains(err.Error(), tc.column) {
@@ -215,7 +215,7 @@ func TestParseRow(t *testing.T) {
 	t.Run("field count", func(t *testing.T) {
 		rec := record(goodRow())
 		for _, r := range [][]string{rec[:len(rec)-1], append(rec, "extra"), nil} {
-			if _, _, err := h.ParseRow(r, loadTime); !errors.Is(err, features.ErrBadRow) {
+			if _, _, err := h.ParseRow(r, featurestest.LoadTime); !errors.Is(err, export.ErrBadRow) {
 				t.Errorf("ParseRow(%d fields) error %v, want ErrBadRow", len(r), err)
 			}
 		}
@@ -225,11 +225,11 @@ func TestParseRow(t *testing.T) {
 func TestParseRowMissingRequiredColumnValue(t *testing.T) {
 	// A header may leave out optional fields; a required field's cell is
 	// checked whichever columns are present.
-	h, err := features.ParseHeader(features.RequiredColumns())
+	h, err := export.ParseHeader(export.RequiredColumns())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, v, err := h.ParseRow([]string{"C1", "30", "2", "", "", "0", "0"}, loadTime)
+	_, v, err := h.ParseRow([]string{"C1", "30", "2", "", "", "0", "0"}, featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ type readResult struct {
 	ID   string // of a good row
 }
 
-func readAll(t *testing.T, r *features.Reader) []readResult {
+func readAll(t *testing.T, r *export.Reader) []readResult {
 	t.Helper()
 	var out []readResult
 	for i := 0; i < 1000; i++ {
@@ -260,10 +260,10 @@ func readAll(t *testing.T, r *features.Reader) []readResult {
 		if err == io.EOF {
 			return out
 		}
-		var re *features.RowError
+		var re *export.RowError
 		switch {
 		case errors.As(err, &re):
-			if !errors.Is(err, features.ErrBadRow) {
+			if !errors.Is(err, export.ErrBadRow) {
 				t.Errorf("row error %v does not wrap ErrBadRow", err)
 			}
 			if !strings.HasPrefix(err.Error(), fmt.Sprintf("line %d: ", re.Line)) {
@@ -340,7 +340,7 @@ func TestReaderLineNumbers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := features.NewReader(strings.NewReader(tc.in), loadTime)
+			r, err := export.NewReader(strings.NewReader(tc.in), featurestest.LoadTime)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -360,7 +360,7 @@ func TestNewReaderHeaderErrors(t *testing.T) {
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
-			if r, err := features.NewReader(strings.NewReader(in), loadTime); err == nil || r != nil {
+			if r, err := export.NewReader(strings.NewReader(in), featurestest.LoadTime); err == nil || r != nil {
 				t.Errorf("NewReader = %v, %v; want an error", r, err)
 			}
 		})
@@ -371,8 +371,8 @@ func TestReaderReadError(t *testing.T) {
 	// A failing input is not a bad row: the reader must say so, or a
 	// loader that skips bad rows would loop for ever.
 	disk := errors.New("disk gone")
-	in := io.MultiReader(strings.NewReader(strings.Join(features.RequiredColumns(), ",")+"\nC1,45,3,,,1,0\n"), iotest.ErrReader(disk))
-	r, err := features.NewReader(in, loadTime)
+	in := io.MultiReader(strings.NewReader(strings.Join(export.RequiredColumns(), ",")+"\nC1,45,3,,,1,0\n"), iotest.ErrReader(disk))
+	r, err := export.NewReader(in, featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +380,8 @@ func TestReaderReadError(t *testing.T) {
 		t.Fatalf("Next = %q, %v", id, err)
 	}
 	_, _, err = r.Next()
-	var re *features.RowError
-	if !errors.Is(err, disk) || errors.As(err, &re) || errors.Is(err, features.ErrBadRow) {
+	var re *export.RowError
+	if !errors.Is(err, disk) || errors.As(err, &re) || errors.Is(err, export.ErrBadRow) {
 		t.Errorf("Next error %v, want the read error, not a bad row", err)
 	}
 }
@@ -407,7 +407,7 @@ func randomVector(r *rand.Rand) features.Vector {
 		case features.Tolerance:
 			x = float32(r.IntN(6))
 		case features.Date:
-			x = day(2020, 1, 1) + float32(r.IntN(4000))
+			x = featurestest.Day(2020, 1, 1) + float32(r.IntN(4000))
 		default:
 			switch r.IntN(4) {
 			case 0:
@@ -441,12 +441,12 @@ func TestCSVRoundTrip(t *testing.T) {
 
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	if err := w.Write(features.CSVHeader()); err != nil {
+	if err := w.Write(export.CSVHeader()); err != nil {
 		t.Fatal(err)
 	}
 	var rec []string
 	for i := range ids {
-		rec = features.AppendCSVRecord(rec[:0], ids[i], &vs[i])
+		rec = export.AppendCSVRecord(rec[:0], ids[i], &vs[i])
 		if err := w.Write(rec); err != nil {
 			t.Fatal(err)
 		}
@@ -456,7 +456,7 @@ func TestCSVRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rd, err := features.NewReader(&buf, loadTime)
+	rd, err := export.NewReader(&buf, featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +477,7 @@ func TestCSVRoundTrip(t *testing.T) {
 		t.Fatalf("ids (-want +got):\n%s", diff)
 	}
 	for i := range vs {
-		if diff := cmp.Diff(vs[i], got[i], equateVectors); diff != "" {
+		if diff := cmp.Diff(vs[i], got[i], featurestest.EquateVectors); diff != "" {
 			t.Errorf("customer %s (-written +read):\n%s", ids[i], diff)
 		}
 	}
@@ -498,13 +498,13 @@ func TestFormatValue(t *testing.T) {
 		{features.RiskTolerance, 0, ""},
 		{features.RiskTolerance, 3, "C3"},
 		{features.RiskTolerance, nan, ""},
-		{features.RiskAssessedUntil, day(2027, 3, 31), "2027-03-31"},
+		{features.RiskAssessedUntil, featurestest.Day(2027, 3, 31), "2027-03-31"},
 		{features.RiskAssessedUntil, nan, ""},
 		{features.MarketingConsent, 1, "1"},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s=%v", tc.f, tc.x), func(t *testing.T) {
-			if got := features.FormatValue(tc.f, tc.x); got != tc.want {
+			if got := export.FormatValue(tc.f, tc.x); got != tc.want {
 				t.Errorf("FormatValue = %q, want %q", got, tc.want)
 			}
 		})
@@ -514,22 +514,22 @@ func TestFormatValue(t *testing.T) {
 // FuzzParseRow: a row never panics the parser; a row it accepts is
 // well-formed, and writing it out and reading it back gives it again.
 func FuzzParseRow(f *testing.F) {
-	h, err := features.ParseHeader(features.CSVHeader())
+	h, err := export.ParseHeader(export.CSVHeader())
 	if err != nil {
 		f.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 8; i++ {
 		v := randomVector(r)
-		f.Add(strings.Join(features.AppendCSVRecord(nil, fmt.Sprintf("C%d", i), &v), "|"))
+		f.Add(strings.Join(export.AppendCSVRecord(nil, fmt.Sprintf("C%d", i), &v), "|"))
 	}
 	f.Add("C1|王女士||45|||||||||||||||||||||||||||||||C3|2027-03-31|1|0|")
 	f.Add("C1||2026-11-26T20:00:00.123+08:00|NaN|1e400|0x1p-2|1_000|+Inf|-0")
 	f.Fuzz(func(t *testing.T, line string) {
 		rec := strings.Split(line, "|")
-		id, v, err := h.ParseRow(rec, loadTime)
+		id, v, err := h.ParseRow(rec, featurestest.LoadTime)
 		if err != nil {
-			if !errors.Is(err, features.ErrBadRow) {
+			if !errors.Is(err, export.ErrBadRow) {
 				t.Fatalf("error %v does not wrap ErrBadRow", err)
 			}
 			return
@@ -555,7 +555,7 @@ func FuzzParseRow(f *testing.F) {
 		if y := v.UpdatedAt.UTC().Year(); y < 1 || y > 9999 {
 			return // RFC 3339 cannot write it back
 		}
-		id2, v2, err := h.ParseRow(features.AppendCSVRecord(nil, id, &v), loadTime)
+		id2, v2, err := h.ParseRow(export.AppendCSVRecord(nil, id, &v), featurestest.LoadTime)
 		if err != nil {
 			t.Fatalf("the written row does not parse: %v", err)
 		}
@@ -563,7 +563,7 @@ func FuzzParseRow(f *testing.F) {
 		if id2 != id {
 			t.Fatalf("id %q read back as %q", id, id2)
 		}
-		if diff := cmp.Diff(v, v2, equateVectors); diff != "" {
+		if diff := cmp.Diff(v, v2, featurestest.EquateVectors); diff != "" {
 			t.Fatalf("row read back differs (-first +second):\n%s", diff)
 		}
 	})
@@ -572,13 +572,13 @@ func FuzzParseRow(f *testing.F) {
 // FuzzReader: any input is read to its end without a panic, bad rows are
 // reported with increasing line numbers, and the reader always gets on.
 func FuzzReader(f *testing.F) {
-	head := strings.Join(features.RequiredColumns(), ",") + "\n"
+	head := strings.Join(export.RequiredColumns(), ",") + "\n"
 	f.Add([]byte(head + "C1,45,3,C3,2027-03-31,1,0\n"))
 	f.Add([]byte(head + "C1,45,3,,,1,0\nC2,\"4\n5\",3,,,1,0\nC3,4\"5,3,,,1,0\n"))
 	f.Add([]byte("\ufeff" + head + "C1,45,3\r\n\r\n\"C2"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := features.NewReader(bytes.NewReader(b), loadTime)
+		r, err := export.NewReader(bytes.NewReader(b), featurestest.LoadTime)
 		if err != nil {
 			return
 		}
@@ -591,10 +591,10 @@ func FuzzReader(f *testing.F) {
 			if err == io.EOF {
 				return
 			}
-			var re *features.RowError
+			var re *export.RowError
 			switch {
 			case errors.As(err, &re):
-				if !errors.Is(err, features.ErrBadRow) {
+				if !errors.Is(err, export.ErrBadRow) {
 					t.Fatalf("row error %v does not wrap ErrBadRow", err)
 				}
 				if re.Line < last {

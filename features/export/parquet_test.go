@@ -1,4 +1,4 @@
-package features_test
+package export_test
 
 import (
 	"bytes"
@@ -26,6 +26,8 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/features/export"
+	"github.com/directops/nbp/features/featurestest"
 	"github.com/directops/nbp/features/redistest"
 )
 
@@ -87,7 +89,7 @@ func pqFile(t testing.TB, cols []pqCol, rows []map[string]any, rowGroup int, opt
 func optional(n parquet.Node) parquet.Node { return parquet.Optional(n) }
 
 // daysOf returns a date as a Parquet DATE value.
-func daysOf(y int, m time.Month, d int) int32 { return int32(day(y, m, d)) }
+func daysOf(y int, m time.Month, d int) int32 { return int32(featurestest.Day(y, m, d)) }
 
 // loadCols are the columns of the Parquet export TestLoadParquet loads,
 // of as many types as the warehouse writes.
@@ -123,8 +125,8 @@ func loadRow(id string, change map[string]any) map[string]any {
 
 func TestLoadParquet(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, features.Options{Now: func() time.Time { return loadTime }})
-	rdb := srv.Client(t)
+	s := suite.Store(t, features.Options{Now: func() time.Time { return featurestest.LoadTime }})
+	rdb := suite.Server().Client(t)
 	updated := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
 	rows := []map[string]any{
 		// row 1: a value of every type
@@ -161,14 +163,14 @@ func TestLoadParquet(t *testing.T) {
 	}
 	rejectedIDs := []string{"C003", "C004", "C005", "C006", "C007", "C 008", "C009", "C010"}
 
-	load := func() (features.LoadSummary, map[int]string) {
+	load := func() (export.LoadSummary, map[int]string) {
 		t.Helper()
 		got := map[int]string{}
-		sum, err := s.LoadParquet(ctx, bytes.NewReader(in), int64(len(in)), features.LoadOptions{
+		sum, err := export.LoadParquet(ctx, s, bytes.NewReader(in), int64(len(in)), export.LoadOptions{
 			Chunk: 2,
-			Now:   loadTime,
-			OnReject: func(re *features.RowError) {
-				if !errors.Is(re, features.ErrBadRow) {
+			Now:   featurestest.LoadTime,
+			OnReject: func(re *export.RowError) {
+				if !errors.Is(re, export.ErrBadRow) {
 					t.Errorf("rejected row %d: %v does not wrap ErrBadRow", re.Line, re)
 				}
 				got[re.Line] = re.Error()
@@ -181,7 +183,7 @@ func TestLoadParquet(t *testing.T) {
 	}
 
 	sum, rejected := load()
-	if diff := cmp.Diff(features.LoadSummary{Loaded: len(good), Rejected: len(wantRejected)}, sum); diff != "" {
+	if diff := cmp.Diff(export.LoadSummary{Loaded: len(good), Rejected: len(wantRejected)}, sum); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
 	for row, word := range wantRejected {
@@ -213,12 +215,12 @@ func TestLoadParquet(t *testing.T) {
 	for f, x := range map[features.Field]float32{
 		features.Age: 45, features.KYCLevel: 3, features.Region: float32(catalog.RegionIndex("GD")),
 		features.AUM: 150000.5, features.HoldsCreditCard: 1, features.RiskTolerance: 3,
-		features.RiskAssessedUntil: day(2027, 3, 31), features.MarketingConsent: 1, features.PersonalisationOptOut: 0,
+		features.RiskAssessedUntil: featurestest.Day(2027, 3, 31), features.MarketingConsent: 1, features.PersonalisationOptOut: 0,
 		features.DaysSinceLastLogin: 2.5, features.AppLogins30D: 14,
 	} {
 		want.Values[f] = x
 	}
-	if diff := cmp.Diff(want, c1, equateVectors); diff != "" {
+	if diff := cmp.Diff(want, c1, featurestest.EquateVectors); diff != "" {
 		t.Errorf("C001 (-want +got):\n%s", diff)
 	}
 
@@ -227,14 +229,14 @@ func TestLoadParquet(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = features.Missing()
-	want.UpdatedAt = loadTime // no updated_at: the load time
+	want.UpdatedAt = featurestest.LoadTime // no updated_at: the load time
 	for f, x := range map[features.Field]float32{
 		features.Age: 30, features.KYCLevel: 2, features.RiskTolerance: 0, // never assessed
 		features.MarketingConsent: 0, features.PersonalisationOptOut: 0,
 	} {
 		want.Values[f] = x
 	}
-	if diff := cmp.Diff(want, c2, equateVectors); diff != "" {
+	if diff := cmp.Diff(want, c2, featurestest.EquateVectors); diff != "" {
 		t.Errorf("C002, all nulls (-want +got):\n%s", diff)
 	}
 
@@ -262,7 +264,7 @@ var requiredCSV = map[string]string{
 func readOne(t *testing.T, next func() (string, features.Vector, error)) (string, features.Vector, error) {
 	t.Helper()
 	id, v, err := next()
-	if err != nil && !errors.Is(err, features.ErrBadRow) {
+	if err != nil && !errors.Is(err, export.ErrBadRow) {
 		t.Fatalf("Next: %v", err)
 	}
 	if _, _, err := next(); err != io.EOF {
@@ -366,7 +368,7 @@ func TestParquetTypes(t *testing.T) {
 			row := map[string]any{}
 			header := []string{}
 			rec := []string{}
-			for _, c := range features.RequiredColumns() {
+			for _, c := range export.RequiredColumns() {
 				if c != tt.col {
 					cols = append(cols, pqCol{c, parquet.String()})
 					row[c] = requiredCSV[c]
@@ -378,7 +380,7 @@ func TestParquetTypes(t *testing.T) {
 			header, rec = append(header, tt.col), append(rec, tt.csv)
 
 			in := pqFile(t, cols, []map[string]any{row}, 10)
-			pr, err := features.NewParquetReader(bytes.NewReader(in), int64(len(in)), loadTime)
+			pr, err := export.NewParquetReader(bytes.NewReader(in), int64(len(in)), featurestest.LoadTime)
 			if err != nil {
 				t.Fatalf("NewParquetReader: %v", err)
 			}
@@ -389,7 +391,7 @@ func TestParquetTypes(t *testing.T) {
 			_ = cw.Write(header)
 			_ = cw.Write(rec)
 			cw.Flush()
-			cr, err := features.NewReader(&csvIn, loadTime)
+			cr, err := export.NewReader(&csvIn, featurestest.LoadTime)
 			if err != nil {
 				t.Fatalf("NewReader: %v", err)
 			}
@@ -399,7 +401,7 @@ func TestParquetTypes(t *testing.T) {
 				t.Fatalf("Parquet error %v, CSV error %v; want a bad row: %t", gotErr, wantErr, tt.bad)
 			}
 			if gotErr != nil {
-				var re *features.RowError
+				var re *export.RowError
 				if !errors.As(gotErr, &re) || re.Line != 1 {
 					t.Errorf("error %v: want a *RowError of row 1", gotErr)
 				}
@@ -411,7 +413,7 @@ func TestParquetTypes(t *testing.T) {
 			if gotID != wantID {
 				t.Errorf("id %q, CSV gives %q", gotID, wantID)
 			}
-			if diff := cmp.Diff(want, got, valueBits); diff != "" {
+			if diff := cmp.Diff(want, got, featurestest.ValueBits); diff != "" {
 				t.Errorf("vector (-CSV +Parquet):\n%s", diff)
 			}
 		})
@@ -423,7 +425,7 @@ func TestParquetHeaderRefused(t *testing.T) {
 	// columns added or, when nil, removed.
 	required := func(change map[string]parquet.Node) []pqCol {
 		var cols []pqCol
-		for _, c := range features.RequiredColumns() {
+		for _, c := range export.RequiredColumns() {
 			if n, ok := change[c]; !ok {
 				cols = append(cols, pqCol{c, parquet.String()})
 			} else if n != nil {
@@ -431,7 +433,7 @@ func TestParquetHeaderRefused(t *testing.T) {
 			}
 		}
 		for c, n := range change {
-			if !strings.Contains(strings.Join(features.RequiredColumns(), " "), c) {
+			if !strings.Contains(strings.Join(export.RequiredColumns(), " "), c) {
 				cols = append(cols, pqCol{c, n})
 			}
 		}
@@ -460,7 +462,7 @@ func TestParquetHeaderRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := pqFile(t, tt.cols, nil, 10)
-			_, err := features.NewParquetReader(bytes.NewReader(in), int64(len(in)), loadTime)
+			_, err := export.NewParquetReader(bytes.NewReader(in), int64(len(in)), featurestest.LoadTime)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("NewParquetReader error %v, want one with %q", err, tt.want)
 			}
@@ -471,13 +473,13 @@ func TestParquetHeaderRefused(t *testing.T) {
 		good := pqFile(t, required(nil), []map[string]any{requiredRow()}, 10)
 		for name, in := range map[string][]byte{
 			"empty":          nil,
-			"csv":            []byte(strings.Join(features.RequiredColumns(), ",") + "\nC1,45,3,,,1,0\n"),
+			"csv":            []byte(strings.Join(export.RequiredColumns(), ",") + "\nC1,45,3,,,1,0\n"),
 			"truncated":      good[:len(good)-1],
 			"footer cut":     good[len(good)/2:],
 			"huge footer":    append(append(good[:4:4], 0xff, 0xff, 0xff, 0x7f), "PAR1"...),
 			"header garbled": append([]byte("PAR2"), good[4:]...),
 		} {
-			if _, err := features.NewParquetReader(bytes.NewReader(in), int64(len(in)), loadTime); err == nil {
+			if _, err := export.NewParquetReader(bytes.NewReader(in), int64(len(in)), featurestest.LoadTime); err == nil {
 				t.Errorf("%s: NewParquetReader accepted it", name)
 			}
 		}
@@ -487,11 +489,11 @@ func TestParquetHeaderRefused(t *testing.T) {
 func TestParquetCompression(t *testing.T) {
 	rows := []map[string]any{loadRow("C001", map[string]any{"salutation": "王女士", "aum": int64(15000050)})}
 	want := features.Missing()
-	want.UpdatedAt = loadTime
+	want.UpdatedAt = featurestest.LoadTime
 	want.Salutation = "王女士"
 	for f, x := range map[features.Field]float32{
 		features.Age: 45, features.KYCLevel: 3, features.Region: float32(catalog.RegionIndex("GD")),
-		features.AUM: 150000.5, features.RiskTolerance: 3, features.RiskAssessedUntil: day(2027, 3, 31),
+		features.AUM: 150000.5, features.RiskTolerance: 3, features.RiskAssessedUntil: featurestest.Day(2027, 3, 31),
 		features.MarketingConsent: 1, features.PersonalisationOptOut: 0,
 	} {
 		want.Values[f] = x
@@ -511,7 +513,7 @@ func TestParquetCompression(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := pqFile(t, loadCols, rows, 10, tt.codec)
-			pr, err := features.NewParquetReader(bytes.NewReader(in), int64(len(in)), loadTime)
+			pr, err := export.NewParquetReader(bytes.NewReader(in), int64(len(in)), featurestest.LoadTime)
 			if !tt.ok {
 				if err == nil || !strings.Contains(err.Error(), "compression") {
 					t.Errorf("NewParquetReader error %v, want the compression refused", err)
@@ -525,7 +527,7 @@ func TestParquetCompression(t *testing.T) {
 			if err != nil || id != "C001" {
 				t.Fatalf("Next = %q, %v", id, err)
 			}
-			if diff := cmp.Diff(want, v, equateVectors); diff != "" {
+			if diff := cmp.Diff(want, v, featurestest.EquateVectors); diff != "" {
 				t.Errorf("vector (-want +got):\n%s", diff)
 			}
 		})
@@ -577,11 +579,11 @@ func TestParquetCorruptPage(t *testing.T) {
 	}
 	bad[i] = 0x7f
 	bad[start] &^= 1 // zigzag: even is positive
-	pr, err := features.NewParquetReader(bytes.NewReader(bad), int64(len(bad)), loadTime)
+	pr, err := export.NewParquetReader(bytes.NewReader(bad), int64(len(bad)), featurestest.LoadTime)
 	if err != nil {
 		t.Fatalf("NewParquetReader read beyond the footer: %v", err)
 	}
-	var re *features.RowError
+	var re *export.RowError
 	for row := 1; ; row++ {
 		_, _, err := pr.Next()
 		if err == nil {
@@ -612,8 +614,8 @@ func requiredRow() map[string]any {
 
 func TestLoadParquetStops(t *testing.T) {
 	ctx := context.Background()
-	cols := make([]pqCol, len(features.RequiredColumns()))
-	for i, c := range features.RequiredColumns() {
+	cols := make([]pqCol, len(export.RequiredColumns()))
+	for i, c := range export.RequiredColumns() {
 		cols[i] = pqCol{c, parquet.String()}
 	}
 	rows := make([]map[string]any, 50)
@@ -624,26 +626,26 @@ func TestLoadParquetStops(t *testing.T) {
 	good := pqFile(t, cols, rows, 10)
 
 	t.Run("bad header", func(t *testing.T) {
-		s := newStore(t, features.Options{})
+		s := suite.Store(t, features.Options{})
 		in := pqFile(t, cols[:2], []map[string]any{requiredRow()}, 10)
-		sum, err := s.LoadParquet(ctx, bytes.NewReader(in), int64(len(in)), features.LoadOptions{})
-		if err == nil || sum != (features.LoadSummary{}) {
+		sum, err := export.LoadParquet(ctx, s, bytes.NewReader(in), int64(len(in)), export.LoadOptions{})
+		if err == nil || sum != (export.LoadSummary{}) {
 			t.Errorf("LoadParquet = %+v, %v; want an error and nothing loaded", sum, err)
 		}
 	})
 
 	t.Run("input fails", func(t *testing.T) {
 		// The footer reads, the pages do not: no bad row, the load stops.
-		s := newStore(t, features.Options{})
+		s := suite.Store(t, features.Options{})
 		disk := errors.New("disk gone")
 		footer := int64(len(good)) - 8 - int64(binary.LittleEndian.Uint32(good[len(good)-8:]))
 		in := &failingReaderAt{r: bytes.NewReader(good), from: 4, to: footer, err: disk}
-		if _, err := features.NewParquetReader(in, int64(len(good)), loadTime); err != nil {
+		if _, err := export.NewParquetReader(in, int64(len(good)), featurestest.LoadTime); err != nil {
 			t.Fatalf("NewParquetReader read more than the footer: %v", err)
 		}
-		sum, err := s.LoadParquet(ctx, in, int64(len(good)), features.LoadOptions{Chunk: 5})
-		var re *features.RowError
-		if !errors.Is(err, disk) || errors.As(err, &re) || sum != (features.LoadSummary{}) {
+		sum, err := export.LoadParquet(ctx, s, in, int64(len(good)), export.LoadOptions{Chunk: 5})
+		var re *export.RowError
+		if !errors.Is(err, disk) || errors.As(err, &re) || sum != (export.LoadSummary{}) {
 			t.Errorf("LoadParquet = %+v, %v; want it stopped by the read error", sum, err)
 		}
 	})
@@ -656,23 +658,23 @@ func TestLoadParquetStops(t *testing.T) {
 		rdb := redis.NewUniversalClient(features.RedisOptions([]string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, "", features.DefaultTimeouts()))
 		t.Cleanup(func() { _ = rdb.Close() })
 		s := features.NewStore(rdb, features.Options{})
-		sum, err := s.LoadParquet(ctx, bytes.NewReader(good), int64(len(good)), features.LoadOptions{Chunk: 1})
+		sum, err := export.LoadParquet(ctx, s, bytes.NewReader(good), int64(len(good)), export.LoadOptions{Chunk: 1})
 		if !errors.Is(err, features.ErrUnavailable) || sum.Loaded != 0 {
 			t.Errorf("LoadParquet = %+v, %v; want ErrUnavailable and nothing loaded", sum, err)
 		}
 	})
 
 	t.Run("no OnReject", func(t *testing.T) {
-		s := newStore(t, features.Options{})
+		s := suite.Store(t, features.Options{})
 		bad := append(rows[:2:2], requiredRow())
 		bad[2]["age"] = "abc"
 		in := pqFile(t, cols, bad, 10)
-		sum, err := s.LoadParquet(ctx, bytes.NewReader(in), int64(len(in)), features.LoadOptions{})
-		if err != nil || sum != (features.LoadSummary{Loaded: 2, Rejected: 1}) {
+		sum, err := export.LoadParquet(ctx, s, bytes.NewReader(in), int64(len(in)), export.LoadOptions{})
+		if err != nil || sum != (export.LoadSummary{Loaded: 2, Rejected: 1}) {
 			t.Errorf("LoadParquet = %+v, %v; want 2 loaded and 1 rejected", sum, err)
 		}
 		v, st, err := s.Get(ctx, "C0")
-		if err != nil || st != features.Found || !v.UpdatedAt.Equal(loadTime) { // the store's clock
+		if err != nil || st != features.Found || !v.UpdatedAt.Equal(featurestest.LoadTime) { // the store's clock
 			t.Errorf("Get(C0) = %v (updated %v), %v", st, v.UpdatedAt, err)
 		}
 	})
@@ -697,9 +699,9 @@ func (f *failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // TIMESTAMP, the rest as strings; every column optional.
 func exportCols() []pqCol {
 	cols := []pqCol{
-		{features.ColumnCustomerID, parquet.String()},
-		{features.ColumnSalutation, optional(parquet.String())},
-		{features.ColumnUpdatedAt, optional(parquet.Timestamp(parquet.Millisecond))},
+		{export.ColumnCustomerID, parquet.String()},
+		{export.ColumnSalutation, optional(parquet.String())},
+		{export.ColumnUpdatedAt, optional(parquet.Timestamp(parquet.Millisecond))},
 	}
 	for f := features.Field(0); f < features.NumFields; f++ {
 		var n parquet.Node
@@ -725,9 +727,9 @@ func exportCols() []pqCol {
 // exportRow is a customer as a row of exportCols.
 func exportRow(id string, v *features.Vector) map[string]any {
 	m := map[string]any{
-		features.ColumnCustomerID: id,
-		features.ColumnSalutation: v.Salutation,
-		features.ColumnUpdatedAt:  v.UpdatedAt.UnixMilli(),
+		export.ColumnCustomerID: id,
+		export.ColumnSalutation: v.Salutation,
+		export.ColumnUpdatedAt:  v.UpdatedAt.UnixMilli(),
 	}
 	for f := features.Field(0); f < features.NumFields; f++ {
 		x := v.Values[f]
@@ -746,7 +748,7 @@ func exportRow(id string, v *features.Vector) map[string]any {
 		case features.Date:
 			m[f.String()] = int32(x)
 		default:
-			if s := features.FormatValue(f, x); s != "" {
+			if s := export.FormatValue(f, x); s != "" {
 				m[f.String()] = s
 			}
 		}
@@ -775,11 +777,11 @@ func TestParquetMatchesCSV(t *testing.T) {
 	pq := pqFile(t, exportCols(), rows, 1000)
 	t.Logf("%d customers: CSV %d bytes, Parquet %d bytes", n, csvIn.Len(), len(pq))
 
-	cr, err := features.NewReader(bytes.NewReader(csvIn.Bytes()), loadTime)
+	cr, err := export.NewReader(bytes.NewReader(csvIn.Bytes()), featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := features.NewParquetReader(bytes.NewReader(pq), int64(len(pq)), loadTime)
+	pr, err := export.NewParquetReader(bytes.NewReader(pq), int64(len(pq)), featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -798,20 +800,20 @@ func TestParquetMatchesCSV(t *testing.T) {
 		if gotID != wantID {
 			t.Fatalf("row %d: id %q, CSV %q", i+1, gotID, wantID)
 		}
-		if diff := cmp.Diff(want, got, valueBits); diff != "" {
+		if diff := cmp.Diff(want, got, featurestest.ValueBits); diff != "" {
 			t.Fatalf("%s (-CSV +Parquet):\n%s", wantID, diff)
 		}
 	}
 
 	// Loaded into the store, the two give the same vectors.
-	sCSV := newStore(t, features.Options{}) // each with a prefix of its own
-	sPQ := newStore(t, features.Options{})
-	sum, err := sCSV.LoadCSV(ctx, bytes.NewReader(csvIn.Bytes()), features.LoadOptions{Now: loadTime})
-	if err != nil || sum != (features.LoadSummary{Loaded: n}) {
+	sCSV := suite.Store(t, features.Options{}) // each with a prefix of its own
+	sPQ := suite.Store(t, features.Options{})
+	sum, err := export.LoadCSV(ctx, sCSV, bytes.NewReader(csvIn.Bytes()), export.LoadOptions{Now: featurestest.LoadTime})
+	if err != nil || sum != (export.LoadSummary{Loaded: n}) {
 		t.Fatalf("LoadCSV = %+v, %v", sum, err)
 	}
-	sum, err = sPQ.LoadParquet(ctx, bytes.NewReader(pq), int64(len(pq)), features.LoadOptions{Now: loadTime, Chunk: 256})
-	if err != nil || sum != (features.LoadSummary{Loaded: n}) {
+	sum, err = export.LoadParquet(ctx, sPQ, bytes.NewReader(pq), int64(len(pq)), export.LoadOptions{Now: featurestest.LoadTime, Chunk: 256})
+	if err != nil || sum != (export.LoadSummary{Loaded: n}) {
 		t.Fatalf("LoadParquet = %+v, %v", sum, err)
 	}
 	for i := 0; i < n; i += 7 {
@@ -821,11 +823,11 @@ func TestParquetMatchesCSV(t *testing.T) {
 		if err1 != nil || err2 != nil || st1 != features.Found || st2 != features.Found {
 			t.Fatalf("Get(%s): CSV %v, %v; Parquet %v, %v", id, st1, err1, st2, err2)
 		}
-		if diff := cmp.Diff(want, got, equateVectors); diff != "" {
+		if diff := cmp.Diff(want, got, featurestest.EquateVectors); diff != "" {
 			t.Fatalf("%s stored (-CSV +Parquet):\n%s", id, diff)
 		}
 		_, src := bank.Customer(i)
-		if diff := cmp.Diff(src, got, equateVectors); diff != "" {
+		if diff := cmp.Diff(src, got, featurestest.EquateVectors); diff != "" {
 			t.Fatalf("%s stored (-generated +Parquet):\n%s", id, diff)
 		}
 	}
@@ -836,7 +838,7 @@ func TestParquetMatchesCSV(t *testing.T) {
 // rows and reasons.
 func TestParquetStringsMatchCSV(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 14))
-	header := features.CSVHeader()
+	header := export.CSVHeader()
 	cols := make([]pqCol, len(header))
 	for i, c := range header {
 		cols[i] = pqCol{c, optional(parquet.String())}
@@ -851,7 +853,7 @@ func TestParquetStringsMatchCSV(t *testing.T) {
 	line := 2
 	for i := range rows {
 		v := randomVector(r)
-		rec := features.AppendCSVRecord(nil, fmt.Sprintf("C%d", i), &v)
+		rec := export.AppendCSVRecord(nil, fmt.Sprintf("C%d", i), &v)
 		if r.IntN(3) == 0 {
 			rec[r.IntN(len(rec))] = bad[r.IntN(len(bad))]
 		}
@@ -869,11 +871,11 @@ func TestParquetStringsMatchCSV(t *testing.T) {
 	cw.Flush()
 	pq := pqFile(t, cols, rows, 500)
 
-	cr, err := features.NewReader(&csvIn, loadTime)
+	cr, err := export.NewReader(&csvIn, featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := features.NewParquetReader(bytes.NewReader(pq), int64(len(pq)), loadTime)
+	pr, err := export.NewParquetReader(bytes.NewReader(pq), int64(len(pq)), featurestest.LoadTime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -887,7 +889,7 @@ func TestParquetStringsMatchCSV(t *testing.T) {
 			}
 			break
 		}
-		var wantRE, gotRE *features.RowError
+		var wantRE, gotRE *export.RowError
 		if errors.As(wantErr, &wantRE) != errors.As(gotErr, &gotRE) {
 			t.Fatalf("row %d: CSV %v, Parquet %v", row, wantErr, gotErr)
 		}
@@ -909,7 +911,7 @@ func TestParquetStringsMatchCSV(t *testing.T) {
 		if gotID != wantID {
 			t.Errorf("row %d: id %q, CSV %q", row, gotID, wantID)
 		}
-		if diff := cmp.Diff(want, got, valueBits); diff != "" {
+		if diff := cmp.Diff(want, got, featurestest.ValueBits); diff != "" {
 			t.Errorf("row %d (-CSV +Parquet):\n%s", row, diff)
 		}
 	}
@@ -933,7 +935,7 @@ func FuzzParquetReader(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		pr, err := features.NewParquetReader(bytes.NewReader(b), int64(len(b)), loadTime)
+		pr, err := export.NewParquetReader(bytes.NewReader(b), int64(len(b)), featurestest.LoadTime)
 		if err != nil {
 			return
 		}
@@ -943,9 +945,9 @@ func FuzzParquetReader(f *testing.F) {
 			if err == io.EOF {
 				return
 			}
-			var re *features.RowError
+			var re *export.RowError
 			if errors.As(err, &re) {
-				if re.Line != row || !errors.Is(err, features.ErrBadRow) {
+				if re.Line != row || !errors.Is(err, export.ErrBadRow) {
 					t.Fatalf("row %d: %v", row, err)
 				}
 				continue
@@ -991,7 +993,7 @@ func BenchmarkReaders(b *testing.B) {
 	b.Run("csv", func(b *testing.B) {
 		b.SetBytes(int64(csvIn.Len()))
 		for b.Loop() {
-			r, err := features.NewReader(bytes.NewReader(csvIn.Bytes()), loadTime)
+			r, err := export.NewReader(bytes.NewReader(csvIn.Bytes()), featurestest.LoadTime)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -1002,7 +1004,7 @@ func BenchmarkReaders(b *testing.B) {
 	b.Run("parquet", func(b *testing.B) {
 		b.SetBytes(int64(len(pq)))
 		for b.Loop() {
-			r, err := features.NewParquetReader(bytes.NewReader(pq), int64(len(pq)), loadTime)
+			r, err := export.NewParquetReader(bytes.NewReader(pq), int64(len(pq)), featurestest.LoadTime)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,9 @@
-package features
+// Package export reads the data warehouse's customer exports (CSV and
+// Parquet, in the feature schema's columns) into feature vectors, and loads
+// them into the store: every row checked, a bad one rejected whole and
+// reported, never half-written. It writes the CSV form too (for the demo
+// bank).
+package export
 
 import (
 	"encoding/csv"
@@ -12,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
 )
 
 // The CSV columns besides the schema fields.
@@ -34,29 +40,14 @@ func RequiredColumns() []string { return append([]string(nil), requiredColumns[:
 // ErrBadRow is wrapped by every row error of a CSV export.
 var ErrBadRow = errors.New("bad row")
 
-// ValidID reports whether s is a well-formed customer id: 1 to 64 ASCII
-// letters, digits, '_' or '-'.
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // Header maps an export's columns to the schema.
 type Header struct {
 	columns []string
-	field   []Field // per column: the schema field, or -1 for id, -2 salutation, -3 updated_at
+	field   []features.Field // per column: the schema field, or -1 for id, -2 salutation, -3 updated_at
 }
 
 const (
-	colID Field = -1 - iota
+	colID features.Field = -1 - iota
 	colSalutation
 	colUpdatedAt
 )
@@ -65,7 +56,7 @@ const (
 // unknown or repeated column. Schema fields may be left out; their values
 // are then missing.
 func ParseHeader(cols []string) (*Header, error) {
-	h := &Header{columns: make([]string, len(cols)), field: make([]Field, len(cols))}
+	h := &Header{columns: make([]string, len(cols)), field: make([]features.Field, len(cols))}
 	seen := make(map[string]bool, len(cols))
 	var probs []string
 	for i, c := range cols {
@@ -83,7 +74,7 @@ func ParseHeader(cols []string) (*Header, error) {
 		case ColumnUpdatedAt:
 			h.field[i] = colUpdatedAt
 		default:
-			f, ok := Lookup(c)
+			f, ok := features.Lookup(c)
 			if !ok {
 				probs = append(probs, fmt.Sprintf("unknown column %q", c))
 			}
@@ -104,8 +95,8 @@ func ParseHeader(cols []string) (*Header, error) {
 // ParseRow reads one record into a vector. now is the updated-at time used
 // when the export has no updated_at column. The error wraps ErrBadRow and
 // names the column at fault.
-func (h *Header) ParseRow(rec []string, now time.Time) (string, Vector, error) {
-	v := Missing()
+func (h *Header) ParseRow(rec []string, now time.Time) (string, features.Vector, error) {
+	v := features.Missing()
 	v.UpdatedAt = now
 	if len(rec) != len(h.columns) {
 		return "", v, fmt.Errorf("%w: %d fields, want %d", ErrBadRow, len(rec), len(h.columns))
@@ -115,13 +106,13 @@ func (h *Header) ParseRow(rec []string, now time.Time) (string, Vector, error) {
 		col := h.columns[i]
 		switch f := h.field[i]; f {
 		case colID:
-			if !ValidID(raw) {
+			if !features.ValidID(raw) {
 				return "", v, fmt.Errorf("%w: %s: want 1 to 64 of A-Z a-z 0-9 _ -", ErrBadRow, col)
 			}
 			id = raw
 		case colSalutation:
-			if !utf8.ValidString(raw) || utf8.RuneCountInString(raw) > MaxSalutationRunes || len(raw) > 255 {
-				return "", v, fmt.Errorf("%w: %s: at most %d characters of UTF-8", ErrBadRow, col, MaxSalutationRunes)
+			if !utf8.ValidString(raw) || utf8.RuneCountInString(raw) > features.MaxSalutationRunes || len(raw) > 255 {
+				return "", v, fmt.Errorf("%w: %s: at most %d characters of UTF-8", ErrBadRow, col, features.MaxSalutationRunes)
 			}
 			v.Salutation = raw
 		case colUpdatedAt:
@@ -141,9 +132,9 @@ func (h *Header) ParseRow(rec []string, now time.Time) (string, Vector, error) {
 			v.Values[f] = x
 		}
 	}
-	for f := Field(0); f < NumFields; f++ {
-		if specs[f].Required && v.Values[f] != v.Values[f] {
-			return "", v, fmt.Errorf("%w: %s: required", ErrBadRow, specs[f].Name)
+	for f := features.Field(0); f < features.NumFields; f++ {
+		if f.Spec().Required && v.Values[f] != v.Values[f] {
+			return "", v, fmt.Errorf("%w: %s: required", ErrBadRow, f.Spec().Name)
 		}
 	}
 	return id, v, nil
@@ -153,10 +144,10 @@ var nan32 = float32(math.NaN())
 
 // parseValue parses one cell. An empty cell is a missing value (NaN),
 // except for risk_tolerance, where empty means never assessed (0).
-func parseValue(f Field, raw string) (float32, error) {
-	sp := &specs[f]
+func parseValue(f features.Field, raw string) (float32, error) {
+	sp := f.Spec()
 	raw = strings.TrimSpace(raw)
-	if sp.Kind == Tolerance {
+	if sp.Kind == features.Tolerance {
 		t, err := catalog.ParseRiskTolerance(raw)
 		if err != nil {
 			return 0, err
@@ -167,7 +158,7 @@ func parseValue(f Field, raw string) (float32, error) {
 		return nan32, nil
 	}
 	switch sp.Kind {
-	case Flag:
+	case features.Flag:
 		switch raw {
 		case "0":
 			return 0, nil
@@ -175,13 +166,13 @@ func parseValue(f Field, raw string) (float32, error) {
 			return 1, nil
 		}
 		return 0, fmt.Errorf("%q: want 0 or 1", raw)
-	case RegionKey:
+	case features.RegionKey:
 		i := catalog.RegionIndex(raw)
 		if i == 0 {
 			return 0, fmt.Errorf("%q: unknown region code", raw)
 		}
 		return float32(i), nil
-	case Date:
+	case features.Date:
 		t, err := time.Parse(time.DateOnly, raw)
 		if err != nil {
 			return 0, fmt.Errorf("%q: want YYYY-MM-DD", raw)
@@ -202,9 +193,9 @@ func parseValue(f Field, raw string) (float32, error) {
 }
 
 // FormatValue writes a value as the export does (the inverse of parsing).
-func FormatValue(f Field, x float32) string {
-	sp := &specs[f]
-	if sp.Kind == Tolerance {
+func FormatValue(f features.Field, x float32) string {
+	sp := f.Spec()
+	if sp.Kind == features.Tolerance {
 		if x != x {
 			return ""
 		}
@@ -214,9 +205,9 @@ func FormatValue(f Field, x float32) string {
 		return ""
 	}
 	switch sp.Kind {
-	case RegionKey:
+	case features.RegionKey:
 		return catalog.RegionCode(int(x))
-	case Date:
+	case features.Date:
 		return time.Unix(int64(x)*86400, 0).UTC().Format(time.DateOnly)
 	default:
 		return strconv.FormatFloat(float64(x), 'f', -1, 32)
@@ -226,13 +217,13 @@ func FormatValue(f Field, x float32) string {
 // CSVHeader returns the full export header: customer_id, salutation,
 // updated_at and every schema field.
 func CSVHeader() []string {
-	return append([]string{ColumnCustomerID, ColumnSalutation, ColumnUpdatedAt}, Names()...)
+	return append([]string{ColumnCustomerID, ColumnSalutation, ColumnUpdatedAt}, features.Names()...)
 }
 
 // AppendCSVRecord appends the record for one customer, in CSVHeader order.
-func AppendCSVRecord(dst []string, id string, v *Vector) []string {
+func AppendCSVRecord(dst []string, id string, v *features.Vector) []string {
 	dst = append(dst, id, v.Salutation, v.UpdatedAt.UTC().Format(time.RFC3339))
-	for f := Field(0); f < NumFields; f++ {
+	for f := features.Field(0); f < features.NumFields; f++ {
 		dst = append(dst, FormatValue(f, v.Values[f]))
 	}
 	return dst
@@ -277,24 +268,24 @@ func NewReader(r io.Reader, now time.Time) (*Reader, error) {
 // (wrapping ErrBadRow); the reader can go on after it. It returns io.EOF at
 // the end, and any other error when the input itself cannot be read (the
 // reader cannot go on after that).
-func (r *Reader) Next() (string, Vector, error) {
+func (r *Reader) Next() (string, features.Vector, error) {
 	rec, err := r.r.Read()
 	if err != nil {
 		if err == io.EOF {
-			return "", Vector{}, io.EOF
+			return "", features.Vector{}, io.EOF
 		}
 		// Only a parse error is the row's fault. FieldPos must not be
 		// asked here: after an error there may be no field to ask about.
 		var pe *csv.ParseError
 		if !errors.As(err, &pe) {
-			return "", Vector{}, fmt.Errorf("read: %w", err)
+			return "", features.Vector{}, fmt.Errorf("read: %w", err)
 		}
-		return "", Vector{}, &RowError{Line: pe.Line, Err: fmt.Errorf("%w: %v", ErrBadRow, err)}
+		return "", features.Vector{}, &RowError{Line: pe.Line, Err: fmt.Errorf("%w: %v", ErrBadRow, err)}
 	}
 	line, _ := r.r.FieldPos(0)
 	id, v, err := r.h.ParseRow(rec, r.now)
 	if err != nil {
-		return "", Vector{}, &RowError{Line: line, Err: err}
+		return "", features.Vector{}, &RowError{Line: line, Err: err}
 	}
 	return id, v, nil
 }
