@@ -917,7 +917,7 @@ func TestFaultSlowClients(t *testing.T) {
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("a client that reads nothing still holds its connection (%d bytes read)", n)
 		}
-		if want := int64(requests * len(api.OpenAPI)); n >= want {
+		if want := int64(requests * len(api.OpenAPI())); n >= want {
 			t.Fatalf("read all %d bytes after stalling: the server waited for the reader", n)
 		}
 		// The answers sent whole before the server gave up.

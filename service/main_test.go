@@ -21,6 +21,7 @@ import (
 	"github.com/directops/nbp/model/modeltest"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/audit"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 var redisServer *redistest.Server
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	// The Redis-down tests make go-redis complain on every dial.
-	redis.SetLogger(features.NewRedisLogger(slog.New(slog.DiscardHandler)))
+	redis.SetLogger(telemetry.NewRedisLogger(slog.New(slog.DiscardHandler)))
 	redisServer, err = redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "service tests:", err)

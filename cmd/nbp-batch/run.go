@@ -158,7 +158,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	j := &job{cfg: cfg, now: now, stdout: stdout, log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	defer j.close()
 	otel.SetErrorHandler(otlpenv.ErrorHandler(j.log))
-	redis.SetLogger(features.NewRedisLogger(j.log))
+	redis.SetLogger(telemetry.NewRedisLogger(j.log))
 	if err := j.startMetrics(ctx); err != nil {
 		return err
 	}

@@ -208,7 +208,7 @@ func (n *server) startTelemetry(ctx context.Context) error {
 
 // openStore connects to Redis and opens the feature store on it.
 func (n *server) openStore(context.Context) error {
-	redis.SetLogger(features.NewRedisLogger(n.log))
+	redis.SetLogger(telemetry.NewRedisLogger(n.log))
 	n.rdb = n.cfg.Redis.Client()
 	n.onClose(func() { _ = n.rdb.Close() })
 	hook, err := telemetry.NewRedisHook(n.tel.meters)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"sort"
@@ -43,7 +42,7 @@ func (s *Suite) Run(m *testing.M) int {
 		return m.Run()
 	}
 	// The unavailable-Redis tests make go-redis complain at every dial.
-	redis.SetLogger(features.NewRedisLogger(slog.New(slog.DiscardHandler)))
+	redis.SetLogger(quiet{})
 	srv, err := redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "these tests need a Redis server:", err)
@@ -63,6 +62,11 @@ func (s *Suite) Store(t testing.TB, o features.Options) *features.Store {
 	t.Helper()
 	return s.Single(t).Store(t, o)
 }
+
+// quiet is a go-redis logger that writes nothing.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 // Server returns the suite's server.
 func (s *Suite) Server() *redistest.Server { return s.srv }

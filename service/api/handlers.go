@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -160,13 +161,14 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 	return c.Status(status).JSON(res)
 }
 
-// OpenAPI is the API's OpenAPI 3 document.
-//
 //go:embed openapi.json
-var OpenAPI []byte
+var openAPI []byte
+
+// OpenAPI returns the API's OpenAPI 3 document: a copy.
+func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
 // handleOpenAPI serves the OpenAPI document.
 func (s *Server) handleOpenAPI(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(OpenAPI)
+	return c.Send(openAPI)
 }

@@ -15,10 +15,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/overload"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // HTTPConfig bounds the HTTP server.
@@ -152,7 +152,7 @@ type Server struct {
 	events   EventStore
 	audit    Auditor
 	limiter  *overload.Limiter
-	errLog   features.LogSampler // 5xx lines
+	errLog   telemetry.LogSampler // 5xx lines
 	clients  atomic.Pointer[Clients]
 	metrics  http.Handler
 	tel      *httpTelemetry

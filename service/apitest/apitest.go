@@ -44,7 +44,7 @@ type document struct {
 
 // load loads and validates the OpenAPI document, once.
 var load = sync.OnceValues(func() (*document, error) {
-	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
 	if err != nil {
 		return nil, fmt.Errorf("openapi.json: %w", err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // ErrNotFound is returned for a decision id with no audit record
@@ -163,7 +164,7 @@ type Log struct {
 	queue chan Record
 	done  chan struct{}
 	// notQueued samples the log lines of records Record could not queue.
-	notQueued features.LogSampler
+	notQueued telemetry.LogSampler
 	mu        sync.RWMutex // held for reading while sending, for writing while closing
 	closed    bool
 	closeBy   atomic.Int64 // Close's deadline, unix nanoseconds; 0: none

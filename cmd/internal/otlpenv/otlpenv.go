@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 // Wanted reports whether the environment asks for a signal (TRACES or
@@ -58,7 +58,7 @@ func MetricReader(ctx context.Context) (sdkmetric.Reader, error) {
 // not flood them. OpenTelemetry's error handler is global: set it once,
 // with otel.SetErrorHandler, in main.
 func ErrorHandler(log *slog.Logger) otel.ErrorHandler {
-	s := &features.LogSampler{PerSecond: 1}
+	s := &telemetry.LogSampler{PerSecond: 1}
 	return otel.ErrorHandlerFunc(func(err error) {
 		if ok, suppressed := s.Allow(time.Now()); ok {
 			log.Warn("telemetry export", slog.String("error", err.Error()), slog.Int64("similar_lines_suppressed", suppressed))

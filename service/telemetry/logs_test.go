@@ -1,14 +1,14 @@
-package features_test
+package telemetry_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/service/telemetry"
 )
 
 func TestLogSampler(t *testing.T) {
-	s := features.LogSampler{PerSecond: 3}
+	s := telemetry.LogSampler{PerSecond: 3}
 	t0 := time.Unix(1_700_000_000, 0)
 	for i := range 3 {
 		if ok, n := s.Allow(t0.Add(time.Duration(i) * time.Millisecond)); !ok || n != 0 {
