@@ -65,7 +65,7 @@ metrics-check:
 
 # Benchmarks of the request path (go test -bench).
 bench: ort redis
-	go test -run '^$$' -bench . -benchmem -count 1 ./service/ ./model/ ./features/
+	go test -run '^$$' -bench . -benchmem -count 1 ./service/ ./model/ ./features/ ./features/export/
 
 # Load test: nbp against a bare fiber+Redis handler, side by side, p50/p99 and throughput.
 load: ort redis build
