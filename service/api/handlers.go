@@ -39,7 +39,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 		return err
 	}
 	if s.audit != nil {
-		s.audit.Record(ctx, &d)
+		s.audit.Record(ctx, d)
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(service.DecisionAttributes(&d)...)

@@ -99,8 +99,9 @@ func (c *HTTPConfig) defaults() {
 type Auditor interface {
 	// Record keeps the decision's record. It never holds the decision up
 	// for more than a moment, nor fails it: what it cannot keep, it counts
-	// and logs.
-	Record(ctx context.Context, d *service.Decision)
+	// and logs. The decision comes by value: a pointer through an
+	// interface would move every decision to the heap.
+	Record(ctx context.Context, d service.Decision)
 	// Get returns a decision's record: audit.ErrNotFound when there is
 	// none, audit.ErrBehind when it may still be on its way.
 	Get(ctx context.Context, id string) (audit.Record, error)

@@ -266,9 +266,9 @@ const recordWait = 5 * time.Millisecond
 // no round trip on the decision's path. When the queue is full it waits a
 // moment at most, then counts the record lost and logs it (at most ten
 // lines a second).
-func (a *Log) Record(ctx context.Context, d *service.Decision) {
+func (a *Log) Record(ctx context.Context, d service.Decision) {
 	wctx, cancel := context.WithTimeout(ctx, recordWait)
-	err := a.Write(wctx, NewRecord(d, a.o.Hasher))
+	err := a.Write(wctx, NewRecord(&d, a.o.Hasher))
 	cancel()
 	if err == nil {
 		return

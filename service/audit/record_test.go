@@ -55,7 +55,7 @@ func TestRecordNeverHoldsTheDecision(t *testing.T) {
 			CustomerID: "C000000042", Channel: catalog.AppFeed, Strategy: "model"}
 		ids = append(ids, d.ID)
 		start := time.Now()
-		a.Record(context.Background(), &d)
+		a.Record(context.Background(), d)
 		if took := time.Since(start); took > time.Second {
 			t.Fatalf("Record held the decision %s", took)
 		}
