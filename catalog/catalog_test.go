@@ -14,7 +14,7 @@ import (
 	"github.com/directops/nbp/catalog"
 )
 
-var chinaTime = time.FixedZone("CST", 8*3600)
+var chinaTime = catalog.Zone()
 
 // defaultCatalog parses the embedded catalog or stops the test.
 func defaultCatalog(t testing.TB) *catalog.Catalog {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/featurestest"
 )
@@ -22,7 +23,7 @@ var suite featurestest.Suite
 func TestMain(m *testing.M) { os.Exit(suite.Run(m)) }
 
 var (
-	cst = time.FixedZone("CST", 8*3600)
+	cst = catalog.Zone()
 	nan = float32(math.NaN())
 )
 

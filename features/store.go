@@ -42,12 +42,16 @@ func (s Status) Usable() bool { return s == Found || s == Stale }
 // otherwise.
 const DefaultPrefix = "nbp:"
 
+// DefaultMaxAge is how old a vector may be before it is flagged stale,
+// unless configured otherwise: two nightly exports.
+const DefaultMaxAge = 48 * time.Hour
+
 // Options configures a Store.
 type Options struct {
 	// Prefix starts every key; default DefaultPrefix.
 	Prefix string
 	// MaxAge is how old a vector may be before it is flagged stale;
-	// default 48 hours (two nightly exports).
+	// default DefaultMaxAge.
 	MaxAge time.Duration
 	// TTL, when set, expires vectors that are not refreshed.
 	TTL time.Duration
@@ -69,7 +73,7 @@ type Store struct {
 // RedisOptions so that deadlines are honoured.
 func NewStore(rdb redis.UniversalClient, o Options) *Store {
 	if o.MaxAge <= 0 {
-		o.MaxAge = 48 * time.Hour
+		o.MaxAge = DefaultMaxAge
 	}
 	if o.Now == nil {
 		o.Now = time.Now

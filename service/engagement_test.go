@@ -139,7 +139,7 @@ func TestEventsAreIdempotent(t *testing.T) {
 		t.Fatalf("retry: %s", raw)
 	}
 	// The statistics counted each event once.
-	day := at.In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	day := at.In(catalog.Zone()).Format(time.DateOnly)
 	status, b := do(t, s, "GET", "/v1/stats?from="+day+"&to="+day)
 	var st api.StatsResponse
 	if err := json.Unmarshal(b, &st); status != 200 || err != nil {

@@ -112,7 +112,8 @@ func violations(cat *catalog.Catalog, req service.Request, d *service.Decision, 
 				add("%s (%s): above tolerance C%v", p.ID, p.Risk, tol)
 			}
 			// Valid through the stored day, China time.
-			expiry := time.Unix(int64(until)*86400, 0).UTC().Add(24*time.Hour - 8*time.Hour)
+			stored := time.Unix(int64(until)*86400, 0).UTC()
+			expiry := time.Date(stored.Year(), stored.Month(), stored.Day()+1, 0, 0, 0, 0, catalog.Zone())
 			if until == until && !d.At.Before(expiry) {
 				add("%s (%s): assessment expired %s", p.ID, p.Risk, expiry)
 			}

@@ -68,7 +68,7 @@ func parseConfig(args []string, getenv func(string) string) (settings, error) {
 	fs.DurationVar(&c.Audit.Retention, "audit-retention", env.Duration("NBP_AUDIT_RETENTION", 400*24*time.Hour), "how long decision audit records are kept (env NBP_AUDIT_RETENTION)")
 	fs.StringVar(&c.Audit.Spill, "audit-spill", getenv("NBP_AUDIT_SPILL"), "directory where audit records wait while Redis cannot take them, written to Redis once it can; one process a directory (env NBP_AUDIT_SPILL; none: such records are lost, and counted)")
 	fs.IntVar(&c.Audit.SpillMaxMB, "audit-spill-max-mb", env.Int("NBP_AUDIT_SPILL_MAX_MB", 1024), "most MiB waiting in -audit-spill; past it records are lost, and counted (env NBP_AUDIT_SPILL_MAX_MB)")
-	fs.DurationVar(&c.StaleAfter, "stale-after", env.Duration("NBP_STALE_AFTER", 48*time.Hour), "features older than this are flagged stale (env NBP_STALE_AFTER)")
+	fs.DurationVar(&c.StaleAfter, "stale-after", env.Duration("NBP_STALE_AFTER", features.DefaultMaxAge), "features older than this are flagged stale (env NBP_STALE_AFTER)")
 	fs.StringVar(&c.Catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (env NBP_CATALOG; default: the embedded demo catalog)")
 	fs.StringVar(&c.Arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file: business values, context weights, campaign levers; reloaded on change and on SIGHUP (env NBP_ARBITRATION; default: the catalog's)")
 	fs.BoolVar(&c.PrintArbitration, "print-arbitration", false, "print the catalog's arbitration as a file to start from, and exit")
