@@ -23,6 +23,7 @@ import (
 //	<prefix>{batch:<run>}:<name>            a batch run's state (volume, chunks, ckpt, done)
 //	<prefix>batch:current                   string: the last batch run that completed
 //	<prefix>decisions:<YYYYMMDDHHMM>:<n>    hash: audit records by decision id, a minute's in 16
+//	<prefix>{wecom:<external_userid>}:customer  string: the customer a WeCom contact is linked to
 type Keys struct{ prefix string }
 
 // NewKeys returns the key names under prefix ("" for DefaultPrefix).
@@ -78,6 +79,11 @@ func (k Keys) BatchRun(run, name string) string { return k.prefix + "{batch:" + 
 
 // BatchPointer names the last batch run that completed.
 func (k Keys) BatchPointer() string { return k.prefix + "batch:current" }
+
+// WecomContact is the customer a WeCom external contact is linked to.
+func (k Keys) WecomContact(externalUserID string) string {
+	return k.prefix + "{wecom:" + externalUserID + "}:customer"
+}
 
 // AuditRecords is one of the 16 hashes of a minute's audit records.
 func (k Keys) AuditRecords(minute string, shard int) string {

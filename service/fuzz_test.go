@@ -76,3 +76,46 @@ func FuzzRecommendRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzContactLinks sends arbitrary bodies to PUT /v1/contacts and reads
+// the contacts back: every link is stored or refused with its reason, the
+// answer is a JSON 200 or 4xx, never a 5xx or a panic.
+func FuzzContactLinks(f *testing.F) {
+	for _, seed := range []string{
+		`{"links": [{"external_userid": "wmAAA1", "customer_id": "C000000001"}]}`,
+		`{"links": [{"external_userid": "wm bad", "customer_id": "C1"}, {"external_userid": "wm2", "customer_id": ""}]}`,
+		`{"links": []}`, `{"links": null}`, `{}`, `[]`, `{"links": [{}]}`, `{"links": [1]}`,
+		`{"links": [{"external_userid": "wm1", "customer_id": "C1"}]} trailing`,
+		`{"links": [{"external_userid": "张三", "customer_id": "C1\u0000"}]}`,
+	} {
+		f.Add(seed)
+	}
+	e := newEnv(f, envOptions{scorerRules: true})
+	s := api.NewServer(api.ServerConfig{Pipeline: e.pipeline, Contacts: e.store})
+	f.Fuzz(func(t *testing.T, body string) {
+		req, _ := http.NewRequest("PUT", "http://nbp/v1/contacts", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.App().Test(req, 5000)
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		apitest.Check(t, "PUT", "/v1/contacts", []byte(body), resp.StatusCode, resp.Header, b)
+		switch {
+		case resp.StatusCode == 200:
+			var r api.ContactLinksResponse
+			var in api.ContactLinksRequest
+			if err := json.Unmarshal(b, &r); err != nil || json.Unmarshal([]byte(body), &in) != nil || r.Linked+len(r.Rejected) != len(in.Links) {
+				t.Fatalf("%q: 200 with %s", body, b)
+			}
+		case resp.StatusCode >= 400 && resp.StatusCode < 500:
+			var er api.ErrorResponse
+			if err := json.Unmarshal(b, &er); err != nil || er.Error.Code == "" {
+				t.Fatalf("%q: %d without the error shape: %s", body, resp.StatusCode, b)
+			}
+		default:
+			t.Fatalf("%q: status %d: %s", body, resp.StatusCode, b)
+		}
+	})
+}

@@ -34,8 +34,9 @@ func newServer(t testing.TB, e *env) *api.Server {
 			{Name: "redis", Run: e.store.Ping},
 			{Name: "model", Run: func(context.Context) error { return nil }},
 		},
-		Events: e.store,
-		Audit:  e.audit(t),
+		Events:   e.store,
+		Contacts: e.store,
+		Audit:    e.audit(t),
 	})
 }
 

@@ -5,7 +5,12 @@
 // never half-written. Each customer's write is atomic, so a load can be
 // re-run safely.
 //
+// With -contacts, the files are the bank's WeCom contact links instead:
+// CSV with the columns external_userid and customer_id, which the agent
+// sidebar reads to find the customer behind a chat.
+//
 //	nbp-import -redis 127.0.0.1:6379 export-20261127.csv
+//	nbp-import -contacts wecom-links-20261127.csv
 package main
 
 import (
@@ -43,6 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	chunk := fs.Int("chunk", 1000, "customers per pipeline")
 	ttl := fs.Duration("ttl", 0, "expire vectors not refreshed within this time (0: never)")
 	maxReport := fs.Int("report", 100, "bad rows to print (all are counted)")
+	contacts := fs.Bool("contacts", false, "the files are WeCom contact links (external_userid,customer_id), not feature exports")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}}
 		start := time.Now()
-		sum, err := load(ctx, store, path, o)
+		sum, err := load(ctx, store, path, *contacts, o)
 		total.Loaded += sum.Loaded
 		total.Rejected += sum.Rejected
 		if err != nil {
@@ -75,12 +81,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-func load(ctx context.Context, store *features.Store, path string, o export.LoadOptions) (export.LoadSummary, error) {
+func load(ctx context.Context, store *features.Store, path string, contacts bool, o export.LoadOptions) (export.LoadSummary, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return export.LoadSummary{}, err
 	}
 	defer f.Close()
+	if contacts {
+		return export.LoadContactLinks(ctx, store, f, o)
+	}
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
 		st, err := f.Stat()
 		if err != nil {

@@ -57,8 +57,20 @@ func loadDemo(ctx context.Context, cfg demoSettings, cat *catalog.Catalog, store
 	}
 	fmt.Fprintf(stdout, "demo bank: %d customers written to %s (outcomes in %s), %d loaded into Redis in %s, %d rejected\n",
 		cfg.N, custPath, outPath, sum.Loaded, time.Since(start).Round(time.Millisecond), sum.Rejected)
-	return nil
+	// The demo's agents have added the first customers on WeCom.
+	links := make([]features.ContactLink, min(cfg.N, demoContacts))
+	for i := range links {
+		id := demobank.ID(i)
+		links[i] = features.ContactLink{ExternalUserID: demoContact(id), CustomerID: id}
+	}
+	return store.LinkContacts(ctx, links)
 }
+
+// demoContacts is how many demo customers have a WeCom contact.
+const demoContacts = 100
+
+// demoContact is the WeCom external_userid of a demo customer.
+func demoContact(customerID string) string { return "wmdemo" + customerID }
 
 func writeWith(path string, write func(io.Writer) error) error {
 	tmp := path + ".tmp"

@@ -342,6 +342,7 @@ func (n *server) buildServer(ctx context.Context) error {
 		},
 		Events:         n.store,
 		Audit:          n.audit,
+		Contacts:       n.store,
 		Clients:        n.clients,
 		MeterProvider:  n.tel.meters,
 		TracerProvider: n.tel.tracers,
@@ -489,8 +490,9 @@ nbp demo is ready. Try:
   curl -s '%[1]s/v1/customers/%[2]s/recommendations?channel=app_feed&limit=3'
   curl -s '%[1]s/v1/customers/%[3]s/recommendations?channel=wecom_agent&limit=3'
   curl -s '%[1]s/v1/customers/C999999999/recommendations?channel=app_feed'   # a cold start
+  curl -s '%[1]s/v1/contacts/%[4]s'        # the customer behind a WeCom contact
   curl -s '%[1]s/readyz'
 
 Ctrl-C stops the server.
-`, base, demoCustomer, demoCustomer2)
+`, base, demoCustomer, demoCustomer2, demoContact(demoCustomer))
 }

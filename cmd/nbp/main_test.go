@@ -178,6 +178,17 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
+	// The demo's WeCom contacts lead to their customers.
+	resp, err = client.Get(base + "/v1/contacts/" + demoContact("C000000001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link api.ContactResponse
+	err = json.NewDecoder(resp.Body).Decode(&link)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || link.CustomerID != "C000000001" {
+		t.Fatalf("the demo contact: %d %+v %v", resp.StatusCode, link, err)
+	}
 	resp.Body.Close()
 	resp, err = client.Get(base + "/metrics")
 	if err != nil || resp.StatusCode != 200 {

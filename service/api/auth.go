@@ -23,6 +23,8 @@ const (
 	EndpointEvents    = "events"    // POST /v1/events
 	EndpointStats     = "stats"     // GET /v1/stats
 	EndpointDecisions = "decisions" // GET /v1/decisions/{id}
+	EndpointContacts  = "contacts"  // GET /v1/contacts/{external_userid}
+	EndpointLinks     = "links"     // PUT /v1/contacts
 )
 
 // Error codes of access control.
@@ -95,7 +97,7 @@ func ParseClients(b []byte) (*Clients, error) {
 		}
 		for _, e := range fc.Endpoints {
 			switch e {
-			case EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions:
+			case EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions, EndpointContacts, EndpointLinks:
 				c.endpoints[e] = true
 			default:
 				probs = append(probs, fmt.Sprintf("%s: unknown endpoint %q", where, e))

@@ -18,5 +18,7 @@ func (s *Server) routes() {
 	s.app.Post("/v1/events", s.authorize(EndpointEvents), s.handleEvents)
 	s.app.Get("/v1/stats", s.authorize(EndpointStats), s.handleStats)
 	s.app.Get("/v1/decisions/:decision_id", s.authorize(EndpointDecisions), s.handleDecision)
+	s.app.Put("/v1/contacts", s.authorize(EndpointLinks), s.handlePutContacts)
+	s.app.Get("/v1/contacts/:external_userid", s.authorize(EndpointContacts), s.handleGetContact)
 	s.app.Get("/openapi.json", s.handleOpenAPI)
 }

@@ -122,6 +122,9 @@ type ServerConfig struct {
 	// Audit keeps a record of every decision; nil disables it and
 	// /v1/decisions.
 	Audit Auditor
+	// Contacts links WeCom contacts to customers; nil disables
+	// /v1/contacts.
+	Contacts ContactStore
 	// Clients, when set, turns access control on (see ParseClients).
 	Clients *Clients
 	// MeterProvider records the request metrics (latency by route
@@ -152,6 +155,7 @@ type Server struct {
 	app      *fiber.App
 	events   EventStore
 	audit    Auditor
+	contacts ContactStore
 	limiter  *overload.Limiter
 	errLog   telemetry.LogSampler // 5xx lines
 	clients  atomic.Pointer[Clients]
@@ -167,7 +171,7 @@ func NewServer(sc ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, metrics: sc.Metrics}
+	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, contacts: sc.Contacts, metrics: sc.Metrics}
 	s.limiter = sc.Limiter
 	if s.limiter == nil {
 		s.limiter = NewServerLimiter(cfg)
