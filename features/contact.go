@@ -30,7 +30,8 @@ import (
 // these keys hashes to a slot of its own:
 //
 //	<prefix>events            stream: every accepted event, at least once
-//	<prefix>stats:<YYYYMMDD>  hash: <product>|<channel>|<strategy>|<type> -> count
+//	<prefix>stats:<YYYYMMDD>  hash: <product>|<channel>|<strategy>|<type> -> count, and for
+//	                          an agent's events @|<agent>|<team>|<product>|<channel>|<strategy>|<type> -> count
 //	<prefix>{<prefix>stats:<YYYYMMDD>}:m:<customer_id>:<event_id>
 //	                          string: the event is counted in that day's hash. Its
 //	                          hash tag is the hash's name, so it lives in the
@@ -59,6 +60,10 @@ type Event struct {
 	DecisionID string
 	Strategy   string // of the decision, "unknown" when not known
 	At         time.Time
+	// Agent is the WeCom userid of the agent (an employee, not customer
+	// data) whose panel the event came from, "" for none; Team is the
+	// agent's team or branch, "" when not configured. Neither holds '|'.
+	Agent, Team string
 }
 
 // Record is what the online read returns for one customer.
@@ -230,6 +235,7 @@ const (
 var countScript = redis.NewScript(`
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[4] then redis.call('HINCRBY', KEYS[1], ARGV[4], 1) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
@@ -418,14 +424,18 @@ func (s *Store) publish(ctx context.Context, evs []Event, todo []recorded, o Eve
 		e := &evs[p.i]
 		ch := e.Channel.String()
 		stats := s.statsKey(p.at)
-		countScript.Eval(ctx, pipe, []string{stats, s.countedKey(stats, e.CustomerID, e.ID)},
-			e.ProductID+"|"+ch+"|"+e.Strategy+"|"+e.Type, statsTTL, markTTL.Milliseconds())
-		pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: s.streamKey(), MaxLen: o.StreamMax, Approx: true,
-			Values: []any{"event_id", e.ID, "customer_id", e.CustomerID, "product_id", e.ProductID,
-				"channel", ch, "type", e.Type, "at", p.at.UnixMilli(),
-				"decision_id", e.DecisionID, "strategy", e.Strategy},
-		})
+		field := e.ProductID + "|" + ch + "|" + e.Strategy + "|" + e.Type
+		args := []any{field, statsTTL, markTTL.Milliseconds()}
+		values := []any{"event_id", e.ID, "customer_id", e.CustomerID, "product_id", e.ProductID,
+			"channel", ch, "type", e.Type, "at", p.at.UnixMilli(),
+			"decision_id", e.DecisionID, "strategy", e.Strategy}
+		if e.Agent != "" {
+			// Counted with the same mark: once, or not at all.
+			args = append(args, agentField+"|"+e.Agent+"|"+e.Team+"|"+field)
+			values = append(values, "agent", e.Agent, "team", e.Team)
+		}
+		countScript.Eval(ctx, pipe, []string{stats, s.countedKey(stats, e.CustomerID, e.ID)}, args...)
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.streamKey(), MaxLen: o.StreamMax, Approx: true, Values: values})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record events: %w: %w", ErrUnavailable, err)
@@ -557,7 +567,13 @@ type StatRow struct {
 	Day                                         time.Time
 	ProductID, Channel, Strategy                string
 	Impressions, Clicks, Conversions, Dismisses int64
+	// Agent and Team are set on an agent's rows, which count the agent's
+	// events again: the rows without an agent hold every event once.
+	Agent, Team string
 }
+
+// agentField starts a statistics field that counts an agent's events.
+const agentField = "@"
 
 // Stats reads the daily counters of the days from..to (China time,
 // inclusive) in one round trip.
@@ -581,18 +597,24 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time) ([]StatRow, error
 		if err != nil {
 			return nil, fmt.Errorf("stats: %w: %w", ErrUnavailable, err)
 		}
-		byKey := map[[3]string]int{} // index in rows
+		byKey := map[[5]string]int{} // index in rows
 		for field, v := range m {
 			parts := strings.Split(field, "|")
 			n, err := strconv.ParseInt(v, 10, 64)
-			if len(parts) != 4 || err != nil {
+			var agent, team string
+			switch {
+			case err != nil:
+				continue
+			case len(parts) == 7 && parts[0] == agentField:
+				agent, team, parts = parts[1], parts[2], parts[3:]
+			case len(parts) != 4:
 				continue
 			}
-			k := [3]string{parts[0], parts[1], parts[2]}
+			k := [5]string{parts[0], parts[1], parts[2], agent, team}
 			j, ok := byKey[k]
 			if !ok {
 				j = len(rows)
-				rows = append(rows, StatRow{Day: days[i], ProductID: parts[0], Channel: parts[1], Strategy: parts[2]})
+				rows = append(rows, StatRow{Day: days[i], ProductID: parts[0], Channel: parts[1], Strategy: parts[2], Agent: agent, Team: team})
 				byKey[k] = j
 			}
 			r := &rows[j]

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -45,6 +47,10 @@ type EventRequest struct {
 	Type       string `json:"type"`
 	DecisionID string `json:"decision_id,omitempty"`
 	At         string `json:"at"`
+	// AgentID is the WeCom userid of the agent whose panel sent the event
+	// (channel wecom_agent only); Team their team or branch, optional.
+	AgentID string `json:"agent_id,omitempty"`
+	Team    string `json:"team,omitempty"`
 }
 
 // EventsResponse says what happened to each event of a batch.
@@ -75,7 +81,12 @@ const (
 	CodeTooManyEvents     = "too_many_events"
 	CodeDecisionNotFound  = "decision_not_found"
 	CodeInvalidDate       = "invalid_date"
+	CodeInvalidAgent      = "invalid_agent"
+	CodeInvalidGroup      = "invalid_group_by"
 )
+
+// MaxTeamRunes caps a team's name, counted in characters.
+const MaxTeamRunes = 32
 
 // handleEvents serves POST /v1/events: every valid event is written
 // before the answer, each once however often it is sent; the invalid ones
@@ -211,10 +222,35 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 	if at.Before(now.Add(-window)) {
 		return rej(CodeTooOld, fmt.Sprintf("at is older than the %d-day window", cat.Contact.EventWindowDays))
 	}
+	switch {
+	case e.AgentID == "" && e.Team != "":
+		return rej(CodeInvalidAgent, "team needs agent_id")
+	case e.AgentID != "" && ch != catalog.WecomAgent:
+		return rej(CodeInvalidAgent, "agent_id is for events of the wecom_agent channel")
+	case e.AgentID != "" && !features.ValidID(e.AgentID):
+		return rej(CodeInvalidAgent, "agent_id must be 1 to 64 of A-Z a-z 0-9 _ -")
+	case !validTeam(e.Team):
+		return rej(CodeInvalidAgent, fmt.Sprintf("team must be at most %d characters of UTF-8 text, without | or control characters", MaxTeamRunes))
+	}
 	return features.Event{
 		ID: e.EventID, CustomerID: e.CustomerID, ProductID: e.ProductID, Channel: ch,
-		Type: e.Type, DecisionID: e.DecisionID, At: at,
+		Type: e.Type, DecisionID: e.DecisionID, At: at, Agent: e.AgentID, Team: e.Team,
 	}, nil
+}
+
+// validTeam reports whether s may name a team: UTF-8 text of at most
+// MaxTeamRunes characters, without '|' (the statistics' separator) or
+// control characters; "" for none.
+func validTeam(s string) bool {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxTeamRunes {
+		return false
+	}
+	for _, r := range s {
+		if r == '|' || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // StatsResponse is the body of GET /v1/stats.
@@ -225,8 +261,11 @@ type StatsResponse struct {
 }
 
 // StatsRow is what a product achieved on a channel under a strategy over
-// the range.
+// the range; with group_by=agent or team, what an agent or a team achieved
+// with it.
 type StatsRow struct {
+	AgentID        string   `json:"agent_id,omitempty"`
+	Team           string   `json:"team,omitempty"`
 	ProductID      string   `json:"product_id"`
 	Channel        string   `json:"channel"`
 	Strategy       string   `json:"strategy"`
@@ -238,7 +277,7 @@ type StatsRow struct {
 	ConversionRate *float64 `json:"conversion_rate"`    // conversions / impressions; null without impressions
 }
 
-// handleStats serves GET /v1/stats?from=YYYY-MM-DD&to=YYYY-MM-DD.
+// handleStats serves GET /v1/stats?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=product|agent|team.
 func (s *Server) handleStats(c *fiber.Ctx) error {
 	if s.events == nil {
 		return fiber.ErrNotFound
@@ -246,6 +285,7 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 	now := s.pipeline.Now().In(catalog.Zone())
 	today := now.Format(time.DateOnly)
 	var fromS, toS string
+	group := "product"
 	var bad error
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		switch string(k) {
@@ -253,12 +293,17 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 			fromS = string(v)
 		case "to":
 			toS = string(v)
+		case "group_by":
+			group = string(v)
 		default:
-			bad = badRequest(CodeUnknownParameter, "unknown query parameter; allowed: from, to")
+			bad = badRequest(CodeUnknownParameter, "unknown query parameter; allowed: from, to, group_by")
 		}
 	})
 	if bad != nil {
 		return bad
+	}
+	if group != "product" && group != "agent" && group != "team" {
+		return badRequest(CodeInvalidGroup, "group_by must be product, agent or team")
 	}
 	if toS == "" {
 		toS = today
@@ -283,12 +328,23 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 	if err != nil {
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "statistics unavailable"}
 	}
-	sum := map[[3]string]*StatsRow{}
+	sum := map[[5]string]*StatsRow{}
 	for _, d := range days {
-		k := [3]string{d.ProductID, d.Channel, d.Strategy}
+		// The rows without an agent count every event once; an agent's
+		// rows count theirs again, by agent and team.
+		var agent, team string
+		switch {
+		case group == "product" && d.Agent != "", group != "product" && d.Agent == "":
+			continue
+		case group == "agent":
+			agent, team = d.Agent, d.Team
+		case group == "team":
+			team = d.Team
+		}
+		k := [5]string{d.ProductID, d.Channel, d.Strategy, agent, team}
 		r := sum[k]
 		if r == nil {
-			r = &StatsRow{ProductID: d.ProductID, Channel: d.Channel, Strategy: d.Strategy}
+			r = &StatsRow{AgentID: agent, Team: team, ProductID: d.ProductID, Channel: d.Channel, Strategy: d.Strategy}
 			sum[k] = r
 		}
 		r.Impressions += d.Impressions
@@ -307,6 +363,12 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 	}
 	sort.Slice(resp.Rows, func(i, j int) bool {
 		a, b := resp.Rows[i], resp.Rows[j]
+		if a.AgentID != b.AgentID {
+			return a.AgentID < b.AgentID
+		}
+		if a.Team != b.Team {
+			return a.Team < b.Team
+		}
 		if a.ProductID != b.ProductID {
 			return a.ProductID < b.ProductID
 		}
