@@ -92,6 +92,7 @@ func TestAgentStats(t *testing.T) {
 		agentEvent("B1", "C000000001", "WM_CASH", "impression", "", "直营一组", at),                          // a team without an agent
 		event("B2", "C000000001", "WM_CASH", "app_feed", "impression", at),                               // (made below) an agent on the app
 		agentEvent("B3", "C000000001", "WM_CASH", "impression", "zhang wei", "", at),                     // a malformed userid
+		agentEvent("B7", "C000000001", "WM_CASH", "impression", ".zhangwei", "", at),                     // not a letter or digit first
 		agentEvent("B4", "C000000001", "WM_CASH", "impression", "zhangwei", "一组|二组", at),                 // the separator
 		agentEvent("B5", "C000000001", "WM_CASH", "impression", "zhangwei", strings.Repeat("组", 33), at), // too long
 	} {
@@ -102,6 +103,10 @@ func TestAgentStats(t *testing.T) {
 		if status != 200 || r.Accepted != 0 || len(r.Rejected) != 1 || r.Rejected[0].Code != api.CodeInvalidAgent {
 			t.Errorf("%s: %d %s, want refused with %s", bad["event_id"], status, raw, api.CodeInvalidAgent)
 		}
+	}
+	// WeCom userids may hold . and @.
+	if status, r, raw := postEvents(t, s, eventsBody(agentEvent("B8", "C000000001", "WM_CASH", "click", "zhang.wei@hq", "", at))); status != 200 || r.Accepted != 1 {
+		t.Errorf("a userid with . and @: %d %s", status, raw)
 	}
 	// 32 characters of Chinese are a team name.
 	if status, r, raw := postEvents(t, s, eventsBody(agentEvent("B6", "C000000001", "WM_CASH", "click", "zhangwei", strings.Repeat("组", 32), at))); status != 200 || r.Accepted != 1 {

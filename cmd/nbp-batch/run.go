@@ -34,8 +34,8 @@ import (
 var errHelp = errors.New("help requested")
 
 type settings struct {
-	redis       config.Redis
-	model       config.Model
+	Redis       config.Redis // exported: fmt then masks the password
+	Model       config.Model
 	catalog     string
 	arbitration string
 	out         string
@@ -60,10 +60,10 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (sett
 	fs := flag.NewFlagSet("nbp-batch", flag.ContinueOnError)
 	var shard, volume string
 	var shards int
-	c.redis.Register(fs, env, "127.0.0.1:6379", "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
-	c.redis.Timeouts = features.BulkTimeouts()
-	c.model.Register(fs, env)
-	c.model.Workers = 1 // one session: the batch scores hundreds of rows a call
+	c.Redis.Register(fs, env, "127.0.0.1:6379", "Redis address, or comma-separated cluster nodes (env REDIS_ADDR)")
+	c.Redis.Timeouts = features.BulkTimeouts()
+	c.Model.Register(fs, env)
+	c.Model.Workers = 1 // one session: the batch scores hundreds of rows a call
 	c.metricsOTLP = otlpenv.Wanted(getenv, "METRICS")
 	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (default: the embedded demo catalog)")
 	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file (default: the catalog's)")
@@ -136,7 +136,9 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (sett
 	if c.opts.Limit < 1 || c.opts.Limit > service.MaxLimit {
 		errs = append(errs, fmt.Errorf("-limit %d: want 1..%d", c.opts.Limit, service.MaxLimit))
 	}
-	errs = append(errs, c.model.Check()...)
+	if !c.redisOnly { // Redis alone needs no model
+		errs = append(errs, c.Model.Check()...)
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -221,7 +223,7 @@ func (j *job) startMetrics(ctx context.Context) error {
 func (j *job) openCatalog() error {
 	var err error
 	if j.cfg.catalog == "" {
-		j.cat, err = catalog.Default()
+		j.cat, err = catalog.DefaultAt(j.now()) // the demo's, at the clock's year
 	} else {
 		j.cat, err = catalog.Load(j.cfg.catalog)
 	}
@@ -238,7 +240,7 @@ func (j *job) openCatalog() error {
 
 // openStore connects to Redis, measured when the run has metrics.
 func (j *job) openStore() error {
-	j.rdb = j.cfg.redis.Client()
+	j.rdb = j.cfg.Redis.Client()
 	j.onClose(func() { _ = j.rdb.Close() })
 	if mp := j.mets.provider(); mp != nil {
 		hook, err := telemetry.NewRedisHook(mp)
@@ -247,14 +249,14 @@ func (j *job) openStore() error {
 		}
 		j.rdb.AddHook(hook)
 	}
-	j.store = features.NewStore(j.rdb, features.Options{Prefix: j.cfg.redis.Prefix, Now: j.now})
+	j.store = features.NewStore(j.rdb, features.Options{Prefix: j.cfg.Redis.Prefix, Now: j.now})
 	return nil
 }
 
 // buildPipeline loads the scorer and builds the same decision pipeline as
 // the server's, with the run's arbitration.
 func (j *job) buildPipeline() error {
-	sc, err := j.cfg.model.Open(j.cat, model.GuardOptions{BatchBudget: 10 * time.Second})
+	sc, err := j.cfg.Model.Open(j.cat, model.GuardOptions{BatchBudget: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -300,7 +302,7 @@ func (j *job) run(ctx context.Context) error {
 	opts := j.cfg.opts
 	opts.Progress = prog.update
 	opts.MeterProvider = j.mets.provider()
-	runner := batch.NewRunner(j.pipe, batch.NewStore(j.rdb, j.cfg.redis.Prefix), j.store)
+	runner := batch.NewRunner(j.pipe, batch.NewStore(j.rdb, j.cfg.Redis.Prefix), j.store)
 	start := time.Now()
 	ck, flipped, err := runner.Run(ctx, opts, func(name string) (batch.PartWriter, error) {
 		return openPart(j.dir, name, j.cfg.format)

@@ -134,20 +134,17 @@ func (n *server) close() {
 	}
 }
 
-// openCatalog reads the -catalog file, or takes the embedded one: for the
-// demo, with its dates moved to the demo bank's year. It reads the
-// -arbitration file too.
+// openCatalog reads the -catalog file, or takes the embedded demo one,
+// with its dates moved to the clock's year. It reads the -arbitration file
+// too, unless the catalog's arbitration is to be printed.
 func (n *server) openCatalog() error {
 	var err error
-	switch {
-	case n.cfg.Catalog != "":
+	if n.cfg.Catalog != "" {
 		n.cat, err = catalog.Load(n.cfg.Catalog)
-	case n.cfg.Demo.On:
+	} else {
 		n.cat, err = catalog.DefaultAt(n.now())
-	default:
-		n.cat, err = catalog.Default()
 	}
-	if err != nil || n.cfg.Arbitration == "" {
+	if err != nil || n.cfg.Arbitration == "" || n.cfg.PrintArbitration {
 		return err
 	}
 	n.arb, err = n.cat.LoadArbitration(n.cfg.Arbitration)
@@ -306,6 +303,12 @@ func (n *server) openAudit(context.Context) error {
 		return err
 	}
 	n.audit = a
+	// On a failed start; after serving, serve has closed it already.
+	n.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = a.Close(ctx)
+	})
 	if n.cfg.Audit.Spill == "" {
 		n.log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
 	}

@@ -227,8 +227,8 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 		return rej(CodeInvalidAgent, "team needs agent_id")
 	case e.AgentID != "" && ch != catalog.WecomAgent:
 		return rej(CodeInvalidAgent, "agent_id is for events of the wecom_agent channel")
-	case e.AgentID != "" && !features.ValidID(e.AgentID):
-		return rej(CodeInvalidAgent, "agent_id must be 1 to 64 of A-Z a-z 0-9 _ -")
+	case e.AgentID != "" && !validAgentID(e.AgentID):
+		return rej(CodeInvalidAgent, "agent_id must be a WeCom userid: 1 to 64 of A-Z a-z 0-9 _ - @ ., a letter or digit first")
 	case !validTeam(e.Team):
 		return rej(CodeInvalidAgent, fmt.Sprintf("team must be at most %d characters of UTF-8 text, without | or control characters", MaxTeamRunes))
 	}
@@ -236,6 +236,22 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 		ID: e.EventID, CustomerID: e.CustomerID, ProductID: e.ProductID, Channel: ch,
 		Type: e.Type, DecisionID: e.DecisionID, At: at, Agent: e.AgentID, Team: e.Team,
 	}, nil
+}
+
+// validAgentID reports whether s is a WeCom userid: 1 to 64 bytes of
+// letters, digits, '_', '-', '@' and '.', a letter or digit first.
+func validAgentID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '-' && c != '@' && c != '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // validTeam reports whether s may name a team: UTF-8 text of at most

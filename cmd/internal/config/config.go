@@ -30,6 +30,11 @@ func (s Secret) String() string {
 // LogValue masks the secret in a log line.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
+// Format masks the secret for every fmt verb, %#v included. (fmt prints a
+// struct's unexported fields without their methods: keep secrets in
+// exported fields.)
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
 // MarshalText masks the secret in JSON and text encodings.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 

@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -55,6 +56,11 @@ func TestLogValueMasksSecretsByType(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got.Config); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		if got := fmt.Sprintf(f, s); strings.Contains(got, "hunter2") || strings.Contains(got, "topsecret") {
+			t.Errorf("%s shows a secret: %s", f, got)
+		}
 	}
 	if config.Secret("").String() != "" || config.Secret("x").String() != "***" {
 		t.Error("an unset secret shows empty, a set one as ***")
