@@ -113,3 +113,69 @@ func TestAgentStats(t *testing.T) {
 		t.Errorf("a 32-character team: %d %s", status, raw)
 	}
 }
+
+// TestStatsUplift: with decisions of both strategies and their outcomes,
+// the statistics compare the model with the control group, with the
+// interval of the difference around it.
+func TestStatsUplift(t *testing.T) {
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.Policy.ControlShare = 0.5
+	e := newEnv(t, envOptions{customers: 200, cat: cat, decisionIDs: true})
+	s := newServer(t, e)
+	at := testNow.Add(-time.Minute)
+	var evs []ev
+	n := map[string]int64{}
+	for i, id := range e.ids {
+		status, body := do(t, s, "GET", "/v1/customers/"+id+"/recommendations?channel=app_feed&limit=1")
+		var r api.RecommendationResponse
+		if err := json.Unmarshal(body, &r); err != nil || status != 200 || len(r.Items) == 0 {
+			continue
+		}
+		if r.Strategy != "model" && r.Strategy != "control" {
+			continue
+		}
+		n[r.Strategy]++
+		imp := event(fmt.Sprintf("U%d", i), id, r.Items[0].ProductID, "app_feed", "impression", at)
+		imp["decision_id"] = r.DecisionID
+		evs = append(evs, imp)
+		if r.Strategy == "model" || i%4 == 0 { // the model's offers are clicked more
+			click := event(fmt.Sprintf("V%d", i), id, r.Items[0].ProductID, "app_feed", "click", at)
+			click["decision_id"] = r.DecisionID
+			evs = append(evs, click)
+		}
+	}
+	if n["model"] < 20 || n["control"] < 20 {
+		t.Fatalf("decisions by strategy %v", n)
+	}
+	// The audit records the events are attributed through are written in
+	// the background.
+	waitFor(t, 5*time.Second, "every decision's audit record", func() bool {
+		last, _ := evs[len(evs)-1]["decision_id"].(string)
+		status, _ := do(t, s, "GET", "/v1/decisions/"+last)
+		return status == 200
+	})
+	for start := 0; start < len(evs); start += api.MaxEvents {
+		if status, _, raw := postEvents(t, s, eventsBody(evs[start:min(start+api.MaxEvents, len(evs))]...)); status != 200 {
+			t.Fatalf("events: %d %s", status, raw)
+		}
+	}
+	day := at.In(catalog.Zone()).Format(time.DateOnly)
+	status, b := do(t, s, "GET", "/v1/stats?from="+day+"&to="+day)
+	var st api.StatsResponse
+	if err := json.Unmarshal(b, &st); status != 200 || err != nil {
+		t.Fatalf("stats: %d %s", status, b)
+	}
+	var ctr *api.Uplift
+	for i := range st.Uplift {
+		if u := &st.Uplift[i]; u.Channel == "app_feed" && u.Metric == "click_through_rate" {
+			ctr = u
+		}
+	}
+	if ctr == nil || ctr.ModelImpressions != n["model"] || ctr.ControlImpressions != n["control"] || ctr.Model != 1 ||
+		!(ctr.Difference > 0 && ctr.Low > 0 && ctr.Low < ctr.Difference && ctr.High >= ctr.Difference) {
+		t.Errorf("uplift %+v for %v decisions: %s", ctr, n, b)
+	}
+}

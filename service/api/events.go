@@ -274,6 +274,9 @@ type StatsResponse struct {
 	From string     `json:"from"`
 	To   string     `json:"to"`
 	Rows []StatsRow `json:"rows"`
+	// Uplift compares the model with the control group on each channel
+	// that has impressions under both, whatever the grouping.
+	Uplift []Uplift `json:"uplift"`
 }
 
 // StatsRow is what a product achieved on a channel under a strategy over
@@ -344,8 +347,13 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 	if err != nil {
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "statistics unavailable"}
 	}
+	var overall []StatsRow // every event once: for the uplift
 	sum := map[[5]string]*StatsRow{}
 	for _, d := range days {
+		if d.Agent == "" {
+			overall = append(overall, StatsRow{ProductID: d.ProductID, Channel: d.Channel, Strategy: d.Strategy,
+				Impressions: d.Impressions, Clicks: d.Clicks, Conversions: d.Conversions, Dismissals: d.Dismisses})
+		}
 		// The rows without an agent count every event once; an agent's
 		// rows count theirs again, by agent and team.
 		var agent, team string
@@ -368,7 +376,8 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 		r.Conversions += d.Conversions
 		r.Dismissals += d.Dismisses
 	}
-	resp := StatsResponse{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Rows: make([]StatsRow, 0, len(sum))}
+	resp := StatsResponse{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Rows: make([]StatsRow, 0, len(sum)),
+		Uplift: uplifts(overall)}
 	for _, r := range sum {
 		if r.Impressions > 0 {
 			ctr := math.Round(float64(r.Clicks)/float64(r.Impressions)*1e4) / 1e4
