@@ -34,9 +34,6 @@ func NewKeys(prefix string) Keys {
 	return Keys{prefix: prefix}
 }
 
-// Prefix returns the prefix every key starts with.
-func (k Keys) Prefix() string { return k.prefix }
-
 // Vector is a customer's feature vector.
 func (k Keys) Vector(id string) string { return k.prefix + "{" + id + "}:f" }
 

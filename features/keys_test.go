@@ -29,7 +29,4 @@ func TestKeyLayout(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("key layout (-want +got):\n%s", diff)
 	}
-	if k.Prefix() != features.DefaultPrefix {
-		t.Errorf("prefix %q", k.Prefix())
-	}
 }

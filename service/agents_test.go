@@ -89,16 +89,14 @@ func TestAgentStats(t *testing.T) {
 	}
 	// Refused: whatever could mislabel the statistics.
 	for _, bad := range []ev{
-		agentEvent("B1", "C000000001", "WM_CASH", "impression", "", "直营一组", at),                          // a team without an agent
-		event("B2", "C000000001", "WM_CASH", "app_feed", "impression", at),                               // (made below) an agent on the app
+		agentEvent("B1", "C000000001", "WM_CASH", "impression", "", "直营一组", at), // a team without an agent
+		{"event_id": "B2", "customer_id": "C000000001", "product_id": "WM_CASH", "channel": "app_feed", "type": "impression",
+			"at": at.Format(time.RFC3339Nano), "agent_id": "zhangwei"}, // an agent on the app
 		agentEvent("B3", "C000000001", "WM_CASH", "impression", "zhang wei", "", at),                     // a malformed userid
 		agentEvent("B7", "C000000001", "WM_CASH", "impression", ".zhangwei", "", at),                     // not a letter or digit first
 		agentEvent("B4", "C000000001", "WM_CASH", "impression", "zhangwei", "一组|二组", at),                 // the separator
 		agentEvent("B5", "C000000001", "WM_CASH", "impression", "zhangwei", strings.Repeat("组", 33), at), // too long
 	} {
-		if bad["event_id"] == "B2" {
-			bad["agent_id"] = "zhangwei"
-		}
 		status, r, raw := postEvents(t, s, eventsBody(bad))
 		if status != 200 || r.Accepted != 0 || len(r.Rejected) != 1 || r.Rejected[0].Code != api.CodeInvalidAgent {
 			t.Errorf("%s: %d %s, want refused with %s", bad["event_id"], status, raw, api.CodeInvalidAgent)

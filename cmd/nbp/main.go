@@ -120,7 +120,6 @@ type server struct {
 	limiter *overload.Limiter
 	pipe    *service.Pipeline
 	audit   *audit.Log
-	clients *api.Clients
 	api     *api.Server
 	hup     hangups
 }
@@ -317,12 +316,13 @@ func (n *server) openAudit(context.Context) error {
 
 // buildServer builds the HTTP face, with its access control.
 func (n *server) buildServer(ctx context.Context) error {
+	var clients *api.Clients
 	if n.cfg.Clients != "" {
 		b, err := os.ReadFile(n.cfg.Clients)
 		if err != nil {
 			return fmt.Errorf("clients: %w", err)
 		}
-		if n.clients, err = api.ParseClients(b); err != nil {
+		if clients, err = api.ParseClients(b); err != nil {
 			return fmt.Errorf("%s: %w", n.cfg.Clients, err)
 		}
 	} else {
@@ -346,7 +346,7 @@ func (n *server) buildServer(ctx context.Context) error {
 		Events:         n.store,
 		Audit:          n.audit,
 		Contacts:       n.store,
-		Clients:        n.clients,
+		Clients:        clients,
 		MeterProvider:  n.tel.meters,
 		TracerProvider: n.tel.tracers,
 		Metrics:        n.tel.metrics,

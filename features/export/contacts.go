@@ -28,9 +28,7 @@ type LinkStore interface {
 // unreachable store stops the load. Links are idempotent: a load can be
 // re-run whole.
 func LoadContactLinks(ctx context.Context, s LinkStore, r io.Reader, o LoadOptions) (LoadSummary, error) {
-	if o.Chunk <= 0 {
-		o.Chunk = 1000
-	}
+	o.defaults(nil) // links have no load time
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	head, err := cr.Read()

@@ -49,11 +49,12 @@ func LoadCSV(ctx context.Context, s Store, r io.Reader, o LoadOptions) (LoadSumm
 	return loadRows(ctx, s, rd.Next, o)
 }
 
+// defaults fills in the chunk and, given a clock, the load time.
 func (o *LoadOptions) defaults(now func() time.Time) {
 	if o.Chunk <= 0 {
 		o.Chunk = 1000
 	}
-	if o.Now.IsZero() {
+	if o.Now.IsZero() && now != nil {
 		o.Now = now()
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"math"
 
+	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 )
 
@@ -58,10 +59,10 @@ func uplifts(rows []StatsRow) []Uplift {
 	var channels []string
 	for _, r := range rows {
 		i := -1
-		switch r.Strategy {
-		case "model":
+		switch model.Strategy(r.Strategy) {
+		case model.StrategyModel:
 			i = 0
-		case "control":
+		case model.StrategyControl:
 			i = 1
 		}
 		if i < 0 || r.AgentID != "" || r.Team != "" {
