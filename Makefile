@@ -6,16 +6,23 @@ SHELL := /bin/bash
 ORT_LIB := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 export CGO_ENABLED := 1
+# The browser tests fail, rather than skip, without chromium (make chromium).
+export NBP_REQUIRE_BROWSER := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 
-.PHONY: demo test build ort redis promtool lint unit calendar metrics-check bench load overload batch-bench model clean
+.PHONY: demo test build ort web-assets chromium redis promtool lint unit calendar metrics-check bench load overload batch-bench model clean
 
 demo: ort redis build
 	./bin/nbp -demo -addr :8080 -audit-spill var/audit-spill
 
-build:
+build: web-assets
 	go build -o bin/ ./cmd/...
+
+# The pages' front-end libraries (ECharts, the WeCom JS-SDK), pinned and
+# checksummed, embedded in the binary.
+web-assets:
+	@.ci/fetch-web-assets
 
 ort: $(ORT_LIB)
 $(ORT_LIB):
@@ -28,6 +35,14 @@ redis:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi; }
 
+# Debian's chromium drives the pages' browser tests (chromedp), with a CJK font
+# for the screenshots to be read.
+chromium:
+	@{ command -v chromium >/dev/null && [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; } || { \
+		echo "installing chromium and fonts-wqy-microhei"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi; }
+
 # promtool (Debian package prometheus) lints the /metrics scrape.
 promtool:
 	@command -v promtool >/dev/null || { \
@@ -35,7 +50,7 @@ promtool:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; fi; }
 
-test: ort redis promtool lint unit calendar metrics-check
+test: ort web-assets chromium redis promtool lint unit calendar metrics-check
 
 # The suite again with the test binaries' wall clock moved to two later days
 # (.ci/shifted-clock): a test that compares a fixed date with the real clock
@@ -44,7 +59,7 @@ CALENDAR_DAYS ?= 2027-06-15 2031-06-15
 calendar:
 	@for d in $(CALENDAR_DAYS); do .ci/shifted-clock $$d -count=1 -timeout 15m ./... || exit 1; done
 
-lint:
+lint: web-assets
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...

@@ -198,3 +198,42 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// CapState is how far a customer is along one contact cap.
+type CapState struct {
+	Channel Channel
+	Used    int
+	Cap     Cap
+}
+
+// Reached reports whether the cap allows no more contacts today.
+func (s CapState) Reached() bool { return s.Cap.Days > 0 && s.Used >= s.Cap.Max }
+
+// CapStates returns where a customer stands against each channel's push cap
+// and, on the channel ch, how many products reached their impression cap:
+// what an agent needs to know before reaching out, without the history
+// itself.
+func (c *Catalog) CapStates(h *ContactHistory, ch Channel, now time.Time) (pushes []CapState, impressionCapped int) {
+	today := Day(now)
+	for k := Channel(0); k < NumChannels; k++ {
+		cp := c.Contact.PushCaps[k]
+		if cp.Days == 0 {
+			continue
+		}
+		used := 0
+		if h != nil {
+			used = h.count(-1, k, cp, today)
+		}
+		pushes = append(pushes, CapState{Channel: k, Used: used, Cap: cp})
+	}
+	if h == nil || ch >= NumChannels {
+		return pushes, 0
+	}
+	for i := range c.Products {
+		p := &c.Products[i]
+		if cp := c.ImpressionCap(p, ch); cp.Days > 0 && h.count(p.Index, ch, cp, today) >= cp.Max {
+			impressionCapped++
+		}
+	}
+	return pushes, impressionCapped
+}

@@ -74,6 +74,13 @@ func (k Keys) Counted(stats, customerID, eventID string) string {
 // BatchRun is one of a batch run's own keys (volume, chunks, ckpt, done).
 func (k Keys) BatchRun(run, name string) string { return k.prefix + "{batch:" + run + "}:" + name }
 
+// Session is a page's login session, by the SHA-256 of its token (the
+// token itself is never stored).
+func (k Keys) Session(tokenHash string) string { return k.prefix + "session:" + tokenHash }
+
+// BatchLatest names the last batch run that started.
+func (k Keys) BatchLatest() string { return k.prefix + "batch:latest" }
+
 // BatchPointer names the last batch run that completed.
 func (k Keys) BatchPointer() string { return k.prefix + "batch:current" }
 

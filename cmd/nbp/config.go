@@ -31,6 +31,7 @@ type settings struct {
 	Clients         string
 	Audit           auditSettings
 	Demo            demoSettings
+	Pages           pageSettings
 	LogLevel        slog.Level
 	// PrintArbitration and Healthcheck do their one thing and exit.
 	PrintArbitration bool
@@ -45,6 +46,17 @@ type auditSettings struct {
 	SpillMaxMB int
 }
 
+// pageSettings configure the agent panel, the dashboard and their login.
+type pageSettings struct {
+	Members    string        // the members file: roles and teams by WeCom userid
+	PublicURL  string        // the address users reach nbp at, for the WeCom redirect
+	SessionTTL time.Duration // how long a login lasts
+	// The bank's self-built WeCom app; the login is on when all three are
+	// set.
+	CorpID, AgentID string
+	Secret          config.Secret
+}
+
 // demoSettings configure -demo.
 type demoSettings struct {
 	On          bool
@@ -52,6 +64,7 @@ type demoSettings struct {
 	Seed        uint64
 	Dir         string
 	RedisServer string // the binary of the private redis-server
+	Traffic     bool   // simulate a week of traffic and outcomes
 }
 
 func parseConfig(args []string, getenv func(string) string) (settings, error) {
@@ -85,11 +98,17 @@ func parseConfig(args []string, getenv func(string) string) (settings, error) {
 	fs.DurationVar(&h.LimitTarget, "limit-target", env.Duration("NBP_LIMIT_TARGET", 0), "CPU scheduling delay (90th percentile) the adaptive limit tolerates before it sheds (env NBP_LIMIT_TARGET; default request-timeout/20)")
 	fs.DurationVar(&h.ShedDelay, "shed-delay", env.Duration("NBP_SHED_DELAY", 0), "CPU scheduling delay (90th percentile) past which the fixed limit lets in only a share of arriving requests, so that admitted ones keep their deadline, where how long requests waited to be read is unknown (env NBP_SHED_DELAY; default request-timeout/20; negative: never)")
 	fs.DurationVar(&h.ShedWait, "shed-wait", env.Duration("NBP_SHED_WAIT", 0), "while most requests wait over half of this before nbp reads them (the kernel's receive time; Linux), those that waited past it are shed, so that admitted ones keep their deadline (env NBP_SHED_WAIT; default request-timeout/20; negative: never)")
+	fs.StringVar(&c.Pages.Members, "members", getenv("NBP_MEMBERS"), "the pages' members file, CSV userid,role,team: managers and agents' teams by WeCom userid (env NBP_MEMBERS; unlisted WeCom members sign in as agents without a team)")
+	fs.StringVar(&c.Pages.PublicURL, "public-url", getenv("NBP_PUBLIC_URL"), "the address the bank's users reach nbp at, e.g. https://nbp.bank.example, for the WeCom login's redirect (env NBP_PUBLIC_URL; default the request's host)")
+	fs.DurationVar(&c.Pages.SessionTTL, "session-ttl", env.Duration("NBP_SESSION_TTL", 8*time.Hour), "how long a page login lasts (env NBP_SESSION_TTL)")
+	c.Pages.CorpID, c.Pages.AgentID = getenv("NBP_WECOM_CORP_ID"), getenv("NBP_WECOM_AGENT_ID")
+	c.Pages.Secret = config.Secret(getenv("NBP_WECOM_SECRET"))
 	logLevel := fs.String("log-level", env.String("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.Demo.On, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.Demo.N, "demo-n", 10000, "demo bank size")
 	fs.Uint64Var(&c.Demo.Seed, "demo-seed", 42, "demo bank seed")
 	fs.StringVar(&c.Demo.Dir, "demo-dir", "var/demo", "where the demo bank's CSV files are written")
+	fs.BoolVar(&c.Demo.Traffic, "demo-traffic", true, "with -demo, simulate a week of traffic and outcomes from the bank's ground truth, for the dashboard")
 	fs.StringVar(&c.Demo.RedisServer, "redis-server", env.String("NBP_REDIS_SERVER", "redis-server"), "redis-server binary for -demo")
 	fs.BoolVar(&c.Healthcheck, "healthcheck", false, "probe /healthz of the server at -addr and exit 0 when it answers (for container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -120,6 +139,7 @@ func (c *settings) check() []error {
 		"request-timeout": c.HTTP.RequestTimeout, "feature-timeout": c.FeatureTimeout, "model-budget": c.ModelBudget,
 		"read-timeout": c.HTTP.ReadTimeout, "write-timeout": c.HTTP.WriteTimeout, "idle-timeout": c.HTTP.IdleTimeout,
 		"shutdown-timeout": c.ShutdownTimeout, "stale-after": c.StaleAfter, "audit-retention": c.Audit.Retention,
+		"session-ttl":        c.Pages.SessionTTL,
 		"redis-read-timeout": t.Read, "redis-write-timeout": t.Write, "redis-pool-timeout": t.Pool, "redis-dial-timeout": t.Dial,
 	}
 	for name, d := range positive {
@@ -142,5 +162,15 @@ func (c *settings) check() []error {
 	if !c.Healthcheck && !c.PrintArbitration {
 		errs = append(errs, c.Model.Check()...)
 	}
+	if set := btoi(c.Pages.CorpID != "") + btoi(c.Pages.AgentID != "") + btoi(c.Pages.Secret != ""); set != 0 && set != 3 {
+		errs = append(errs, fmt.Errorf("the WeCom login needs NBP_WECOM_CORP_ID, NBP_WECOM_AGENT_ID and NBP_WECOM_SECRET, all three"))
+	}
 	return errs
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

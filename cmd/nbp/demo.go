@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/demobank"
 	"github.com/directops/nbp/features/export"
+	"github.com/directops/nbp/service"
 )
 
 // Demo customers the ready-to-paste curl lines name.
@@ -28,12 +30,16 @@ const (
 // loadDemo generates the demo bank as of now's day as CSV files (the export
 // format) and loads the customers into the store through the regular CSV
 // loader.
-func loadDemo(ctx context.Context, cfg demoSettings, cat *catalog.Catalog, store *features.Store, now time.Time, stdout io.Writer) error {
+func loadDemo(ctx context.Context, cfg demoSettings, cat *catalog.Catalog, store *features.Store, now time.Time, stdout io.Writer) (*demobank.Bank, error) {
 	asOf := now.UTC().Truncate(24 * time.Hour)
 	bank, err := demobank.New(cfg.Seed, asOf, cat)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return bank, writeDemo(ctx, cfg, bank, store, stdout)
+}
+
+func writeDemo(ctx context.Context, cfg demoSettings, bank *demobank.Bank, store *features.Store, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return err
 	}
@@ -136,4 +142,128 @@ func startRedis(ctx context.Context, bin string) (*redisProcess, error) {
 func (p *redisProcess) stop() {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
+}
+
+// The demo's agents: panel events carry their userid and team.
+var demoAgents = []struct{ id, team string }{
+	{"demo-agent", "直营一组"}, {"agent-li", "直营一组"}, {"agent-wang", "直营二组"},
+}
+
+// demoDays is how many days of traffic the demo simulates, today included.
+const demoDays = 7
+
+// trafficSummary counts what simulateTraffic recorded.
+type trafficSummary struct {
+	decisions, impressions, clicks, conversions int
+}
+
+// simulateTraffic gives the dashboard something to show: a week of
+// decisions for the demo customers past the first demoContacts (whose
+// panel stays fresh), on the app feed and, for some, from an agent's
+// WeCom panel, with outcomes drawn from the demo bank's ground truth. The
+// control group's random lists get the same draw, so the uplift shown is
+// the model's real one on this bank. The events are recorded with their
+// decision's strategy, as /v1/events would once the audit has the
+// decision.
+func simulateTraffic(ctx context.Context, pipe *service.Pipeline, store *features.Store, bank *demobank.Bank, n int, seed uint64, now time.Time) (trafficSummary, error) {
+	var sum trafficSummary
+	cat := pipe.Catalog()
+	byDay := make([][]features.Event, demoDays)
+	const chunk = 256
+	reqs := make([]service.Request, 0, chunk)
+	out := make([]service.Decision, chunk)
+	idx := make([]int, 0, chunk)
+	flush := func() error {
+		if err := pipe.DecideMany(ctx, reqs, out[:len(reqs)]); err != nil {
+			return err
+		}
+		for k, d := range out[:len(reqs)] {
+			i := idx[k]
+			_, v := bank.Customer(i)
+			r := rand.New(rand.NewPCG(seed^0x5eed, uint64(i)<<2|uint64(d.Channel)))
+			day := r.IntN(demoDays)
+			agent := demoAgents[i%len(demoAgents)]
+			sum.decisions++
+			for _, it := range d.Items {
+				ev := features.Event{CustomerID: d.CustomerID, ProductID: it.Product.ID, Channel: d.Channel,
+					DecisionID: d.ID, Strategy: string(d.Strategy), At: now.AddDate(0, 0, -day)}
+				if d.Channel == catalog.WecomAgent {
+					ev.Agent, ev.Team = agent.id, agent.team
+				}
+				truth := demobank.Truth(d.CustomerID, &v, it.Product)
+				pClick := min(0.9, 0.02+0.6*truth)
+				add := func(typ string) {
+					e := ev
+					e.Type, e.ID = typ, "sim-"+d.ID+"-"+it.Product.ID+"-"+typ
+					byDay[day] = append(byDay[day], e)
+				}
+				add(features.EventImpression)
+				sum.impressions++
+				if r.Float64() < pClick {
+					add(features.EventClick)
+					sum.clicks++
+					if r.Float64() < min(1, 0.4*truth/pClick) {
+						add(features.EventConversion)
+						sum.conversions++
+					}
+				}
+			}
+		}
+		reqs, idx = reqs[:0], idx[:0]
+		return nil
+	}
+	for i := demoContacts; i < n; i++ {
+		chs := []catalog.Channel{catalog.AppFeed}
+		if i < demoContacts+n/10 {
+			chs = append(chs, catalog.WecomAgent)
+		}
+		for _, ch := range chs {
+			reqs = append(reqs, service.Request{CustomerID: demobank.ID(i), Channel: ch, Limit: 3})
+			idx = append(idx, i)
+			if len(reqs) == chunk {
+				if err := flush(); err != nil {
+					return sum, err
+				}
+			}
+		}
+	}
+	if len(reqs) > 0 {
+		if err := flush(); err != nil {
+			return sum, err
+		}
+	}
+	for day, evs := range byDay {
+		at := now.AddDate(0, 0, -day)
+		for len(evs) > 0 {
+			k := min(len(evs), 500)
+			if _, err := store.RecordEvents(ctx, evs[:k], features.EventOptions{Policy: cat.Contact, Now: at}); err != nil {
+				return sum, fmt.Errorf("demo traffic: %w", err)
+			}
+			evs = evs[k:]
+		}
+	}
+	return sum, nil
+}
+
+// panelCustomers returns two demo customers with a WeCom contact and
+// marketing consent, for the panel: one whose risk assessment is valid, and
+// one whose assessment expired (the panel shows the hint to re-assess, and
+// no investment product).
+func panelCustomers(bank *demobank.Bank, now time.Time) (valid, expired string) {
+	valid, expired = demoCustomer, demoCustomer
+	var gotValid, gotExpired bool
+	for i := range demoContacts {
+		id, v := bank.Customer(i)
+		until := v.AssessedUntil()
+		if !v.Flag(features.MarketingConsent) || v.Flag(features.PersonalisationOptOut) || v.Tolerance() == 0 || until.IsZero() {
+			continue
+		}
+		switch {
+		case now.Before(until) && v.Tolerance() >= 3 && !gotValid:
+			valid, gotValid = id, true
+		case !now.Before(until) && !gotExpired:
+			expired, gotExpired = id, true
+		}
+	}
+	return valid, expired
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/directops/nbp/cmd/internal/config"
 	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/demobank"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
@@ -37,6 +38,7 @@ import (
 	"github.com/directops/nbp/service/batch"
 	"github.com/directops/nbp/service/overload"
 	"github.com/directops/nbp/service/telemetry"
+	"github.com/directops/nbp/service/web"
 )
 
 func main() {
@@ -91,6 +93,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		n.loadDemo,
 		n.openScorer,
 		n.buildPipeline,
+		n.simulateDemo,
 		n.openAudit,
 		n.buildServer,
 	} {
@@ -122,6 +125,7 @@ type server struct {
 	audit   *audit.Log
 	api     *api.Server
 	hup     hangups
+	bank    *demobank.Bank // with -demo
 }
 
 // onClose registers what closes a part, closed in reverse order.
@@ -221,7 +225,25 @@ func (n *server) loadDemo(ctx context.Context) error {
 	if !n.cfg.Demo.On {
 		return nil
 	}
-	return loadDemo(ctx, n.cfg.Demo, n.cat, n.store, n.now(), n.stdout)
+	var err error
+	n.bank, err = loadDemo(ctx, n.cfg.Demo, n.cat, n.store, n.now(), n.stdout)
+	return err
+}
+
+// simulateDemo records a week of simulated traffic and outcomes for the
+// dashboard, with -demo (unless -demo-traffic=false).
+func (n *server) simulateDemo(ctx context.Context) error {
+	if !n.cfg.Demo.On || !n.cfg.Demo.Traffic {
+		return nil
+	}
+	start := time.Now()
+	sum, err := simulateTraffic(ctx, n.pipe, n.store, n.bank, n.cfg.Demo.N, n.cfg.Demo.Seed, n.now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(n.stdout, "demo traffic: %d decisions over the last %d days, %d impressions, %d clicks, %d conversions simulated from the bank's ground truth in %s\n",
+		sum.decisions, demoDays, sum.impressions, sum.clicks, sum.conversions, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // openScorer loads the model behind its breaker, or the rules alone.
@@ -328,6 +350,10 @@ func (n *server) buildServer(ctx context.Context) error {
 	} else {
 		n.log.Warn("no clients file (-clients): the API is open to anyone who can reach it")
 	}
+	pages, err := n.pages()
+	if err != nil {
+		return err
+	}
 	modelReady := func(context.Context) error {
 		if g := n.scorer.Guarded; g != nil && g.State() == gobreaker.StateOpen {
 			return errors.New("model breaker open")
@@ -350,6 +376,9 @@ func (n *server) buildServer(ctx context.Context) error {
 		MeterProvider:  n.tel.meters,
 		TracerProvider: n.tel.tracers,
 		Metrics:        n.tel.metrics,
+		Pages:          pages,
+		ModelVersion:   func() string { return n.scorer.Version },
+		Batch:          batch.NewStore(n.rdb, n.cfg.Redis.Prefix),
 	})
 	if n.cfg.Clients != "" {
 		go service.WatchFile(ctx, n.cfg.Clients, 2*time.Second, n.hup.clients, func(b []byte) error {
@@ -364,6 +393,31 @@ func (n *server) buildServer(ctx context.Context) error {
 	return nil
 }
 
+// pages builds the agent panel and the dashboard, with their logins: the
+// demo's with -demo, WeCom's when its app is configured.
+func (n *server) pages() (*web.Pages, error) {
+	pc := n.cfg.Pages
+	members := web.Members{}
+	if pc.Members != "" {
+		f, err := os.Open(pc.Members)
+		if err != nil {
+			return nil, fmt.Errorf("members: %w", err)
+		}
+		defer f.Close()
+		if members, err = web.ParseMembers(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", pc.Members, err)
+		}
+	}
+	var wc *web.WeCom
+	if pc.CorpID != "" {
+		wc = &web.WeCom{CorpID: pc.CorpID, AgentID: pc.AgentID, Secret: pc.Secret.Reveal()}
+	} else if !n.cfg.Demo.On {
+		n.log.Warn("no WeCom app (NBP_WECOM_*): nobody can sign in to the panel and the dashboard")
+	}
+	return web.New(web.Config{Redis: n.rdb, Prefix: n.cfg.Redis.Prefix, TTL: pc.SessionTTL, Now: n.now, Demo: n.cfg.Demo.On,
+		WeCom: wc, PublicURL: pc.PublicURL, Members: members, Logger: n.log}), nil
+}
+
 // serve listens and serves until ctx ends, then shuts down: the requests
 // under way finish, and the audit records still queued are written.
 func (n *server) serve(ctx context.Context) error {
@@ -375,7 +429,7 @@ func (n *server) serve(ctx context.Context) error {
 	n.log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", n.scorer.Version),
 		slog.String("catalog_version", n.cat.Version))
 	if n.cfg.Demo.On {
-		printDemoHelp(n.stdout, ln.Addr())
+		printDemoHelp(n.stdout, ln.Addr(), n.bank, n.now())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- n.api.Serve(ln) }()
@@ -484,9 +538,13 @@ func newLogger(level slog.Level, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-func printDemoHelp(w io.Writer, addr net.Addr) {
+func printDemoHelp(w io.Writer, addr net.Addr, bank *demobank.Bank, now time.Time) {
+	valid, expired := panelCustomers(bank, now)
 	port := addr.(*net.TCPAddr).Port
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// The pages' session cookie is Secure: browsers keep it over plain
+	// HTTP for localhost only.
+	pages := fmt.Sprintf("http://localhost:%d", port)
 	fmt.Fprintf(w, `
 nbp demo is ready. Try:
 
@@ -496,6 +554,13 @@ nbp demo is ready. Try:
   curl -s '%[1]s/v1/contacts/%[4]s'        # the customer behind a WeCom contact
   curl -s '%[1]s/readyz'
 
+In a browser (sign in with the demo login: demo-agent for the panel, demo-manager for the dashboard):
+
+  %[5]s/panel/?customer=%[7]s     the WeCom agent panel
+  %[5]s/panel/?customer=%[6]s     a customer whose risk assessment expired
+  %[5]s/panel/?contact=%[8]s      a WeCom contact, as inside WeCom
+  %[5]s/dashboard/                the operations dashboard
+
 Ctrl-C stops the server.
-`, base, demoCustomer, demoCustomer2, demoContact(demoCustomer))
+`, base, demoCustomer, demoCustomer2, demoContact(demoCustomer), pages, expired, valid, demoContact(valid))
 }

@@ -25,6 +25,9 @@ const (
 	EndpointDecisions = "decisions" // GET /v1/decisions/{id}
 	EndpointContacts  = "contacts"  // GET /v1/contacts/{external_userid}
 	EndpointLinks     = "links"     // PUT /v1/contacts
+	EndpointProfile   = "profile"   // GET /v1/customers/{id}/profile
+	EndpointOverview  = "overview"  // GET /v1/overview
+	EndpointCatalog   = "catalog"   // GET /v1/catalog
 )
 
 // Error codes of access control.
@@ -97,7 +100,7 @@ func ParseClients(b []byte) (*Clients, error) {
 		}
 		for _, e := range fc.Endpoints {
 			switch e {
-			case EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions, EndpointContacts, EndpointLinks:
+			case EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions, EndpointContacts, EndpointLinks, EndpointProfile, EndpointOverview, EndpointCatalog:
 				c.endpoints[e] = true
 			default:
 				probs = append(probs, fmt.Sprintf("%s: unknown endpoint %q", where, e))
@@ -157,13 +160,87 @@ func presentedKey(c *fiber.Ctx) string {
 	return ""
 }
 
-const clientLocal = "nbp.client"
+const (
+	clientLocal    = "nbp.client"
+	principalLocal = "nbp.principal"
+)
 
-// authorize admits a request to an endpoint: 401 without a valid key, 403
-// for an endpoint the client may not use, 429 past its rate. With no
-// clients configured, everything is open.
+// Role is what the person behind a page's session may do.
+type Role string
+
+// The roles of the pages' users.
+const (
+	// RoleAgent is a WeCom agent (客户经理) in the chat sidebar: the
+	// recommendations, profiles and contacts of the wecom_agent channel,
+	// and outcome events posted as themselves.
+	RoleAgent Role = "agent"
+	// RoleManager is the direct-operations team at the dashboard: the
+	// statistics and the overview.
+	RoleManager Role = "manager"
+)
+
+// roleEndpoints is what each role may call. Neither may link contacts,
+// read decision records, or call an endpoint not listed here.
+var roleEndpoints = map[Role][]string{
+	RoleAgent:   {EndpointRecommend, EndpointEvents, EndpointContacts, EndpointProfile, EndpointCatalog},
+	RoleManager: {EndpointStats, EndpointOverview, EndpointCatalog},
+}
+
+// RoleAllows reports whether a role may call an endpoint.
+func RoleAllows(r Role, endpoint string) bool {
+	for _, e := range roleEndpoints[r] {
+		if e == endpoint {
+			return true
+		}
+	}
+	return false
+}
+
+// Principal is the person behind a page's session: a WeCom userid (an
+// employee id, not customer data), their role and team.
+type Principal struct {
+	Role   Role
+	UserID string
+	Team   string
+}
+
+// Sessions authenticates the requests of the pages, which carry a session
+// cookie and never an API key (web.Pages is one).
+type Sessions interface {
+	// Authenticate returns the principal of the request's session; ok is
+	// false when the request carries no session cookie. A bad or expired
+	// session, or a state-changing request that fails the CSRF check, is
+	// an error (see Error).
+	Authenticate(c *fiber.Ctx) (p Principal, ok bool, err error)
+}
+
+// principal returns the request's session principal, nil when it came
+// with an API key or with access control off.
+func principal(c *fiber.Ctx) *Principal {
+	p, _ := c.Locals(principalLocal).(*Principal)
+	return p
+}
+
+// authorize admits a request to an endpoint: 401 without a valid key or
+// session, 403 for an endpoint the client or role may not use, 429 past
+// its rate. A request with a session cookie is judged by its session
+// alone. With no clients configured, requests without a session are let
+// in.
 func (s *Server) authorize(endpoint string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if s.sessions != nil {
+			p, ok, err := s.sessions.Authenticate(c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if !RoleAllows(p.Role, endpoint) {
+					return &apiError{status: fiber.StatusForbidden, code: CodeForbidden, message: "your role may not use this endpoint"}
+				}
+				c.Locals(principalLocal, &p)
+				return c.Next()
+			}
+		}
 		cs := s.clients.Load()
 		if cs == nil {
 			return c.Next()
@@ -188,8 +265,12 @@ func (s *Server) authorize(endpoint string) fiber.Handler {
 }
 
 // allowsChannel reports whether the request's client may ask for the
-// channel (always, with access control off).
+// channel (always, with access control off). A session's principal may ask
+// for the wecom_agent channel only.
 func allowsChannel(c *fiber.Ctx, ch catalog.Channel) bool {
+	if p := principal(c); p != nil {
+		return ch == catalog.WecomAgent
+	}
 	cl, ok := c.Locals(clientLocal).(*client)
 	return !ok || cl.channels[ch]
 }

@@ -18,6 +18,12 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
+// Error returns an error that the server answers with the given status and
+// the JSON error shape: for the handlers of other packages mounted on it.
+func Error(status int, code, message string) error {
+	return &apiError{status: status, code: code, message: message}
+}
+
 func badRequest(code, message string) error {
 	return &apiError{status: fiber.StatusBadRequest, code: code, message: message}
 }

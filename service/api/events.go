@@ -112,8 +112,12 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 	resp := EventsResponse{Rejected: []EventRejection{}}
 	evs := make([]features.Event, 0, len(req.Events))
 	seen := make(map[string]bool, len(req.Events))
+	who := principal(c)
 	for i, raw := range req.Events {
 		ev, rej := parseEvent(raw, cat, now)
+		if rej == nil && who != nil {
+			rej = who.own(&ev)
+		}
 		if rej != nil {
 			rej.Index = i
 			resp.Rejected = append(resp.Rejected, *rej)
@@ -227,9 +231,9 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 		return rej(CodeInvalidAgent, "team needs agent_id")
 	case e.AgentID != "" && ch != catalog.WecomAgent:
 		return rej(CodeInvalidAgent, "agent_id is for events of the wecom_agent channel")
-	case e.AgentID != "" && !validAgentID(e.AgentID):
+	case e.AgentID != "" && !ValidAgentID(e.AgentID):
 		return rej(CodeInvalidAgent, "agent_id must be a WeCom userid: 1 to 64 of A-Z a-z 0-9 _ - @ ., a letter or digit first")
-	case !validTeam(e.Team):
+	case !ValidTeam(e.Team):
 		return rej(CodeInvalidAgent, fmt.Sprintf("team must be at most %d characters of UTF-8 text, without | or control characters", MaxTeamRunes))
 	}
 	return features.Event{
@@ -238,9 +242,23 @@ func parseEvent(raw json.RawMessage, cat *catalog.Catalog, now time.Time) (featu
 	}, nil
 }
 
-// validAgentID reports whether s is a WeCom userid: 1 to 64 bytes of
+// own makes an event from a page's session the principal's own: an agent
+// posts events of the wecom_agent channel, as themselves, with the team
+// their login gave them.
+func (p *Principal) own(ev *features.Event) *EventRejection {
+	switch {
+	case ev.Channel != catalog.WecomAgent:
+		return &EventRejection{EventID: ev.ID, Code: CodeInvalidAgent, Message: "a panel session posts events of the wecom_agent channel only"}
+	case ev.Agent != "" && ev.Agent != p.UserID:
+		return &EventRejection{EventID: ev.ID, Code: CodeInvalidAgent, Message: "an agent posts events as themselves only"}
+	}
+	ev.Agent, ev.Team = p.UserID, p.Team
+	return nil
+}
+
+// ValidAgentID reports whether s is a WeCom userid: 1 to 64 bytes of
 // letters, digits, '_', '-', '@' and '.', a letter or digit first.
-func validAgentID(s string) bool {
+func ValidAgentID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}
@@ -254,10 +272,10 @@ func validAgentID(s string) bool {
 	return true
 }
 
-// validTeam reports whether s may name a team: UTF-8 text of at most
+// ValidTeam reports whether s may name a team: UTF-8 text of at most
 // MaxTeamRunes characters, without '|' (the statistics' separator) or
 // control characters; "" for none.
-func validTeam(s string) bool {
+func ValidTeam(s string) bool {
 	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxTeamRunes {
 		return false
 	}

@@ -3,7 +3,10 @@ package api
 import "github.com/gofiber/fiber/v2/middleware/adaptor"
 
 // routeRecommend is the recommendation route's pattern.
-const routeRecommend = "/v1/customers/:customer_id/recommendations"
+const (
+	routeRecommend = "/v1/customers/:customer_id/recommendations"
+	routeProfile   = "/v1/customers/:customer_id/profile"
+)
 
 // routes lists every endpoint. /healthz, /readyz, /openapi.json and
 // /metrics (when the server has one) are open; the /v1 endpoints need an API key when clients are configured. Anything else is a JSON 404, or a JSON 405
@@ -20,5 +23,11 @@ func (s *Server) routes() {
 	s.app.Get("/v1/decisions/:decision_id", s.authorize(EndpointDecisions), s.handleDecision)
 	s.app.Put("/v1/contacts", s.authorize(EndpointLinks), s.handlePutContacts)
 	s.app.Get("/v1/contacts/:external_userid", s.authorize(EndpointContacts), s.handleGetContact)
+	s.app.Get(routeProfile, s.authorize(EndpointProfile), s.handleProfile)
+	s.app.Get("/v1/overview", s.authorize(EndpointOverview), s.handleOverview)
+	s.app.Get("/v1/catalog", s.authorize(EndpointCatalog), s.handleCatalog)
 	s.app.Get("/openapi.json", s.handleOpenAPI)
+	if s.pages != nil {
+		s.pages.Routes(s.app)
+	}
 }

@@ -138,6 +138,24 @@ type ServerConfig struct {
 	// Metrics, when set, is served at GET /metrics, open like /healthz
 	// (the Prometheus exporter's handler).
 	Metrics http.Handler
+	// Pages, when set, serves the web pages (the agent panel, the
+	// dashboard, their login) and authenticates their sessions.
+	Pages Pages
+	// ModelVersion returns the version of the model in force, for
+	// /v1/overview; nil reports none.
+	ModelVersion func() string
+	// Batch reports the latest batch run, for /v1/overview; nil reports
+	// none.
+	Batch BatchStatus
+}
+
+// Pages are the web pages served beside the API, and the sessions their
+// requests carry.
+type Pages interface {
+	Sessions
+	// Routes adds the pages' routes (outside /v1, but for the session's
+	// own).
+	Routes(r fiber.Router)
 }
 
 // Check is a named readiness check.
@@ -161,6 +179,10 @@ type Server struct {
 	clients  atomic.Pointer[Clients]
 	metrics  http.Handler
 	tel      *httpTelemetry
+	pages    Pages
+	sessions Sessions
+	version  func() string
+	batch    BatchStatus
 }
 
 // NewServer returns the HTTP server of a pipeline.
@@ -172,6 +194,10 @@ func NewServer(sc ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, contacts: sc.Contacts, metrics: sc.Metrics}
+	s.pages, s.version, s.batch = sc.Pages, sc.ModelVersion, sc.Batch
+	if sc.Pages != nil {
+		s.sessions = sc.Pages
+	}
 	s.limiter = sc.Limiter
 	if s.limiter == nil {
 		s.limiter = NewServerLimiter(cfg)

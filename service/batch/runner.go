@@ -140,6 +140,10 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 	case ck == nil:
 		ck = &Checkpoint{Products: map[string]int{}, Strategy: map[string]int{}}
 	}
+	if err := r.store.Started(ctx, o.RunID, o.Shards, time.Now(), o.TTL); err != nil {
+		tel.failed(ctx, batchStageCheckpoint, ck)
+		return *ck, false, err
+	}
 	tel.start(ctx, &o, ck, r.pager)
 	// fail counts the error that stops the run and returns it with the
 	// checkpoint that stands.

@@ -220,6 +220,79 @@ func (b *Store) FinishShard(ctx context.Context, run string, shard, shards int, 
 	return true, nil
 }
 
+// Started records that a shard of a run started (or resumed): the run
+// becomes the latest, whose progress Status reports.
+func (b *Store) Started(ctx context.Context, run string, shards int, at time.Time, ttl time.Duration) error {
+	info := b.runKey(run, "info")
+	// Two slots: a plain pipeline (a cluster client splits it by slot).
+	pipe := b.rdb.Pipeline()
+	pipe.HSetNX(ctx, info, "started_at", at.UTC().Format(time.RFC3339))
+	pipe.HSet(ctx, info, "shards", shards)
+	pipe.Expire(ctx, info, ttl)
+	pipe.Set(ctx, b.keys.BatchLatest(), run, ttl)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("record start: %w", err)
+	}
+	return nil
+}
+
+// RunStatus is where the latest batch run stands.
+type RunStatus struct {
+	Run        string    `json:"run"` // "" when no run is known
+	StartedAt  time.Time `json:"started_at"`
+	Shards     int       `json:"shards"`
+	ShardsDone int       `json:"shards_done"`
+	Customers  int       `json:"customers"` // decided so far, all shards
+	Rows       int       `json:"rows"`
+	// Completed: every shard finished and the run's lists are in use.
+	Completed bool `json:"completed"`
+	// Current is the last completed run, whose lists back up the model.
+	Current string `json:"current"`
+}
+
+// Status reports the latest run's progress, from its shards'
+// checkpoints.
+func (b *Store) Status(ctx context.Context) (RunStatus, error) {
+	var st RunStatus
+	cur, err := b.Current(ctx)
+	if err != nil {
+		return st, fmt.Errorf("batch status: %w", err)
+	}
+	st.Current = cur
+	latest, err := b.rdb.Get(ctx, b.keys.BatchLatest()).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		latest = cur
+	case err != nil:
+		return st, fmt.Errorf("batch status: %w", err)
+	}
+	if latest == "" {
+		return st, nil
+	}
+	st.Run = latest
+	pipe := b.rdb.Pipeline()
+	info := pipe.HGetAll(ctx, b.runKey(latest, "info"))
+	ckpts := pipe.HGetAll(ctx, b.runKey(latest, "ckpt"))
+	done := pipe.SCard(ctx, b.runKey(latest, "done"))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return st, fmt.Errorf("batch status: %w", err)
+	}
+	if t, err := time.Parse(time.RFC3339, info.Val()["started_at"]); err == nil {
+		st.StartedAt = t
+	}
+	st.Shards, _ = strconv.Atoi(info.Val()["shards"])
+	st.ShardsDone = int(done.Val())
+	for _, s := range ckpts.Val() {
+		var c Checkpoint
+		if json.Unmarshal([]byte(s), &c) == nil {
+			st.Customers += c.Customers
+			st.Rows += c.Rows
+		}
+	}
+	st.Completed = latest == cur
+	return st, nil
+}
+
 // Current returns the last completed run, "" when none.
 func (b *Store) Current(ctx context.Context) (string, error) {
 	s, err := b.rdb.Get(ctx, b.PointerKey()).Result()
