@@ -24,6 +24,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features/demobank"
 	"github.com/directops/nbp/service/api"
+	"github.com/directops/nbp/service/apitest"
 )
 
 // newBrowser starts a headless Debian chromium of the test's own, with the
@@ -413,7 +414,10 @@ func TestPageAccess(t *testing.T) {
 		}
 	}
 
+	// Every answer to a page's call is checked against openapi.json.
+	checked := apitest.Transport(t, http.DefaultTransport.(*http.Transport).Clone())
 	agent := demoLogin(t, base, "demo-agent")
+	agent.Transport = checked
 	var sess struct {
 		CSRF string `json:"csrf_token"`
 	}
@@ -467,6 +471,7 @@ func TestPageAccess(t *testing.T) {
 	}
 
 	manager := demoLogin(t, base, "demo-manager")
+	manager.Transport = checked
 	for _, c := range []struct {
 		path   string
 		status int
