@@ -60,6 +60,18 @@ func (k Keys) Stats(day time.Time) string {
 	return k.prefix + "stats:" + day.In(catalog.Zone()).Format("20060102")
 }
 
+// DecisionCounts is the set of a day's decision kinds (China time), each
+// "channel|strategy|degraded", kept by the audit writer.
+func (k Keys) DecisionCounts(day time.Time) string {
+	return k.prefix + "decision-counts:" + day.In(catalog.Zone()).Format("20060102")
+}
+
+// DecisionCount is the HyperLogLog of the ids of a day's decisions of one
+// kind: counted once however often they are written.
+func (k Keys) DecisionCount(day time.Time, kind string) string {
+	return k.DecisionCounts(day) + ":" + kind
+}
+
 // Counted is the mark that says an event is counted in the statistics hash
 // stats. It hashes to the hash's slot: its hash tag is the hash's name or,
 // when the prefix holds a tag, the same tag.

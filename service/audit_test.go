@@ -146,6 +146,15 @@ func TestAuditKeepsEveryRecordThroughARedisOutage(t *testing.T) {
 			if f := spillFiles(t, dir); len(f) != 0 {
 				t.Fatalf("spill files left once replayed: %v", f)
 			}
+			// The day's decision count has each decision once, those
+			// written twice (a reply cut after Redis took the write)
+			// included: within the HyperLogLog's error.
+			dc, err := newAudit(t, redisServer.Client(t), audit.Options{Prefix: prefix}).Counts(context.Background(), testNow, testNow)
+			want := int64(len(before) + len(during) + len(after))
+			if err != nil || len(dc) != 1 || dc[0].Channel != "app_feed" || dc[0].Strategy != "model" || dc[0].Degraded != 0 ||
+				dc[0].Decisions < want*97/100 || dc[0].Decisions > want*103/100 {
+				t.Fatalf("decision counts %+v %v, want about %d", dc, err, want)
+			}
 		})
 	}
 }

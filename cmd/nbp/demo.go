@@ -164,8 +164,8 @@ type trafficSummary struct {
 // control group's random lists get the same draw, so the uplift shown is
 // the model's real one on this bank. The events are recorded with their
 // decision's strategy, as /v1/events would once the audit has the
-// decision.
-func simulateTraffic(ctx context.Context, pipe *service.Pipeline, store *features.Store, bank *demobank.Bank, n int, seed uint64, now time.Time) (trafficSummary, error) {
+// decision; the decisions go to the audit trail (record).
+func simulateTraffic(ctx context.Context, pipe *service.Pipeline, store *features.Store, bank *demobank.Bank, n int, seed uint64, now time.Time, record func(service.Decision)) (trafficSummary, error) {
 	var sum trafficSummary
 	cat := pipe.Catalog()
 	byDay := make([][]features.Event, demoDays)
@@ -184,6 +184,8 @@ func simulateTraffic(ctx context.Context, pipe *service.Pipeline, store *feature
 			day := r.IntN(demoDays)
 			agent := demoAgents[i%len(demoAgents)]
 			sum.decisions++
+			d.At = now.AddDate(0, 0, -day)
+			record(d) // into the audit trail, on its simulated day
 			for _, it := range d.Items {
 				ev := features.Event{CustomerID: d.CustomerID, ProductID: it.Product.ID, Channel: d.Channel,
 					DecisionID: d.ID, Strategy: string(d.Strategy), At: now.AddDate(0, 0, -day)}

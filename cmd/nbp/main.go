@@ -93,8 +93,8 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		n.loadDemo,
 		n.openScorer,
 		n.buildPipeline,
-		n.simulateDemo,
 		n.openAudit,
+		n.simulateDemo,
 		n.buildServer,
 	} {
 		if err := open(ctx); err != nil {
@@ -237,7 +237,8 @@ func (n *server) simulateDemo(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	sum, err := simulateTraffic(ctx, n.pipe, n.store, n.bank, n.cfg.Demo.N, n.cfg.Demo.Seed, n.now())
+	sum, err := simulateTraffic(ctx, n.pipe, n.store, n.bank, n.cfg.Demo.N, n.cfg.Demo.Seed, n.now(),
+		func(d service.Decision) { n.audit.Record(ctx, d) })
 	if err != nil {
 		return err
 	}

@@ -295,6 +295,10 @@ type StatsResponse struct {
 	// Uplift compares the model with the control group on each channel
 	// that has impressions under both, whatever the grouping.
 	Uplift []Uplift `json:"uplift"`
+	// Decisions counts the decisions served over the range, by channel
+	// and strategy, with the degraded ones: the share of fallback and
+	// degraded answers (from the audit trail; empty without one).
+	Decisions []audit.DecisionCount `json:"decisions"`
 }
 
 // StatsRow is what a product achieved on a channel under a strategy over
@@ -395,7 +399,14 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 		r.Dismissals += d.Dismisses
 	}
 	resp := StatsResponse{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Rows: make([]StatsRow, 0, len(sum)),
-		Uplift: uplifts(overall)}
+		Uplift: uplifts(overall), Decisions: []audit.DecisionCount{}}
+	if s.audit != nil {
+		dc, err := s.audit.Counts(ctx, from, to)
+		if err != nil {
+			return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "statistics unavailable"}
+		}
+		resp.Decisions = append(resp.Decisions, dc...)
+	}
 	for _, r := range sum {
 		if r.Impressions > 0 {
 			ctr := math.Round(float64(r.Clicks)/float64(r.Impressions)*1e4) / 1e4

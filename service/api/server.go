@@ -107,6 +107,9 @@ type Auditor interface {
 	Get(ctx context.Context, id string) (audit.Record, error)
 	// Strategies returns the strategy of each decision it has a record of.
 	Strategies(ctx context.Context, ids []string) (map[string]string, error)
+	// Counts returns the decisions recorded from one day to another, by
+	// channel and strategy.
+	Counts(ctx context.Context, from, to time.Time) ([]audit.DecisionCount, error)
 }
 
 // ServerConfig wires a Server.

@@ -7,6 +7,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -16,12 +17,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/telemetry"
@@ -345,10 +349,30 @@ func (a *Log) run() {
 	}
 }
 
+// counts are the ids of decisions by day and kind
+// (channel|strategy|degraded).
+type counts map[time.Time]map[string][]any
+
+// add counts one decision.
+func add(c counts, id string, at time.Time, channel, strategy string, degraded bool) {
+	day := catalog.Midnight(at)
+	if c[day] == nil {
+		c[day] = map[string][]any{}
+	}
+	d := "0"
+	if degraded {
+		d = "1"
+	}
+	k := channel + "|" + strategy + "|" + d
+	c[day][k] = append(c[day][k], id)
+}
+
 // write writes a batch to Redis, or, while Redis fails, to the spill.
 func (a *Log) write(batch []Record) {
 	a.buf, a.ids, a.vals = a.buf[:0], a.ids[:0], a.vals[:0]
+	cn := counts{}
 	for i := range batch {
+		add(cn, batch[i].DecisionID, batch[i].At, batch[i].Channel, batch[i].Strategy, batch[i].Degraded)
 		start := len(a.buf)
 		a.buf = batch[i].AppendJSON(a.buf)
 		a.ids = append(a.ids, batch[i].DecisionID)
@@ -358,7 +382,7 @@ func (a *Log) write(batch []Record) {
 	// Without a spill, a batch is how Redis is tried again; with one,
 	// replaying the spill is.
 	if !a.down || (a.spill == nil && !now.Before(a.retryAt)) {
-		err := a.put(a.ids, a.vals)
+		err := a.put(a.ids, a.vals, cn)
 		if err == nil {
 			a.up(len(batch))
 			return
@@ -385,8 +409,9 @@ func (a *Log) write(batch []Record) {
 	a.spillBytes.Store(a.spill.size)
 }
 
-// put writes records to Redis, in one pipeline.
-func (a *Log) put(ids []string, vals [][]byte) error {
+// put writes records to Redis, and adds them to the day's decision
+// counts, in one pipeline.
+func (a *Log) put(ids []string, vals [][]byte, cn counts) error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.o.WriteTimeout)
 	defer cancel()
 	fields := map[string][]any{}
@@ -399,8 +424,107 @@ func (a *Log) put(ids []string, vals [][]byte) error {
 		pipe.HSet(ctx, k, fv...)
 		pipe.Expire(ctx, k, a.o.Retention)
 	}
+	for day, kinds := range cn {
+		set := a.keys.DecisionCounts(day)
+		for kind, ids := range kinds {
+			hll := a.keys.DecisionCount(day, kind)
+			pipe.PFAdd(ctx, hll, ids...)
+			pipe.Expire(ctx, hll, a.o.Retention)
+			pipe.SAdd(ctx, set, kind)
+		}
+		pipe.Expire(ctx, set, a.o.Retention)
+	}
 	_, err := pipe.Exec(ctx)
 	return err
+}
+
+// countsOf counts spilled records, from their JSON.
+func (a *Log) countsOf(vals [][]byte) counts {
+	cn := counts{}
+	for _, v := range vals {
+		var r struct {
+			ID       string    `json:"decision_id"`
+			At       time.Time `json:"at"`
+			Channel  string    `json:"channel"`
+			Strategy string    `json:"strategy"`
+			Degraded bool      `json:"degraded"`
+		}
+		if json.Unmarshal(v, &r) == nil {
+			add(cn, r.ID, r.At, r.Channel, r.Strategy, r.Degraded)
+		}
+	}
+	return cn
+}
+
+// DecisionCount is how many decisions a channel got under a strategy, and
+// how many of them were degraded.
+type DecisionCount struct {
+	Channel   string `json:"channel"`
+	Strategy  string `json:"strategy"`
+	Decisions int64  `json:"decisions"`
+	Degraded  int64  `json:"degraded"`
+}
+
+// Counts returns the decisions recorded from one day to another (China
+// time), by channel and strategy. Each decision counts once, however often
+// its record was written (a retry, a replay of the spill): the counts are
+// HyperLogLog estimates, exact for small counts and within about 1% (the
+// standard error is 0.81%) for large ones.
+func (a *Log) Counts(ctx context.Context, from, to time.Time) ([]DecisionCount, error) {
+	var days []time.Time
+	for d := catalog.Midnight(from); !d.After(to); d = d.AddDate(0, 0, 1) {
+		days = append(days, d)
+	}
+	pipe := a.rdb.Pipeline()
+	sets := make([]*redis.StringSliceCmd, len(days))
+	for i, d := range days {
+		sets[i] = pipe.SMembers(ctx, a.keys.DecisionCounts(d))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("decision counts: %w", err)
+	}
+	type kindCount struct {
+		kind string
+		n    *redis.IntCmd
+	}
+	var cmds []kindCount
+	pipe = a.rdb.Pipeline()
+	for i, d := range days {
+		for _, kind := range sets[i].Val() {
+			cmds = append(cmds, kindCount{kind, pipe.PFCount(ctx, a.keys.DecisionCount(d, kind))})
+		}
+	}
+	if len(cmds) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("decision counts: %w", err)
+		}
+	}
+	sum := map[[2]string]*DecisionCount{}
+	for _, c := range cmds {
+		parts := strings.Split(c.kind, "|")
+		if len(parts) != 3 {
+			continue
+		}
+		k := [2]string{parts[0], parts[1]}
+		dc := sum[k]
+		if dc == nil {
+			dc = &DecisionCount{Channel: parts[0], Strategy: parts[1]}
+			sum[k] = dc
+		}
+		n := c.n.Val()
+		dc.Decisions += n
+		if parts[2] == "1" {
+			dc.Degraded += n
+		}
+	}
+	out := make([]DecisionCount, 0, len(sum))
+	for _, dc := range sum {
+		out = append(out, *dc)
+	}
+	slices.SortFunc(out, func(x, y DecisionCount) int {
+		return cmp.Or(strings.Compare(x.Channel, y.Channel), strings.Compare(x.Strategy, y.Strategy))
+	})
+	return out, nil
 }
 
 // goDown stops trying Redis until RetryEvery from now.
@@ -455,7 +579,7 @@ func (a *Log) replay(chunks int) {
 			for i, id := range c.ids {
 				ids[i] = string(id)
 			}
-			if err := a.put(ids, c.values); err != nil {
+			if err := a.put(ids, c.values, a.countsOf(c.values)); err != nil {
 				a.goDown(time.Now(), err)
 				return
 			}

@@ -39,7 +39,7 @@
   };
   let shown = { rows: [], uplift: [], from: "", to: "", group: "product" };
 
-  function kpis(rows) {
+  function kpis(rows, decisions) {
     let imp = 0, clk = 0, conv = 0, attributed = 0, fallback = 0, control = 0;
     for (const r of rows) {
       imp += r.impressions; clk += r.clicks; conv += r.conversions;
@@ -53,7 +53,17 @@
     k("曝光", imp.toLocaleString("zh-CN"));
     k("点击率", imp ? pct(clk / imp) : "—", clk.toLocaleString("zh-CN") + " 次点击");
     k("转化率", imp ? pct(conv / imp) : "—", conv.toLocaleString("zh-CN") + " 次转化");
-    k("兜底占比", attributed ? pct(fallback / attributed, 1) : "—", "规则、通用推荐与批量名单的曝光占比");
+    let total = 0, degraded = 0, fb = 0;
+    for (const d of decisions) {
+      total += d.decisions; degraded += d.degraded;
+      if (FALLBACK.has(d.strategy)) fb += d.decisions;
+    }
+    if (total > 0) {
+      k("兜底占比", pct(fb / total, 1), total.toLocaleString("zh-CN") + " 次决策中规则、通用推荐与批量名单的占比");
+      k("降级占比", pct(degraded / total, 1), "模型或客户数据不可用时的决策占比");
+    } else {
+      k("兜底占比", attributed ? pct(fallback / attributed, 1) : "—", "规则、通用推荐与批量名单的曝光占比");
+    }
     k("对照组占比", attributed ? pct(control / attributed, 1) : "—", "随机排序，用于衡量模型提升");
   }
 
@@ -216,7 +226,7 @@
         ...days.map((d) => call("/v1/stats?from=" + d + "&to=" + d).then((r) => r.rows)),
       ]);
       shown = { rows: st.rows, uplift: st.uplift, from, to: today, group };
-      kpis(st.rows);
+      kpis(st.rows, st.decisions || []);
       upliftView(st.uplift);
       trendView(days, perDay);
       rowsView(st.rows, group);
