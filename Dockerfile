@@ -6,8 +6,9 @@
 # where audit records wait while Redis cannot take them.
 
 FROM golang:1.26-bookworm AS build
-# npm fetches the ONNX Runtime library from the onnxruntime-node package;
-# .ci/fetch-onnxruntime verifies its sha256.
+# npm fetches the ONNX Runtime library from the onnxruntime-node package, and
+# the pages' ECharts and WeCom JS-SDK (embedded in the binary);
+# .ci/fetch-onnxruntime and .ci/fetch-web-assets verify their sha256.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends npm ca-certificates \
  && rm -rf /var/lib/apt/lists/*
@@ -16,6 +17,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN .ci/fetch-onnxruntime /out/lib
+RUN .ci/fetch-web-assets
 RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/nbp ./cmd/nbp-batch ./cmd/nbp-import
 
 FROM debian:bookworm-slim
