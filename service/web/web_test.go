@@ -24,6 +24,7 @@ import (
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/api"
+	"github.com/directops/nbp/service/apitest"
 	"github.com/directops/nbp/service/web"
 )
 
@@ -202,7 +203,7 @@ func TestWeComLogin(t *testing.T) {
 		t.Fatalf("session cookie: %+v", cookie)
 	}
 	var s web.SessionResponse
-	r, err := c.Get(site + "/v1/session")
+	r, err := (&http.Client{Jar: c.Jar, Transport: apitest.Transport(t, http.DefaultTransport)}).Get(site + "/v1/session")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,8 @@ func TestWeComLogin(t *testing.T) {
 	// expired is fetched again once.
 	f.expired.Store(true)
 	page := site + "/panel/?customer=C1"
-	r, err = c.Get(site + "/v1/wecom/signatures?url=" + url.QueryEscape(page))
+	checked := &http.Client{Jar: c.Jar, Transport: apitest.Transport(t, http.DefaultTransport)}
+	r, err = checked.Get(site + "/v1/wecom/signatures?url=" + url.QueryEscape(page))
 	if err != nil {
 		t.Fatal(err)
 	}
