@@ -29,6 +29,16 @@ func Midnight(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, zone)
 }
 
+// Days returns the midnights of the days from from's to to's, China
+// time, both included.
+func Days(from, to time.Time) []time.Time {
+	var days []time.Time
+	for d := Midnight(from); !d.After(to); d = d.AddDate(0, 0, 1) {
+		days = append(days, d)
+	}
+	return days
+}
+
 // defaultWritten is the day the embedded catalog's dates were written for:
 // its version names it.
 var defaultWritten = time.Date(2026, 11, 27, 0, 0, 0, 0, zone)

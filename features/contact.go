@@ -578,11 +578,7 @@ const agentField = "@"
 // Stats reads the daily counters of the days from..to (China time,
 // inclusive) in one round trip.
 func (s *Store) Stats(ctx context.Context, from, to time.Time) ([]StatRow, error) {
-	to = to.In(catalog.Zone())
-	var days []time.Time
-	for d := catalog.Midnight(from); !d.After(to); d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
-	}
+	days := catalog.Days(from, to)
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(days))
 	for i, d := range days {

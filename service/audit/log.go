@@ -471,10 +471,7 @@ type DecisionCount struct {
 // HyperLogLog estimates, exact for small counts and within about 1% (the
 // standard error is 0.81%) for large ones.
 func (a *Log) Counts(ctx context.Context, from, to time.Time) ([]DecisionCount, error) {
-	var days []time.Time
-	for d := catalog.Midnight(from); !d.After(to); d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
-	}
+	days := catalog.Days(from, to)
 	pipe := a.rdb.Pipeline()
 	sets := make([]*redis.StringSliceCmd, len(days))
 	for i, d := range days {

@@ -61,7 +61,11 @@ const nbp = (() => {
     }
   }
 
-  // start reads the session; without one, the login prompt shows.
+  // CHANNELS names the channels for the pages.
+  const CHANNELS = { app_feed: "App 首页", wecom_agent: "企业微信", batch: "批量触达" };
+
+  // start reads the session and the catalog's names; without a session,
+  // the login prompt shows, and start returns null.
   async function start(role) {
     try {
       const asked = Date.now();
@@ -85,7 +89,12 @@ const nbp = (() => {
       showError(new APIError(403, "forbidden", role === "manager" ? "此页面仅供运营经理使用" : "此页面仅供客户经理使用"));
       return null;
     }
-    return session;
+    try {
+      return { session, catalog: await call("/v1/catalog") };
+    } catch (e) {
+      showError(e);
+      return null;
+    }
   }
 
   function showError(e) {
@@ -127,5 +136,5 @@ const nbp = (() => {
   // device's clock says.
   const now = () => new Date(Date.now() + skew);
 
-  return { call, start, showError, message, el, pct, now, APIError, session: () => session };
+  return { call, start, showError, message, el, pct, now, APIError, CHANNELS, session: () => session };
 })();

@@ -6,20 +6,14 @@
 (async () => {
   const { el, call, pct } = nbp;
   const $ = (id) => document.getElementById(id);
-  const CHANNELS = { app_feed: "App 首页", wecom_agent: "企业微信", batch: "批量触达" };
+  const CHANNELS = nbp.CHANNELS;
   const STRATEGIES = { model: "模型", rules: "规则兜底", non_personalised: "通用推荐", control: "对照组", batch: "批量名单", unknown: "未关联决策" };
   const METRICS = { click_through_rate: "点击率", conversion_rate: "转化率" };
   const FALLBACK = new Set(["rules", "non_personalised", "batch"]);
 
-  const session = await nbp.start("manager");
-  if (!session) return;
-  let catalog;
-  try {
-    catalog = await call("/v1/catalog");
-  } catch (e) {
-    nbp.showError(e);
-    return;
-  }
+  const started = await nbp.start("manager");
+  if (!started) return;
+  const { catalog } = started;
   const products = Object.fromEntries(catalog.products.map((p) => [p.id, p]));
   const hasCharts = typeof echarts !== "undefined";
   const charts = {};

@@ -8,7 +8,7 @@
 (async () => {
   const { el, call } = nbp;
   const $ = (id) => document.getElementById(id);
-  const CHANNELS = { app_feed: "App 首页", wecom_agent: "企业微信", batch: "批量触达" };
+  const CHANNELS = nbp.CHANNELS;
   const DEGRADED = {
     model_fallback: "模型暂不可用，以下为通用推荐",
     features_unavailable: "客户数据暂不可用，以下为通用推荐",
@@ -16,15 +16,9 @@
     features_corrupt: "客户数据读取异常，以下为通用推荐",
   };
 
-  const session = await nbp.start("agent");
-  if (!session) return;
-  let catalog;
-  try {
-    catalog = await call("/v1/catalog");
-  } catch (e) {
-    nbp.showError(e);
-    return;
-  }
+  const started = await nbp.start("agent");
+  if (!started) return;
+  const { session, catalog } = started;
   const categories = Object.fromEntries(catalog.categories.map((c) => [c.id, c]));
   const inWeCom = /wxwork/i.test(navigator.userAgent) && typeof ww !== "undefined" && session.wecom;
 
