@@ -214,12 +214,20 @@ func TestFaultRedisAnswersDegradedInTime(t *testing.T) {
 	ids := scoredIDs(t, fe.env, 6)
 	waitPersonalised(t, s, ids, 5*time.Second) // warm: the connection is open and healthy
 
-	// One decision's reply on an open connection: cut in its middle.
-	before := fe.proxy.BytesToClient()
-	if a := recommendTimed(t, s, ids[0], catalog.AppFeed); a.r.Degraded {
-		t.Fatalf("healthy Redis, degraded answer: %s", a.body)
+	// One decision's reply on an open connection: cut in its middle. It
+	// is measured on a server without the audit, whose writes share the
+	// connection pool and the proxy, at its smallest of a few: a flush of
+	// the warm-up's records may land in one of them.
+	plain := api.NewServer(api.ServerConfig{Pipeline: fe.faulty, HTTP: api.HTTPConfig{RequestTimeout: requestTimeout}})
+	reply := int64(math.MaxInt64)
+	for range 5 {
+		before := fe.proxy.BytesToClient()
+		if a := recommendTimed(t, plain, ids[0], catalog.AppFeed); a.r.Degraded {
+			t.Fatalf("healthy Redis, degraded answer: %s", a.body)
+		}
+		reply = min(reply, fe.proxy.BytesToClient()-before)
+		time.Sleep(5 * time.Millisecond)
 	}
-	reply := fe.proxy.BytesToClient() - before
 	if reply < 20 {
 		t.Fatalf("a decision read %d bytes from Redis", reply)
 	}
