@@ -55,6 +55,7 @@ type pageSettings struct {
 	// set.
 	CorpID, AgentID string
 	Secret          config.Secret
+	APIBase         string // the WeCom server API, or the bank's egress proxy to it
 }
 
 // demoSettings configure -demo.
@@ -103,6 +104,7 @@ func parseConfig(args []string, getenv func(string) string) (settings, error) {
 	fs.DurationVar(&c.Pages.SessionTTL, "session-ttl", env.Duration("NBP_SESSION_TTL", 8*time.Hour), "how long a page login lasts (env NBP_SESSION_TTL)")
 	c.Pages.CorpID, c.Pages.AgentID = getenv("NBP_WECOM_CORP_ID"), getenv("NBP_WECOM_AGENT_ID")
 	c.Pages.Secret = config.Secret(getenv("NBP_WECOM_SECRET"))
+	c.Pages.APIBase = getenv("NBP_WECOM_API_BASE")
 	logLevel := fs.String("log-level", env.String("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.Demo.On, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.Demo.N, "demo-n", 10000, "demo bank size")

@@ -411,7 +411,7 @@ func (n *server) pages() (*web.Pages, error) {
 	}
 	var wc *web.WeCom
 	if pc.CorpID != "" {
-		wc = &web.WeCom{CorpID: pc.CorpID, AgentID: pc.AgentID, Secret: pc.Secret.Reveal()}
+		wc = &web.WeCom{CorpID: pc.CorpID, AgentID: pc.AgentID, Secret: pc.Secret.Reveal(), APIBase: pc.APIBase}
 	} else if !n.cfg.Demo.On {
 		n.log.Warn("no WeCom app (NBP_WECOM_*): nobody can sign in to the panel and the dashboard")
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -17,7 +18,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -516,6 +519,100 @@ func TestPageAccess(t *testing.T) {
 		t.Errorf("a cross-site login: %d %v", resp.StatusCode, resp.Cookies())
 	}
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// wecomStub stands in for the JS-SDK inside WeCom: the page's own copy of
+// it cannot replace a global that is already defined and read-only. It
+// records the registration's signatures and the messages sent.
+const wecomStub = `Object.defineProperty(window, "ww", { writable: false, configurable: false, value: {
+	register(o) {
+		window.__registered = Promise.all([o.getConfigSignature(location.href), o.getAgentConfigSignature(location.href)])
+			.then((s) => { window.__signatures = s; });
+		window.__apis = o.jsApiList;
+	},
+	getCurExternalContact() { return Promise.resolve({ errMsg: "getCurExternalContact:ok", userId: window.__contact }); },
+	sendChatMessage(m) { (window.__sent = window.__sent || []).push(m); return Promise.resolve({ errMsg: "sendChatMessage:ok" }); },
+} });`
+
+// TestPanelInsideWeCom opens the panel as the WeCom client would (its user
+// agent, the JS-SDK's calls answered by a stub, the tickets by a fake
+// WeCom server): it registers with signatures from nbp, finds the customer
+// behind the chat's contact, and sends the message into the chat.
+func TestPanelInsideWeCom(t *testing.T) {
+	ctx := newBrowser(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/cgi-bin/gettoken", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"errcode":0,"access_token":"tok","expires_in":7200}`)
+	})
+	for _, p := range []string{"/cgi-bin/get_jsapi_ticket", "/cgi-bin/ticket/get"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"errcode":0,"ticket":"ticket-%s","expires_in":7200}`, r.URL.Query().Get("type"))
+		})
+	}
+	fake := httptest.NewServer(mux)
+	t.Cleanup(fake.Close)
+	addr, stop := start(t, []string{"-demo", "-demo-n", "200", "-demo-traffic=false", "-demo-dir", t.TempDir(), "-addr", "127.0.0.1:0"},
+		testEnv(t, map[string]string{"NBP_WECOM_CORP_ID": "ww-corp", "NBP_WECOM_AGENT_ID": "1000002", "NBP_WECOM_SECRET": "s3cret", "NBP_WECOM_API_BASE": fake.URL}))
+	base := strings.Replace(addr, "127.0.0.1", "localhost", 1)
+	now := time.Now()
+	cat, err := catalog.DefaultAt(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid, _ := panelCustomers(newDemoBank(t, cat, now), now)
+
+	if _, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
+		UserAgent: "Mozilla/5.0 (Linux; Android 14) Mobile wxwork/4.1.30 MicroMessenger/7.0.1 Language/zh"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: wecomStub + fmt.Sprintf("window.__contact = %q;", demoContact(valid))}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "sign in", chromedp.EmulateViewport(360, 780), chromedp.Navigate(base+"/login/"),
+		chromedp.WaitVisible(chromedp.CSS(`#demo-login button[value="demo-agent"]`)),
+		chromedp.Click(chromedp.CSS(`#demo-login button[value="demo-agent"]`)))
+	waitFor(t, ctx, "the panel", `location.pathname === "/panel/" && document.body.dataset.ready === "1"`)
+	waitFor(t, ctx, "the registration's signatures", `window.__signatures && window.__signatures.length === 2`)
+	type sig struct {
+		Timestamp int64
+		NonceStr  string
+		Signature string
+	}
+	sigs := eval[[]sig](t, ctx, `window.__signatures`)
+	for _, s := range sigs {
+		if len(s.Signature) != 40 || s.NonceStr == "" || s.Timestamp == 0 {
+			t.Errorf("signature %+v", s)
+		}
+	}
+	if sigs[0].Signature == sigs[1].Signature {
+		t.Error("the corp and agent signatures are the same: one ticket signed both")
+	}
+	if got := eval[string](t, ctx, `document.getElementById("customer-id").value`); got != valid {
+		t.Fatalf("the chat's contact led to customer %q, want %s", got, valid)
+	}
+	offers := eval[[]string](t, ctx, `[...document.querySelectorAll("article.offer")].map(a => a.dataset.product)`)
+	if len(offers) != 3 || eval[string](t, ctx, `document.querySelector('button[data-action="send"]').textContent`) != "发送" {
+		t.Fatalf("offers %v", offers)
+	}
+	do(t, ctx, "send", chromedp.Click(chromedp.CSS(`button[data-action="send"]`)))
+	waitFor(t, ctx, "the send confirmed", `(() => { const r = document.querySelector("article.offer .result"); return r && r.classList.contains("ok") && r.textContent.includes("已发送到会话"); })()`)
+	type msg struct {
+		Msgtype string
+		Text    struct{ Content string }
+	}
+	sent := eval[[]msg](t, ctx, `window.__sent`)
+	p, err := cat.Product(offers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 1 || sent[0].Msgtype != "text" || !strings.HasSuffix(sent[0].Text.Content, cat.Disclaimer(p)) {
+		t.Errorf("sent into the chat: %+v", sent)
+	}
+	screenshot(t, ctx, "panel-in-wecom")
+	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 }
