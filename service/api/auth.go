@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +29,14 @@ const (
 	EndpointProfile   = "profile"   // GET /v1/customers/{id}/profile
 	EndpointOverview  = "overview"  // GET /v1/overview
 	EndpointCatalog   = "catalog"   // GET /v1/catalog
+	// EndpointSignatures is the pages' own (GET /v1/wecom/signatures): a
+	// role's, never an API client's.
+	EndpointSignatures = "signatures"
 )
+
+// clientEndpoints are the endpoints a clients file may grant.
+var clientEndpoints = []string{EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions,
+	EndpointContacts, EndpointLinks, EndpointProfile, EndpointOverview, EndpointCatalog}
 
 // Error codes of access control.
 const (
@@ -99,12 +107,11 @@ func ParseClients(b []byte) (*Clients, error) {
 			c.hashes = append(c.hashes, raw)
 		}
 		for _, e := range fc.Endpoints {
-			switch e {
-			case EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions, EndpointContacts, EndpointLinks, EndpointProfile, EndpointOverview, EndpointCatalog:
-				c.endpoints[e] = true
-			default:
+			if !slices.Contains(clientEndpoints, e) {
 				probs = append(probs, fmt.Sprintf("%s: unknown endpoint %q", where, e))
+				continue
 			}
+			c.endpoints[e] = true
 		}
 		for _, name := range fc.Channels {
 			ch, err := catalog.ParseChannel(name)
@@ -182,19 +189,12 @@ const (
 // roleEndpoints is what each role may call. Neither may link contacts,
 // read decision records, or call an endpoint not listed here.
 var roleEndpoints = map[Role][]string{
-	RoleAgent:   {EndpointRecommend, EndpointEvents, EndpointContacts, EndpointProfile, EndpointCatalog},
+	RoleAgent:   {EndpointRecommend, EndpointEvents, EndpointContacts, EndpointProfile, EndpointCatalog, EndpointSignatures},
 	RoleManager: {EndpointStats, EndpointOverview, EndpointCatalog},
 }
 
 // RoleAllows reports whether a role may call an endpoint.
-func RoleAllows(r Role, endpoint string) bool {
-	for _, e := range roleEndpoints[r] {
-		if e == endpoint {
-			return true
-		}
-	}
-	return false
-}
+func RoleAllows(r Role, endpoint string) bool { return slices.Contains(roleEndpoints[r], endpoint) }
 
 // Principal is the person behind a page's session: a WeCom userid (an
 // employee id, not customer data), their role and team.
@@ -228,8 +228,8 @@ func principal(c *fiber.Ctx) *Principal {
 // in.
 func (s *Server) authorize(endpoint string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if s.sessions != nil {
-			p, ok, err := s.sessions.Authenticate(c)
+		if s.pages != nil {
+			p, ok, err := s.pages.Authenticate(c)
 			if err != nil {
 				return err
 			}

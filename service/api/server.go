@@ -183,7 +183,6 @@ type Server struct {
 	metrics  http.Handler
 	tel      *httpTelemetry
 	pages    Pages
-	sessions Sessions
 	version  func() string
 	batch    BatchStatus
 }
@@ -198,9 +197,6 @@ func NewServer(sc ServerConfig) *Server {
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, contacts: sc.Contacts, metrics: sc.Metrics}
 	s.pages, s.version, s.batch = sc.Pages, sc.ModelVersion, sc.Batch
-	if sc.Pages != nil {
-		s.sessions = sc.Pages
-	}
 	s.limiter = sc.Limiter
 	if s.limiter == nil {
 		s.limiter = NewServerLimiter(cfg)

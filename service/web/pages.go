@@ -111,9 +111,10 @@ func (p *Pages) Routes(r fiber.Router) {
 	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/login/", fiber.StatusFound) })
 	for _, page := range []string{"panel", "dashboard", "login"} {
 		r.Get("/"+page, func(c *fiber.Ctx) error { return c.Redirect("/"+page+"/", fiber.StatusMovedPermanently) })
-		r.Get("/"+page+"/", p.file(page+"/index.html"))
+		index := page + "/index.html"
+		r.Get("/"+page+"/", func(c *fiber.Ctx) error { return p.serve(c, index) })
 	}
-	r.Get("/assets/*", func(c *fiber.Ctx) error { return p.file(c.Params("*"))(c) })
+	r.Get("/assets/*", func(c *fiber.Ctx) error { return p.serve(c, c.Params("*")) })
 	r.Get("/v1/session", p.handleSession)
 	r.Get("/auth/options", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"demo": p.cfg.Demo, "wecom": p.cfg.WeCom != nil})
@@ -132,33 +133,31 @@ func securityHeaders(c *fiber.Ctx) {
 	c.Set("Referrer-Policy", "same-origin")
 }
 
-// file serves an embedded file; a name outside the tree is a 404.
-func (p *Pages) file(name string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		name := path.Clean(name)
-		if !fs.ValidPath(name) || strings.HasPrefix(name, "vendor/") && strings.HasSuffix(name, ".md") {
-			return fiber.ErrNotFound
-		}
-		b, err := fs.ReadFile(p.files, name)
-		if err != nil {
-			return fiber.ErrNotFound
-		}
-		securityHeaders(c)
-		ct := mime.TypeByExtension(path.Ext(name))
-		if path.Ext(name) == ".LICENSE" || path.Ext(name) == ".NOTICE" {
-			ct = "text/plain; charset=utf-8"
-		}
-		if ct == "" {
-			ct = fiber.MIMEOctetStream
-		}
-		c.Set(fiber.HeaderContentType, ct)
-		if strings.HasPrefix(name, "vendor/") {
-			c.Set(fiber.HeaderCacheControl, "public, max-age=86400") // pinned versions
-		} else {
-			c.Set(fiber.HeaderCacheControl, "no-cache")
-		}
-		return c.Send(b)
+// serve answers with an embedded file; a name outside the tree is a 404.
+func (p *Pages) serve(c *fiber.Ctx, name string) error {
+	name = path.Clean(name)
+	if !fs.ValidPath(name) {
+		return fiber.ErrNotFound
 	}
+	b, err := fs.ReadFile(p.files, name)
+	if err != nil {
+		return fiber.ErrNotFound
+	}
+	securityHeaders(c)
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ext := path.Ext(name); ext == ".LICENSE" || ext == ".NOTICE" {
+		ct = "text/plain; charset=utf-8"
+	}
+	if ct == "" {
+		ct = fiber.MIMEOctetStream
+	}
+	c.Set(fiber.HeaderContentType, ct)
+	if strings.HasPrefix(name, "vendor/") {
+		c.Set(fiber.HeaderCacheControl, "public, max-age=86400") // pinned versions
+	} else {
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+	}
+	return c.Send(b)
 }
 
 // Authenticate implements api.Sessions.
@@ -174,11 +173,20 @@ func (p *Pages) Authenticate(c *fiber.Ctx) (api.Principal, bool, error) {
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 	default:
-		if subtle.ConstantTimeCompare([]byte(c.Get(CSRFHeader)), []byte(ss.CSRF)) != 1 {
-			return api.Principal{}, true, api.Error(fiber.StatusForbidden, CodeCSRF, "a page's call must carry its session's "+CSRFHeader+" header")
+		if err := checkCSRF(c, ss); err != nil {
+			return api.Principal{}, true, err
 		}
 	}
 	return api.Principal{Role: ss.Role, UserID: ss.UserID, Team: ss.Team}, true, nil
+}
+
+// checkCSRF refuses a state-changing call without its session's CSRF
+// token.
+func checkCSRF(c *fiber.Ctx, ss session) error {
+	if subtle.ConstantTimeCompare([]byte(c.Get(CSRFHeader)), []byte(ss.CSRF)) != 1 {
+		return api.Error(fiber.StatusForbidden, CodeCSRF, "a page's call must carry its session's "+CSRFHeader+" header")
+	}
+	return nil
 }
 
 // lookup reads the session a token names: 401 when there is none.
@@ -308,10 +316,11 @@ func (p *Pages) handleDemoLogin(c *fiber.Ctx) error {
 func (p *Pages) handleLogout(c *fiber.Ctx) error {
 	token := c.Cookies(CookieName)
 	if token != "" {
+		// An expired session needs no ending: the cookie is cleared.
 		ss, err := p.lookup(c, token)
 		if err == nil {
-			if subtle.ConstantTimeCompare([]byte(c.Get(CSRFHeader)), []byte(ss.CSRF)) != 1 {
-				return api.Error(fiber.StatusForbidden, CodeCSRF, "a logout must carry the session's "+CSRFHeader+" header")
+			if err := checkCSRF(c, ss); err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 			defer cancel()
@@ -397,7 +406,7 @@ func (p *Pages) handleSignatures(c *fiber.Ctx) error {
 		return err
 	case !ok:
 		return api.Error(fiber.StatusUnauthorized, api.CodeUnauthorized, "not signed in")
-	case pr.Role != api.RoleAgent:
+	case !api.RoleAllows(pr.Role, api.EndpointSignatures):
 		return api.Error(fiber.StatusForbidden, api.CodeForbidden, "your role may not use this endpoint")
 	case p.cfg.WeCom == nil:
 		return api.Error(fiber.StatusNotFound, api.CodeNotFound, "the WeCom app is not configured")

@@ -129,12 +129,13 @@ func newSite(t *testing.T, cfg web.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: features.NewStore(rdb, features.Options{Prefix: prefix}), Scorer: rules})
+	store := features.NewStore(rdb, features.Options{Prefix: prefix})
+	pipe, err := service.NewPipeline(service.PipelineConfig{Catalog: cat, Store: store, Scorer: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Redis, cfg.Prefix = rdb, prefix
-	srv := api.NewServer(api.ServerConfig{Pipeline: pipe, Pages: web.New(cfg), Events: features.NewStore(rdb, features.Options{Prefix: prefix})})
+	srv := api.NewServer(api.ServerConfig{Pipeline: pipe, Pages: web.New(cfg), Events: store})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

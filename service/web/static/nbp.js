@@ -86,7 +86,7 @@ const nbp = (() => {
       });
     }
     if (role && session.role !== role) {
-      showError(new APIError(403, "forbidden", role === "manager" ? "此页面仅供运营经理使用" : "此页面仅供客户经理使用"));
+      showError(role === "manager" ? "此页面仅供运营经理使用" : "此页面仅供客户经理使用");
       return null;
     }
     try {
@@ -97,10 +97,11 @@ const nbp = (() => {
     }
   }
 
+  // showError shows an APIError's message, or a page's own text.
   function showError(e) {
     const box = document.getElementById("error");
     if (!box) return;
-    box.textContent = message(e);
+    box.textContent = typeof e === "string" ? e : message(e);
     box.classList.remove("hidden");
   }
 
@@ -108,7 +109,7 @@ const nbp = (() => {
     switch (e.code) {
       case "network": return "网络连接失败，请检查网络后重试";
       case "unavailable": case "timeout": case "overloaded": return "服务暂时繁忙，请稍后重试";
-      case "forbidden": return e.message && /[\u4e00-\u9fff]/.test(e.message) ? e.message : "没有权限进行此操作";
+      case "forbidden": return "没有权限进行此操作";
       case "session_expired": case "unauthorized": return "登录已过期，请重新登录";
       default: return "出错了（" + e.code + "）";
     }
@@ -136,5 +137,5 @@ const nbp = (() => {
   // device's clock says.
   const now = () => new Date(Date.now() + skew);
 
-  return { call, start, showError, message, el, pct, now, APIError, CHANNELS, session: () => session };
+  return { call, start, showError, message, el, pct, now, CHANNELS, session: () => session };
 })();

@@ -73,7 +73,8 @@
     for (const u of uplift) {
       t.append(el("tr", {},
         el("td", {}, CHANNELS[u.channel] || u.channel), el("td", {}, METRICS[u.metric] || u.metric),
-        el("td", {}, pct(u.model) + "（" + u.model_impressions + "）"), el("td", {}, pct(u.control) + "（" + u.control_impressions + "）"),
+        el("td", {}, pct(u.model), el("div", { class: "small muted" }, "n=" + u.model_impressions)),
+        el("td", {}, pct(u.control), el("div", { class: "small muted" }, "n=" + u.control_impressions)),
         el("td", {}, pct(u.difference)), el("td", {}, pct(u.ci_low) + " ~ " + pct(u.ci_high)), el("td", {}, verdict(u))));
     }
     if (uplift.length === 0) t.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "所选范围内模型组与对照组尚无同渠道曝光")));
@@ -88,8 +89,8 @@
         const u = uplift[ps[0].dataIndex];
         return labels[ps[0].dataIndex].replace("\n", " ") + "<br>差值 " + pct(u.difference) + "<br>95% 区间 " + pct(u.ci_low) + " ~ " + pct(u.ci_high);
       } },
-      xAxis: { type: "category", data: labels },
-      yAxis: { type: "value", name: "百分点", axisLabel: { formatter: "{value}" } },
+      xAxis: { type: "category", data: labels, axisLabel: { interval: 0, fontSize: 11 } },
+      yAxis: { type: "value", name: "百分点" },
       series: [
         { name: "差值", type: "bar", barWidth: "40%",
           data: uplift.map((u) => ({ value: pp(u.difference), itemStyle: { color: u.ci_low > 0 ? "#1a7f37" : u.ci_high < 0 ? "#c0392b" : "#8f959e" } })),

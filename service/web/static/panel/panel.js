@@ -66,7 +66,8 @@
       backoff = 0;
       if (readOutbox().length > 0) timer = setTimeout(flush, 0);
     } catch (e) {
-      for (const p of pending) setResult(p.event.event_id, "pending", "提交失败，稍后自动重试（" + nbp.message(e) + "）");
+      const why = e.status === 0 ? "网络连接失败" : nbp.message(e);
+      for (const p of pending) setResult(p.event.event_id, "pending", "提交失败，稍后自动重试（" + why + "）");
       if (e.status !== 401) {
         backoff = Math.min(60000, backoff ? backoff * 2 : 2000);
         timer = setTimeout(flush, backoff);
@@ -77,9 +78,13 @@
     }
   }
 
+  // eventID is an action's id: one per decision, product and type, so a
+  // double click or a retry counts once.
+  const eventID = (d, item, type) => (d.decision_id + "-" + item.product_id + "-" + type).slice(0, 64);
+
   function record(d, item, type, done) {
     const event = {
-      event_id: (d.decision_id + "-" + item.product_id + "-" + type).slice(0, 64),
+      event_id: eventID(d, item, type),
       customer_id: d.customer_id, product_id: item.product_id, channel: "wecom_agent",
       type, decision_id: d.decision_id, at: nbp.now().toISOString(), agent_id: session.user_id,
     };
@@ -207,7 +212,7 @@
           record(d, item, "conversion", "已记录：客户已办理");
         } }, "已办理")),
       line);
-    for (const t of ["impression", "dismiss", "conversion"]) results.set((d.decision_id + "-" + item.product_id + "-" + t).slice(0, 64), line);
+    for (const t of ["impression", "dismiss", "conversion"]) results.set(eventID(d, item, t), line);
     return card;
   }
 
@@ -245,12 +250,7 @@
       $("profile").classList.add("hidden");
       $("offers").replaceChildren();
       $("degraded").classList.add("hidden");
-      if (e.code === "invalid_customer_id") {
-        nbp.showError(new nbp.APIError(400, "bad", "客户号格式不正确"));
-        $("error").textContent = "客户号格式不正确：1 到 64 位字母、数字、_ 或 -";
-      } else {
-        nbp.showError(e);
-      }
+      nbp.showError(e.code === "invalid_customer_id" ? "客户号格式不正确：1 到 64 位字母、数字、_ 或 -" : e);
     }
   }
 
