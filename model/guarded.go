@@ -10,11 +10,6 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
-// scorer is the method set every scorer shares.
-type scorer interface {
-	Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error)
-}
-
 // GuardOptions configures Guarded.
 type GuardOptions struct {
 	// Budget is the latency budget of one model call; a call over it counts
@@ -73,8 +68,8 @@ func (o *GuardOptions) defaults() {
 // once. After OpenFor, a few probes go to the model again, and their
 // success closes the breaker.
 type Guarded struct {
-	model    scorer
-	rules    scorer
+	model    Scorer
+	rules    Scorer
 	cb       *gobreaker.CircuitBreaker[Scored]
 	opts     GuardOptions
 	products int
@@ -84,7 +79,7 @@ type Guarded struct {
 
 // NewGuarded guards model with rules. products is the number of products a
 // row scores.
-func NewGuarded(model, rules scorer, products int, o GuardOptions) *Guarded {
+func NewGuarded(model, rules Scorer, products int, o GuardOptions) *Guarded {
 	o.defaults()
 	g := &Guarded{model: model, rules: rules, opts: o, products: products}
 	if c, ok := model.(Cancellable); ok && c.StopsOnCancel() {

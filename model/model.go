@@ -67,6 +67,9 @@ type Scored struct {
 	// scored batch, the reason codes behind the score, strongest first. It
 	// is nil when the scorer cannot explain.
 	Explain func(row, product int, dst []string) []string
+	// ByRules, when set, says per catalog product whether the rules scored
+	// it because the model leaves it out; do not modify.
+	ByRules []bool
 	// Release, when set, returns the scorer's buffers behind Explain;
 	// Explain must not be called after it.
 	Release func()

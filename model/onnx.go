@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -44,16 +45,29 @@ func StartRuntime(libPath string) (stop func() error, err error) {
 	return ort.DestroyEnvironment, nil
 }
 
-// ModelInfo is what a model file says of itself.
+// ModelInfo is what a model version says of itself.
 type ModelInfo struct {
 	Version   string
 	TrainedAt time.Time
 	Features  []string // input columns, in order
-	Products  []string // output columns, in order
-	// Explains is set when the model has the contributions output
-	// [N, F, P]: per feature, its term in each product's log-odds.
-	Explains bool
+	Products  []string // the products the model scores; the rules score the others
+	Files     []string
+	// Reasons is how its reasons are found: ReasonsContributions or
+	// ReasonsPerturbation.
+	Reasons string
 }
+
+// How a model's reason codes are found.
+const (
+	// ReasonsContributions reads the model's contributions output [N, F, P]:
+	// per feature, its exact term in each product's log-odds.
+	ReasonsContributions = "contributions"
+	// ReasonsPerturbation measures, for an item kept in a decision, how
+	// much each feature raises the product's log-odds against the
+	// reference customer (Manifest.Reference; a missing value by default):
+	// one more model call, of one row per feature, for that item's file.
+	ReasonsPerturbation = "perturbation"
+)
 
 // ONNXOptions configures an ONNX scorer.
 type ONNXOptions struct {
@@ -65,47 +79,93 @@ type ONNXOptions struct {
 	// FeatureReasons maps a model feature to the reason code it gives when
 	// it raises a product's score; unmapped features give no reason.
 	FeatureReasons map[string]string
+	// Rules score the catalog's products the model leaves out; without
+	// them, the model must score every product.
+	Rules Scorer
+	// NoContributions ignores a contributions output: the reasons are
+	// measured by perturbation (to compare the two methods).
+	NoContributions bool
+	// Probe, when set, is a batch of rows of the feature schema scored
+	// before the model is accepted: every score must be a probability, one
+	// row within Budget and the batch within BatchBudget (medians of a few
+	// calls).
+	Probe               []float32
+	Budget, BatchBudget time.Duration
 }
 
-// ONNX scores with the trained propensity model in ONNX Runtime. Each
-// session runs on one intra-op and one inter-op thread. It is safe for
-// concurrent use: a call borrows a worker, and no session or tensor is ever
-// shared between goroutines.
+// Scorer is the method set every scorer shares.
+type Scorer interface {
+	Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error)
+}
+
+// ONNX scores with a model version in ONNX Runtime: one or more files,
+// each giving some products' propensities, and the rules for the products
+// the version leaves out. Each session runs on one intra-op and one
+// inter-op thread. It is safe for concurrent use: a call borrows a worker,
+// and no session or tensor is ever shared between goroutines.
 type ONNX struct {
 	info     ModelInfo
 	schemaN  int   // features per input row (the full schema)
 	cols     []int // model input column j reads schema column cols[j]
-	perm     []int // model output column j is catalog product perm[j]
+	missing  *float32
+	ref      []float32 // per model input column, the reference value
+	parts    []part
+	partOf   []int  // catalog product -> index in parts, -1 for the rules
+	byRules  []bool // catalog product -> scored by the rules
+	rules    Scorer
 	products int
 	batch    int
 	workers  chan *worker
 	all      []*worker
-	explains bool      // the model has the contributions output
-	reasons  []string  // per model feature, its reason code or ""
-	contribs sync.Pool // *[]float32, kept for Explain until Release
+	explains bool     // exact contributions (one part, nbp's contract)
+	reasons  []string // per model feature, its reason code or ""
+	perturb  []int    // the model features with a reason code
+	// perturbAt is, per model feature, 1 + its index in perturb (0 for none).
+	perturbAt []int
+	states    sync.Pool
 }
 
-// worker owns one session per batch size, bound to its tensors.
+// part is one file of a version.
+type part struct {
+	file             string
+	onnx             []byte
+	input, output    string
+	contrib          string // the contributions output, "" for none
+	width            int    // output columns
+	outCols, catalog []int  // output column outCols[i] is catalog product catalog[i]
+}
+
+// worker owns, per batch size, one input tensor and one session per part
+// bound to it.
 type worker struct {
-	one, many *binding
-	ro        *ort.RunOptions
+	sizes [3]*sized // one row, a batch, a perturbation
+	ro    *ort.RunOptions
 }
 
-type binding struct {
-	rows    int
+const (
+	sizeOne = iota
+	sizeMany
+	sizeProbe
+)
+
+type sized struct {
+	rows int
+	in   *ort.Tensor[float32]
+	runs []run
+}
+
+type run struct {
 	session *ort.AdvancedSession
-	in      *ort.Tensor[float32]
 	out     *ort.Tensor[float32]
-	contrib *ort.Tensor[float32] // nil when the model does not explain
+	contrib *ort.Tensor[float32] // nil when the part does not explain
 }
 
-// ReadModelInfo reads a model file's metadata and checks its input and
-// output against the contract.
-func ReadModelInfo(onnx []byte) (ModelInfo, error) {
-	var info ModelInfo
+// contractManifest reads the metadata of a file of nbp's own contract
+// (written by cmd/nbp-train) as its manifest.
+func contractManifest(onnx []byte, file string) (*Manifest, error) {
 	md, err := ort.GetModelMetadataWithONNXData(onnx)
 	if err != nil {
-		return info, fmt.Errorf("read model: %w", err)
+		return nil, fmt.Errorf("%w: read model: %w", ErrMismatch, err)
 	}
 	defer md.Destroy()
 	get := func(key string) (string, error) {
@@ -114,109 +174,99 @@ func ReadModelInfo(onnx []byte) (ModelInfo, error) {
 			return "", err
 		}
 		if !ok {
-			return "", fmt.Errorf("model metadata %q missing", key)
+			return "", fmt.Errorf("model metadata %q missing (a model without nbp's metadata needs a %s)", key, ManifestFile)
 		}
 		return v, nil
 	}
+	m := &Manifest{}
+	e := ManifestEntry{File: file, Output: outputPropensity}
 	var errs []error
 	if s, err := get(metaFeatureNames); err != nil {
 		errs = append(errs, err)
-	} else if err := json.Unmarshal([]byte(s), &info.Features); err != nil {
+	} else if err := json.Unmarshal([]byte(s), &m.Features); err != nil {
 		errs = append(errs, fmt.Errorf("model metadata %q: %w", metaFeatureNames, err))
 	}
 	if s, err := get(metaProductIDs); err != nil {
 		errs = append(errs, err)
-	} else if err := json.Unmarshal([]byte(s), &info.Products); err != nil {
+	} else if err := json.Unmarshal([]byte(s), &e.Products); err != nil {
 		errs = append(errs, fmt.Errorf("model metadata %q: %w", metaProductIDs, err))
 	}
-	if info.Version, err = get(metaModelVersion); err != nil {
+	if m.Version, err = get(metaModelVersion); err != nil {
 		errs = append(errs, err)
 	}
 	if s, err := get(metaTrainedAt); err != nil {
 		errs = append(errs, err)
-	} else if info.TrainedAt, err = time.Parse(time.RFC3339, s); err != nil {
+	} else if m.TrainedAt, err = time.Parse(time.RFC3339, s); err != nil {
 		errs = append(errs, fmt.Errorf("model metadata %q: %w", metaTrainedAt, err))
 	}
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnx)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("read model inputs: %w", err))
-	} else {
-		info.Explains, err = checkIO(ins, outs, len(info.Features), len(info.Products))
-		errs = append(errs, err)
-	}
+	m.Files = []ManifestEntry{e}
 	if err := errors.Join(errs...); err != nil {
-		return info, fmt.Errorf("%w: %w", ErrMismatch, err)
+		return nil, fmt.Errorf("%w: %w", ErrMismatch, err)
 	}
-	return info, nil
+	return m, nil
 }
 
-func checkIO(ins, outs []ort.InputOutputInfo, f, p int) (explains bool, err error) {
-	find := func(list []ort.InputOutputInfo, name string) *ort.InputOutputInfo {
-		for i := range list {
-			if list[i].Name == name {
-				return &list[i]
-			}
-		}
-		return nil
-	}
-	in := find(ins, inputFeatures)
-	if in == nil || len(ins) != 1 {
-		return false, fmt.Errorf("model must have exactly one input %q", inputFeatures)
-	}
-	if in.DataType != ort.TensorElementDataTypeFloat || len(in.Dimensions) != 2 || in.Dimensions[1] != int64(f) {
-		return false, fmt.Errorf("input %q is %s %v, want float [N, %d]", inputFeatures, in.DataType, in.Dimensions, f)
-	}
-	out := find(outs, outputPropensity)
-	if out == nil {
-		return false, fmt.Errorf("model has no output %q", outputPropensity)
-	}
-	if out.DataType != ort.TensorElementDataTypeFloat || len(out.Dimensions) != 2 || out.Dimensions[1] != int64(p) {
-		return false, fmt.Errorf("output %q is %s %v, want float [N, %d]", outputPropensity, out.DataType, out.Dimensions, p)
-	}
-	c := find(outs, outputContrib)
-	if c == nil {
-		return false, nil
-	}
-	if c.DataType != ort.TensorElementDataTypeFloat || len(c.Dimensions) != 3 || c.Dimensions[1] != int64(f) || c.Dimensions[2] != int64(p) {
-		return false, fmt.Errorf("output %q is %s %v, want float [N, %d, %d]", outputContrib, c.DataType, c.Dimensions, f, p)
-	}
-	return true, nil
-}
-
-// LoadONNX loads the model at path (see NewONNX).
-func LoadONNX(path string, schema, products []string, o ONNXOptions) (*ONNX, error) {
-	b, err := os.ReadFile(path)
+// Open loads the model version at path: a folder with a manifest and the
+// files it names, a folder with one file of nbp's own contract, or such a
+// file (see NewONNX).
+func Open(path string, schema, products []string, o ONNXOptions) (*ONNX, error) {
+	man, data, err := readVersion(path)
 	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
+		return nil, err
 	}
-	m, err := NewONNX(b, schema, products, o)
+	m, err := newONNX(man, data, schema, products, o)
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", path, err)
 	}
 	return m, nil
 }
 
-// NewONNX builds a scorer from a model file's bytes. schema is the feature
-// schema (the ordered columns of an input row) and products the catalog's
-// product ids in order. The model must read only features the schema has
-// and score exactly the catalog's products; otherwise the error wraps
-// ErrMismatch and names every difference.
+// LoadONNX loads a model file of nbp's own contract (see Open).
+func LoadONNX(path string, schema, products []string, o ONNXOptions) (*ONNX, error) {
+	return Open(path, schema, products, o)
+}
+
+// NewONNX builds a scorer from the bytes of a model file of nbp's own
+// contract: input features, outputs propensity and optionally
+// contributions, its metadata naming the columns (see package train).
 func NewONNX(onnx []byte, schema, products []string, o ONNXOptions) (*ONNX, error) {
-	info, err := ReadModelInfo(onnx)
+	man, err := contractManifest(onnx, "model.onnx")
 	if err != nil {
 		return nil, err
 	}
-	m := &ONNX{info: info, schemaN: len(schema), products: len(products), batch: o.BatchSize}
+	return newONNX(man, map[string][]byte{"model.onnx": onnx}, schema, products, o)
+}
+
+// newONNX checks a version against the feature schema (the ordered
+// columns of an input row) and the catalog's product ids, builds its
+// sessions and, with a probe, checks its scores and latency. Every problem
+// is reported; the error wraps ErrMismatch, ErrBadOutput or ErrTooSlow.
+func newONNX(man *Manifest, data map[string][]byte, schema, products []string, o ONNXOptions) (*ONNX, error) {
+	m := &ONNX{schemaN: len(schema), products: len(products), batch: o.BatchSize, missing: man.Missing, rules: o.Rules}
+	m.info = ModelInfo{Version: man.Version, TrainedAt: man.TrainedAt, Features: man.Features}
 	if m.batch <= 0 {
 		m.batch = defaultBatchSize
 	}
-	if err := m.match(schema, products); err != nil {
+	if err := m.match(man, data, schema, products, o); err != nil {
 		return nil, err
 	}
-	m.explains = info.Explains
-	m.reasons = make([]string, len(info.Features))
-	for j, f := range info.Features {
+	m.reasons = make([]string, len(man.Features))
+	m.ref = make([]float32, len(man.Features))
+	m.perturbAt = make([]int, len(man.Features))
+	for j, f := range man.Features {
 		m.reasons[j] = o.FeatureReasons[f]
+		if m.reasons[j] != "" {
+			m.perturb = append(m.perturb, j)
+			m.perturbAt[j] = len(m.perturb)
+		}
+		m.ref[j] = float32(math.NaN())
+		if v, ok := man.Reference[f]; ok {
+			m.ref[j] = v
+		}
+	}
+	m.info.Reasons = ReasonsPerturbation
+	if m.explains {
+		m.info.Reasons = ReasonsContributions
 	}
 	n := o.Workers
 	if n <= 0 {
@@ -235,7 +285,7 @@ func NewONNX(onnx []byte, schema, products []string, o ONNXOptions) (*ONNX, erro
 	}
 	m.workers = make(chan *worker, n)
 	for i := 0; i < n; i++ {
-		w, err := m.newWorker(onnx, opts)
+		w, err := m.newWorker(opts)
 		if err != nil {
 			m.Close() // every worker made so far is idle in the pool
 			return nil, err
@@ -243,17 +293,28 @@ func NewONNX(onnx []byte, schema, products []string, o ONNXOptions) (*ONNX, erro
 		m.all = append(m.all, w)
 		m.workers <- w
 	}
+	for i := range m.parts {
+		m.parts[i].onnx = nil // the sessions hold the model now
+	}
+	if o.Probe != nil {
+		if err := m.probe(o.Probe, o.Budget, o.BatchBudget); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
-func (m *ONNX) match(schema, products []string) error {
+// match maps the version's inputs and outputs onto the schema and the
+// catalog, and reads every file's inputs and outputs.
+func (m *ONNX) match(man *Manifest, data map[string][]byte, schema, products []string, o ONNXOptions) error {
 	var diffs []string
 	col := make(map[string]int, len(schema))
 	for i, s := range schema {
 		col[s] = i
 	}
-	m.cols = make([]int, len(m.info.Features))
-	for j, f := range m.info.Features {
+	m.cols = make([]int, len(man.Features))
+	for j, f := range man.Features {
 		c, ok := col[f]
 		if !ok {
 			diffs = append(diffs, fmt.Sprintf("the model reads feature %q, which the feature schema lacks", f))
@@ -264,24 +325,64 @@ func (m *ONNX) match(schema, products []string) error {
 	for i, p := range products {
 		pos[p] = i
 	}
-	m.perm = make([]int, len(m.info.Products))
-	seen := make(map[string]bool, len(m.info.Products))
-	for j, p := range m.info.Products {
-		k, ok := pos[p]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("the model scores product %q, which the catalog lacks", p))
-		}
-		if seen[p] {
-			diffs = append(diffs, fmt.Sprintf("the model scores product %q twice", p))
-		}
-		seen[p] = true
-		m.perm[j] = k
+	m.partOf = make([]int, len(products))
+	for k := range m.partOf {
+		m.partOf[k] = -1
 	}
-	for _, p := range products {
-		if !seen[p] {
-			diffs = append(diffs, fmt.Sprintf("the catalog has product %q, which the model does not score", p))
+	for _, e := range man.Files {
+		p := part{file: e.File}
+		ids := e.Products
+		if e.Product != "" {
+			ids = []string{e.Product}
+		}
+		for _, id := range ids {
+			k, ok := pos[id]
+			if !ok {
+				diffs = append(diffs, fmt.Sprintf("%s scores product %q, which the catalog lacks", e.File, id))
+				continue
+			}
+			if m.partOf[k] >= 0 {
+				diffs = append(diffs, fmt.Sprintf("%s scores product %q, which %s scores too", e.File, id, m.parts[m.partOf[k]].file))
+				continue
+			}
+			m.partOf[k] = len(m.parts)
+			m.info.Products = append(m.info.Products, id)
+		}
+		if err := p.read(data[e.File], e, len(man.Features), o.NoContributions); err != nil {
+			diffs = append(diffs, fmt.Sprintf("%s: %v", e.File, err))
+		}
+		for i, id := range ids {
+			if k, ok := pos[id]; ok && m.partOf[k] == len(m.parts) {
+				c := i
+				if e.Product != "" {
+					c = 1
+					if e.Column != nil {
+						c = *e.Column
+					}
+				}
+				p.outCols, p.catalog = append(p.outCols, c), append(p.catalog, k)
+			}
+		}
+		m.parts = append(m.parts, p)
+		m.info.Files = append(m.info.Files, e.File)
+	}
+	m.byRules = make([]bool, len(products))
+	var left []string
+	for k, id := range products {
+		if m.partOf[k] < 0 {
+			m.byRules[k] = true
+			left = append(left, id)
 		}
 	}
+	if len(left) > 0 && m.rules == nil {
+		for _, id := range left {
+			diffs = append(diffs, fmt.Sprintf("the catalog has product %q, which the model does not score (and no rules stand in)", id))
+		}
+	}
+	if len(left) == 0 {
+		m.byRules = nil
+	}
+	m.explains = len(m.parts) == 1 && m.parts[0].contrib != ""
 	if len(diffs) > 0 {
 		slices.Sort(diffs)
 		return fmt.Errorf("%w: model %s against the schema and catalog:\n  %s", ErrMismatch, m.info.Version, strings.Join(diffs, "\n  "))
@@ -289,67 +390,163 @@ func (m *ONNX) match(schema, products []string) error {
 	return nil
 }
 
-func (m *ONNX) newWorker(onnx []byte, opts *ort.SessionOptions) (*worker, error) {
+// read checks one file's input and output and finds the output to read,
+// removing a ZipMap in front of it.
+func (p *part) read(onnx []byte, e ManifestEntry, features int, noContrib bool) error {
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(onnx)
+	if err != nil {
+		return fmt.Errorf("not an ONNX model ONNX Runtime can read: %w", err)
+	}
+	var errs []error
+	if len(ins) != 1 {
+		errs = append(errs, fmt.Errorf("%d inputs, want one float [N, %d]", len(ins), features))
+	} else if in := ins[0]; in.OrtValueType != ort.ONNXTypeTensor || in.DataType != ort.TensorElementDataTypeFloat || len(in.Dimensions) != 2 || in.Dimensions[1] != int64(features) {
+		errs = append(errs, fmt.Errorf("input %q is %s, want float [N, %d] (the manifest's %d features)", in.Name, typeOf(&in), features, features))
+	} else {
+		p.input = in.Name
+	}
+	width := len(e.Products)
+	if e.Product != "" {
+		width = 2
+	}
+	find := func(name string) *ort.InputOutputInfo {
+		for i := range outs {
+			if outs[i].Name == name {
+				return &outs[i]
+			}
+		}
+		return nil
+	}
+	var out *ort.InputOutputInfo
+	switch {
+	case e.Output != "":
+		if out = find(e.Output); out == nil {
+			errs = append(errs, fmt.Errorf("no output %q", e.Output))
+		}
+	case find(outputPropensity) != nil:
+		out = find(outputPropensity)
+	default:
+		var tensors, seqs []*ort.InputOutputInfo
+		for i := range outs {
+			o := &outs[i]
+			switch {
+			case o.OrtValueType == ort.ONNXTypeSequence:
+				seqs = append(seqs, o)
+			case o.OrtValueType == ort.ONNXTypeTensor && o.DataType == ort.TensorElementDataTypeFloat && len(o.Dimensions) == 2 && o.Dimensions[1] == int64(width):
+				tensors = append(tensors, o)
+			}
+		}
+		switch {
+		case len(tensors) == 1:
+			out = tensors[0]
+		case len(tensors) == 0 && len(seqs) == 1:
+			out = seqs[0]
+		default:
+			errs = append(errs, fmt.Errorf("%d float [N, %d] outputs and %d sequences: name the probabilities in the manifest (output)", len(tensors), width, len(seqs)))
+		}
+	}
+	if out != nil && out.OrtValueType == ort.ONNXTypeSequence {
+		stripped, name, err := stripZipMap(onnx, out.Name)
+		if err == nil {
+			// Read again without the ZipMap: the same checks, on the tensor.
+			return p.read(stripped, ManifestEntry{File: e.File, Product: e.Product, Products: e.Products, Output: name, Column: e.Column}, features, noContrib)
+		}
+		errs = append(errs, err)
+		out = nil
+	}
+	if out != nil {
+		if out.OrtValueType != ort.ONNXTypeTensor || out.DataType != ort.TensorElementDataTypeFloat || len(out.Dimensions) != 2 || out.Dimensions[1] != int64(width) {
+			errs = append(errs, fmt.Errorf("output %q is %s, want float probabilities [N, %d]", out.Name, typeOf(out), width))
+		} else {
+			p.output, p.width = out.Name, width
+		}
+	}
+	if c := find(outputContrib); c != nil && e.Product == "" && !noContrib {
+		if c.DataType != ort.TensorElementDataTypeFloat || len(c.Dimensions) != 3 || c.Dimensions[1] != int64(features) || c.Dimensions[2] != int64(width) {
+			errs = append(errs, fmt.Errorf("output %q is %s, want float [N, %d, %d]", outputContrib, typeOf(c), features, width))
+		} else {
+			p.contrib = c.Name
+		}
+	}
+	p.onnx = onnx
+	return errors.Join(errs...)
+}
+
+func (m *ONNX) newWorker(opts *ort.SessionOptions) (*worker, error) {
 	ro, err := ort.NewRunOptions()
 	if err != nil {
 		return nil, fmt.Errorf("run options: %w", err)
 	}
 	w := &worker{ro: ro}
-	if w.one, err = m.bind(onnx, opts, 1); err != nil {
-		w.destroy()
-		return nil, err
-	}
-	if w.many, err = m.bind(onnx, opts, m.batch); err != nil {
-		w.destroy()
-		return nil, err
+	rows := [3]int{1, m.batch, 1 + len(m.perturb)}
+	for i, r := range rows {
+		if i == sizeProbe && (m.explains || len(m.perturb) == 0) {
+			continue
+		}
+		if w.sizes[i], err = m.bind(opts, r); err != nil {
+			w.destroy()
+			return nil, err
+		}
 	}
 	return w, nil
 }
 
-func (m *ONNX) bind(onnx []byte, opts *ort.SessionOptions, rows int) (*binding, error) {
-	F, P := int64(len(m.cols)), int64(len(m.perm))
+func (m *ONNX) bind(opts *ort.SessionOptions, rows int) (*sized, error) {
+	F := int64(len(m.cols))
 	in, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), F))
 	if err != nil {
 		return nil, fmt.Errorf("input tensor: %w", err)
 	}
-	b := &binding{rows: rows, in: in}
-	if b.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), P)); err != nil {
-		b.destroy()
-		return nil, fmt.Errorf("output tensor: %w", err)
-	}
-	names, outs := []string{outputPropensity}, []ort.Value{b.out}
-	if m.explains {
-		if b.contrib, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), F, P)); err != nil {
-			b.destroy()
-			return nil, fmt.Errorf("contributions tensor: %w", err)
+	s := &sized{rows: rows, in: in}
+	for _, p := range m.parts {
+		var r run
+		if r.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), int64(p.width))); err != nil {
+			s.destroy()
+			return nil, fmt.Errorf("output tensor: %w", err)
 		}
-		names, outs = append(names, outputContrib), append(outs, b.contrib)
+		s.runs = append(s.runs, r)
+		names, outs := []string{p.output}, []ort.Value{r.out}
+		if m.explains {
+			if r.contrib, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), F, int64(p.width))); err != nil {
+				s.destroy()
+				return nil, fmt.Errorf("contributions tensor: %w", err)
+			}
+			s.runs[len(s.runs)-1] = r
+			names, outs = append(names, p.contrib), append(outs, r.contrib)
+		}
+		if r.session, err = ort.NewAdvancedSessionWithONNXData(p.onnx, []string{p.input}, names,
+			[]ort.Value{in}, outs, opts); err != nil {
+			s.destroy()
+			return nil, fmt.Errorf("%s: onnx session: %w", p.file, err)
+		}
+		s.runs[len(s.runs)-1] = r
 	}
-	if b.session, err = ort.NewAdvancedSessionWithONNXData(onnx, []string{inputFeatures}, names,
-		[]ort.Value{in}, outs, opts); err != nil {
-		b.destroy()
-		return nil, fmt.Errorf("onnx session: %w", err)
-	}
-	return b, nil
+	return s, nil
 }
 
-func (b *binding) destroy() {
-	if b == nil {
+func (s *sized) destroy() {
+	if s == nil {
 		return
 	}
-	if b.session != nil {
-		b.session.Destroy()
-	}
-	for _, t := range []*ort.Tensor[float32]{b.in, b.out, b.contrib} {
-		if t != nil {
-			t.Destroy()
+	for _, r := range s.runs {
+		if r.session != nil {
+			r.session.Destroy()
 		}
+		for _, t := range []*ort.Tensor[float32]{r.out, r.contrib} {
+			if t != nil {
+				t.Destroy()
+			}
+		}
+	}
+	if s.in != nil {
+		s.in.Destroy()
 	}
 }
 
 func (w *worker) destroy() {
-	w.one.destroy()
-	w.many.destroy()
+	for _, s := range w.sizes {
+		s.destroy()
+	}
 	if w.ro != nil {
 		w.ro.Destroy()
 	}
@@ -361,7 +558,7 @@ func (w *worker) destroy() {
 // be held by a runtime that ignores termination.
 func (m *ONNX) StopsOnCancel() bool { return true }
 
-// Info returns the model's metadata.
+// Info returns what the model says of itself.
 func (m *ONNX) Info() ModelInfo { return m.info }
 
 // Version returns the model's version.
@@ -377,135 +574,94 @@ func (m *ONNX) Close() {
 	m.all = nil
 }
 
-// Score scores n rows of the feature schema. It waits for a free worker
-// until ctx is done, and a call in ONNX Runtime is terminated when ctx is.
-// An output that is not a probability is an error wrapping ErrBadOutput.
-func (m *ONNX) Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error) {
-	if err := checkShape(x, n, m.schemaN, out, m.products); err != nil {
-		return Scored{}, err
-	}
+// borrow takes a free worker until ctx ends, and arranges for the run to
+// be terminated in ONNX Runtime when ctx ends; give it back with the
+// returned function.
+func (m *ONNX) borrow(ctx context.Context) (*worker, func(), error) {
 	var w *worker
 	select {
 	case w = <-m.workers:
 	case <-ctx.Done():
-		return Scored{}, fmt.Errorf("wait for a model worker: %w", ctx.Err())
+		return nil, nil, fmt.Errorf("wait for a model worker: %w", ctx.Err())
 	}
-	defer func() { m.workers <- w }()
 	if err := ctx.Err(); err != nil {
-		return Scored{}, fmt.Errorf("model: %w", err)
+		m.workers <- w
+		return nil, nil, fmt.Errorf("model: %w", err)
 	}
 	if err := w.ro.UnsetTerminate(); err != nil {
-		return Scored{}, err
+		m.workers <- w
+		return nil, nil, err
 	}
-	// Terminate the run when ctx ends. The worker goes back to the pool only
-	// after a started Terminate has finished, so that it never hits the
-	// next caller's run.
+	// The worker goes back to the pool only after a started Terminate has
+	// finished, so that it never hits the next caller's run.
 	terminated := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		_ = w.ro.Terminate()
 		close(terminated)
 	})
-	defer func() {
+	return w, func() {
 		if !stop() {
 			<-terminated
 		}
-	}()
+		m.workers <- w
+	}, nil
+}
 
-	b := w.one
+// Score scores n rows of the feature schema. It waits for a free worker
+// until ctx is done, and a call in ONNX Runtime is terminated when ctx is.
+// An output that is not a probability is an error wrapping ErrBadOutput.
+// The products the model leaves out are scored by the rules, and
+// Scored.ByRules says which.
+func (m *ONNX) Score(ctx context.Context, x []float32, n int, out []float32) (Scored, error) {
+	if err := checkShape(x, n, m.schemaN, out, m.products); err != nil {
+		return Scored{}, err
+	}
+	w, give, err := m.borrow(ctx)
+	if err != nil {
+		return Scored{}, err
+	}
+	defer give()
+	st := m.state(n, x)
+	s := w.sizes[sizeOne]
 	if n > 1 {
-		b = w.many
+		s = w.sizes[sizeMany]
 	}
-	var contrib []float32 // n × F × P in model order, kept for Explain
-	var cp *[]float32
-	if m.explains {
-		size := n * len(m.cols) * len(m.perm)
-		cp, _ = m.contribs.Get().(*[]float32)
-		if cp == nil || cap(*cp) < size {
-			b := make([]float32, size)
-			cp = &b
-		}
-		contrib = (*cp)[:size]
-	}
-	for start := 0; start < n; start += b.rows {
-		rows := min(b.rows, n-start)
-		if err := m.run(ctx, w, b, x[start*m.schemaN:], rows, out[start*m.products:]); err != nil {
-			if cp != nil {
-				m.contribs.Put(cp)
-			}
+	for start := 0; start < n; start += s.rows {
+		rows := min(s.rows, n-start)
+		m.fill(s, x[start*m.schemaN:], rows)
+		if err := m.run(ctx, w, s, rows, out[start*m.products:]); err != nil {
+			m.states.Put(st)
 			return Scored{}, err
 		}
-		if contrib != nil {
-			size := len(m.cols) * len(m.perm)
-			copy(contrib[start*size:(start+rows)*size], b.contrib.GetData())
+		if st.contrib != nil {
+			size := len(m.cols) * m.parts[0].width
+			copy(st.contrib[start*size:(start+rows)*size], s.runs[0].contrib.GetData())
 		}
 	}
-	sc := Scored{Strategy: StrategyModel, Version: m.info.Version}
-	if contrib != nil {
-		sc.Explain = m.explainer(contrib)
-		sc.Release = func() { m.contribs.Put(cp) }
+	if m.byRules != nil {
+		// The rules score every product; keep those the model leaves out.
+		rs, err := m.rules.Score(ctx, st.x, n, st.rulesOut)
+		if err != nil {
+			m.states.Put(st)
+			return Scored{}, fmt.Errorf("rules for the products the model leaves out: %w", err)
+		}
+		st.rulesExplain = rs.Explain
+		for i := 0; i < n; i++ {
+			for k, r := range m.byRules {
+				if r {
+					out[i*m.products+k] = st.rulesOut[i*m.products+k]
+				}
+			}
+		}
 	}
-	return sc, nil
+	return Scored{Strategy: StrategyModel, Version: m.info.Version, ByRules: m.byRules,
+		Explain: st.explain, Release: st.release}, nil
 }
 
-// explainer returns the reason codes of the features that raised a
-// product's log-odds the most, strongest first, at most three, each code
-// once.
-func (m *ONNX) explainer(contrib []float32) func(row, product int, dst []string) []string {
-	F, P := len(m.cols), len(m.perm)
-	model := make([]int, m.products) // catalog index -> model output column
-	for j, k := range m.perm {
-		model[k] = j
-	}
-	return func(row, product int, dst []string) []string {
-		j := model[product]
-		base := row * F * P
-		var top [3]struct {
-			code string
-			v    float32
-		}
-		for f := 0; f < F; f++ {
-			code := m.reasons[f]
-			v := contrib[base+f*P+j]
-			if code == "" || !(v > 0) {
-				continue
-			}
-			// Keep the strongest contribution per code, in a top three.
-			pos := -1
-			for i := range top {
-				if top[i].code == code {
-					pos = i
-					break
-				}
-			}
-			if pos >= 0 {
-				if v <= top[pos].v {
-					continue
-				}
-				top[pos].v = v
-			} else {
-				last := len(top) - 1
-				if top[last].code != "" && v <= top[last].v {
-					continue
-				}
-				top[last].code, top[last].v = code, v
-				pos = last
-			}
-			for pos > 0 && (top[pos-1].code == "" || top[pos].v > top[pos-1].v) {
-				top[pos], top[pos-1] = top[pos-1], top[pos]
-				pos--
-			}
-		}
-		for _, t := range top {
-			if t.code != "" {
-				dst = append(dst, t.code)
-			}
-		}
-		return dst
-	}
-}
-
-func (m *ONNX) run(ctx context.Context, w *worker, b *binding, x []float32, rows int, out []float32) error {
-	in := b.in.GetData()
+// fill writes rows of the schema into the worker's input, in the model's
+// columns.
+func (m *ONNX) fill(s *sized, x []float32, rows int) {
+	in := s.in.GetData()
 	F := len(m.cols)
 	for i := 0; i < rows; i++ {
 		row := x[i*m.schemaN:]
@@ -513,24 +669,69 @@ func (m *ONNX) run(ctx context.Context, w *worker, b *binding, x []float32, rows
 		for j, c := range m.cols {
 			dst[j] = row[c]
 		}
+		if m.missing != nil {
+			for j, v := range dst {
+				if v != v {
+					dst[j] = *m.missing
+				}
+			}
+		}
 	}
 	clear(in[rows*F:]) // padding rows of a short last chunk
-	if err := b.session.RunWithOptions(w.ro); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("model run: %w", ctx.Err())
-		}
-		return fmt.Errorf("model run: %w", err)
-	}
-	res := b.out.GetData()
-	P := len(m.perm)
-	for i := 0; i < rows; i++ {
-		for j, k := range m.perm {
-			p := res[i*P+j]
-			if !(p >= 0 && p <= 1) {
-				return fmt.Errorf("%w: %v for product %s", ErrBadOutput, p, m.info.Products[j])
+}
+
+// run runs every part on the worker's input and writes the rows'
+// propensities into out, in catalog order.
+func (m *ONNX) run(ctx context.Context, w *worker, s *sized, rows int, out []float32) error {
+	for pi := range m.parts {
+		p := &m.parts[pi]
+		r := &s.runs[pi]
+		if err := r.session.RunWithOptions(w.ro); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("model run: %w", ctx.Err())
 			}
-			out[i*m.products+k] = p
+			return fmt.Errorf("model run (%s): %w", p.file, err)
+		}
+		res := r.out.GetData()
+		for i := 0; i < rows; i++ {
+			for j, c := range p.outCols {
+				v := res[i*p.width+c]
+				if !(v >= 0 && v <= 1) {
+					return fmt.Errorf("%w: %v for product %s (%s)", ErrBadOutput, v, m.productID(p.catalog[j]), p.file)
+				}
+				out[i*m.products+p.catalog[j]] = v
+			}
 		}
 	}
 	return nil
+}
+
+func (m *ONNX) productID(k int) string {
+	// info.Products is in parts order; find k's id through the parts.
+	i := 0
+	for _, p := range m.parts {
+		for _, c := range p.catalog {
+			if c == k {
+				return m.info.Products[i]
+			}
+			i++
+		}
+	}
+	return fmt.Sprint(k)
+}
+
+// typeOf names an input's or output's type for a message: float [N, 2],
+// int64 [N], sequence.
+func typeOf(v *ort.InputOutputInfo) string {
+	if v.OrtValueType != ort.ONNXTypeTensor {
+		return strings.ToLower(strings.TrimPrefix(v.OrtValueType.String(), "ONNXType"))
+	}
+	dims := make([]string, len(v.Dimensions))
+	for i, d := range v.Dimensions {
+		dims[i] = fmt.Sprint(d)
+		if d < 0 {
+			dims[i] = "N"
+		}
+	}
+	return strings.ToLower(strings.TrimPrefix(v.DataType.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_")) + " [" + strings.Join(dims, ", ") + "]"
 }

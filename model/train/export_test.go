@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/directops/nbp/model/onnxpb"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -263,34 +265,34 @@ func TestMarshalONNXStructure(t *testing.T) {
 		t.Fatalf("MarshalONNX: %v", err)
 	}
 	m := decodeFields(t, model)
-	if got := m[modelIRVersion]; len(got) != 1 || got[0] != uint64(8) {
+	if got := m[pb.ModelIRVersion]; len(got) != 1 || got[0] != uint64(8) {
 		t.Errorf("ir_version = %v, want [8]", got)
 	}
-	if got := m[modelModelVersion]; len(got) != 1 || got[0] != uint64(e.TrainedAt.Unix()) {
+	if got := m[pb.ModelModelVersion]; len(got) != 1 || got[0] != uint64(e.TrainedAt.Unix()) {
 		t.Errorf("model_version = %v, want [%d]", got, e.TrainedAt.Unix())
 	}
-	if got := m[modelProducerName]; len(got) != 1 || string(got[0].([]byte)) != "nbp-train" {
+	if got := m[pb.ModelProducerName]; len(got) != 1 || string(got[0].([]byte)) != "nbp-train" {
 		t.Errorf("producer_name = %q", got)
 	}
-	if got := m[modelOpsetImport]; len(got) != 1 {
+	if got := m[pb.ModelOpsetImport]; len(got) != 1 {
 		t.Fatalf("opset_import has %d entries, want 1", len(got))
 	}
-	opset := decodeFields(t, m[modelOpsetImport][0].([]byte))
-	if dom := opset[opsetIDDomain]; len(dom) != 1 || len(dom[0].([]byte)) != 0 {
+	opset := decodeFields(t, m[pb.ModelOpsetImport][0].([]byte))
+	if dom := opset[pb.OpsetIDDomain]; len(dom) != 1 || len(dom[0].([]byte)) != 0 {
 		t.Errorf("opset domain = %q, want empty", dom)
 	}
-	if ver := opset[opsetIDVersion]; len(ver) != 1 || ver[0] != uint64(17) {
+	if ver := opset[pb.OpsetIDVersion]; len(ver) != 1 || ver[0] != uint64(17) {
 		t.Errorf("opset version = %v, want [17]", ver)
 	}
 
-	graph := decodeFields(t, m[modelGraph][0].([]byte))
-	if got := string(graph[graphName][0].([]byte)); got != "nbp_propensity" {
+	graph := decodeFields(t, m[pb.ModelGraph][0].([]byte))
+	if got := string(graph[pb.GraphName][0].([]byte)); got != "nbp_propensity" {
 		t.Errorf("graph name = %q", got)
 	}
 	var ops []string
-	for _, raw := range graph[graphNode] {
+	for _, raw := range graph[pb.GraphNode] {
 		node := decodeFields(t, raw.([]byte))
-		ops = append(ops, string(node[nodeOpType][0].([]byte)))
+		ops = append(ops, string(node[pb.NodeOpType][0].([]byte)))
 	}
 	wantOps := []string{"IsNaN", "Where", "Max", "Add", "Log", "Where", "Sub", "Mul", "MatMul", "Add", "Sigmoid", "Unsqueeze", "Mul"}
 	if diff := cmp.Diff(wantOps, ops); diff != "" {
@@ -298,24 +300,24 @@ func TestMarshalONNXStructure(t *testing.T) {
 	}
 
 	// The weight initializer holds W row-major as little-endian float32.
-	for _, raw := range graph[graphInitializer] {
+	for _, raw := range graph[pb.GraphInitializer] {
 		init := decodeFields(t, raw.([]byte))
-		if string(init[tensorName][0].([]byte)) != initWeights {
+		if string(init[pb.TensorName][0].([]byte)) != initWeights {
 			continue
 		}
-		if diff := cmp.Diff([]any{uint64(4), uint64(3)}, init[tensorDims]); diff != "" {
+		if diff := cmp.Diff([]any{uint64(4), uint64(3)}, init[pb.TensorDims]); diff != "" {
 			t.Errorf("W dims (-want +got):\n%s", diff)
 		}
-		data := init[tensorRawData][0].([]byte)
+		data := init[pb.TensorRawData][0].([]byte)
 		if len(data) != 4*12 || !bytes.Equal(data[4:8], []byte{0xcd, 0xcc, 0x4c, 0xbe}) { // -0.2
 			t.Errorf("W raw_data = % x", data)
 		}
 	}
 
 	var keys []string
-	for _, raw := range m[modelMetadataProps] {
+	for _, raw := range m[pb.ModelMetadataProps] {
 		entry := decodeFields(t, raw.([]byte))
-		keys = append(keys, string(entry[entryKey][0].([]byte)))
+		keys = append(keys, string(entry[pb.EntryKey][0].([]byte)))
 	}
 	wantKeys := []string{"nbp.catalog_version", MetaFeatureNames, MetaModelVersion, MetaProductIDs, MetaTrainedAt}
 	if diff := cmp.Diff(wantKeys, keys); diff != "" {

@@ -2,85 +2,16 @@ package train
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
-)
-
-// Versions written into the model.
-const (
-	irVersion    = 8  // ONNX IR version (ModelProto.ir_version)
-	opsetVersion = 17 // default-domain ("ai.onnx") operator set
+	pb "github.com/directops/nbp/model/onnxpb"
 )
 
 // modelDoc is ModelProto.doc_string.
 const modelDoc = "nbp next-best-product propensity: per-product logistic regression on standardized features"
-
-// Field numbers from the public onnx.proto schema.
-const (
-	// ModelProto
-	modelIRVersion     protowire.Number = 1
-	modelProducerName  protowire.Number = 2
-	modelModelVersion  protowire.Number = 5
-	modelDocString     protowire.Number = 6
-	modelGraph         protowire.Number = 7
-	modelOpsetImport   protowire.Number = 8
-	modelMetadataProps protowire.Number = 14
-
-	// OperatorSetIdProto
-	opsetIDDomain  protowire.Number = 1
-	opsetIDVersion protowire.Number = 2
-
-	// StringStringEntryProto
-	entryKey   protowire.Number = 1
-	entryValue protowire.Number = 2
-
-	// GraphProto
-	graphNode        protowire.Number = 1
-	graphName        protowire.Number = 2
-	graphInitializer protowire.Number = 5
-	graphDocString   protowire.Number = 10
-	graphInput       protowire.Number = 11
-	graphOutput      protowire.Number = 12
-
-	// NodeProto
-	nodeInput  protowire.Number = 1
-	nodeOutput protowire.Number = 2
-	nodeName   protowire.Number = 3
-	nodeOpType protowire.Number = 4
-
-	// TensorProto
-	tensorDims     protowire.Number = 1
-	tensorDataType protowire.Number = 2
-	tensorName     protowire.Number = 8
-	tensorRawData  protowire.Number = 9
-
-	// ValueInfoProto
-	valueInfoName protowire.Number = 1
-	valueInfoType protowire.Number = 2
-
-	// TypeProto and TypeProto.Tensor
-	typeTensorType  protowire.Number = 1
-	tensorElemType  protowire.Number = 1
-	tensorTypeShape protowire.Number = 2
-
-	// TensorShapeProto and TensorShapeProto.Dimension
-	shapeDim      protowire.Number = 1
-	dimValueField protowire.Number = 1
-	dimParamField protowire.Number = 2
-)
-
-// TensorProto.DataType values.
-const (
-	dataTypeFloat = 1
-	dataTypeInt64 = 7
-	dataTypeBool  = 9
-)
 
 // Names of the initializers (constant tensors) in the graph.
 const (
@@ -107,17 +38,17 @@ func (e *Export) MarshalONNX() ([]byte, error) {
 	}
 
 	var b []byte
-	b = appendInt64(b, modelIRVersion, irVersion)
-	b = appendString(b, modelProducerName, ProducerName)
-	b = appendInt64(b, modelModelVersion, e.TrainedAt.Unix())
-	b = appendString(b, modelDocString, modelDoc)
-	b = appendMessage(b, modelGraph, e.graph())
-	b = appendMessage(b, modelOpsetImport, opsetImport("", opsetVersion))
+	b = pb.AppendInt64(b, pb.ModelIRVersion, pb.IRVersion)
+	b = pb.AppendString(b, pb.ModelProducerName, ProducerName)
+	b = pb.AppendInt64(b, pb.ModelModelVersion, e.TrainedAt.Unix())
+	b = pb.AppendString(b, pb.ModelDocString, modelDoc)
+	b = pb.AppendBytes(b, pb.ModelGraph, e.graph())
+	b = pb.AppendBytes(b, pb.ModelOpsetImport, pb.OpsetImport("", pb.OpsetVersion))
 	for _, kv := range meta {
 		var entry []byte
-		entry = appendString(entry, entryKey, kv[0])
-		entry = appendString(entry, entryValue, kv[1])
-		b = appendMessage(b, modelMetadataProps, entry)
+		entry = pb.AppendString(entry, pb.EntryKey, kv[0])
+		entry = pb.AppendString(entry, pb.EntryValue, kv[1])
+		b = pb.AppendBytes(b, pb.ModelMetadataProps, entry)
 	}
 	return b, nil
 }
@@ -189,135 +120,40 @@ func (e *Export) graph() []byte {
 	for _, n := range nodes {
 		var nb []byte
 		for _, in := range n.inputs {
-			nb = appendString(nb, nodeInput, in)
+			nb = pb.AppendString(nb, pb.NodeInput, in)
 		}
-		nb = appendString(nb, nodeOutput, n.output)
-		nb = appendString(nb, nodeName, n.output+"_"+n.op)
-		nb = appendString(nb, nodeOpType, n.op)
-		g = appendMessage(g, graphNode, nb)
+		nb = pb.AppendString(nb, pb.NodeOutput, n.output)
+		nb = pb.AppendString(nb, pb.NodeName, n.output+"_"+n.op)
+		nb = pb.AppendString(nb, pb.NodeOpType, n.op)
+		g = pb.AppendBytes(g, pb.GraphNode, nb)
 	}
 
-	g = appendString(g, graphName, GraphName)
+	g = pb.AppendString(g, pb.GraphName, GraphName)
 
 	inits := [][]byte{
-		floatTensor(initImpute, []int64{f}, e.ImputeValue),
-		boolTensor(initLogMask, []int64{f}, e.LogMask),
-		floatTensor(initMean, []int64{f}, e.Mean),
-		floatTensor(initScale, []int64{f}, e.Scale),
-		floatTensor(initZero, nil, []float32{0}),
-		floatTensor(initOne, nil, []float32{1}),
-		floatTensor(initWeights, []int64{f, p}, e.Weights),
-		floatTensor(initBias, []int64{p}, e.Bias),
-		int64Tensor(initAxes, []int64{1}, []int64{2}),
+		pb.FloatTensor(initImpute, []int64{f}, e.ImputeValue),
+		pb.BoolTensor(initLogMask, []int64{f}, e.LogMask),
+		pb.FloatTensor(initMean, []int64{f}, e.Mean),
+		pb.FloatTensor(initScale, []int64{f}, e.Scale),
+		pb.FloatTensor(initZero, nil, []float32{0}),
+		pb.FloatTensor(initOne, nil, []float32{1}),
+		pb.FloatTensor(initWeights, []int64{f, p}, e.Weights),
+		pb.FloatTensor(initBias, []int64{p}, e.Bias),
+		pb.Int64Tensor(initAxes, []int64{1}, []int64{2}),
 	}
 	for _, t := range inits {
-		g = appendMessage(g, graphInitializer, t)
+		g = pb.AppendBytes(g, pb.GraphInitializer, t)
 	}
 
-	g = appendString(g, graphDocString, "impute NaN, log1p selected columns, standardize, logistic regression per product")
-	batch := dim{param: BatchDim}
-	g = appendMessage(g, graphInput, floatValueInfo(InputFeatures, batch, dim{value: f}))
-	g = appendMessage(g, graphOutput, floatValueInfo(OutputPropensity, batch, dim{value: p}))
-	g = appendMessage(g, graphOutput, floatValueInfo(OutputContributions, batch, dim{value: f}, dim{value: p}))
+	g = pb.AppendString(g, pb.GraphDocString, "impute NaN, log1p selected columns, standardize, logistic regression per product")
+	batch := pb.Dim{Param: BatchDim}
+	g = pb.AppendBytes(g, pb.GraphInput, floatValue(InputFeatures, batch, pb.Dim{Value: f}))
+	g = pb.AppendBytes(g, pb.GraphOutput, floatValue(OutputPropensity, batch, pb.Dim{Value: p}))
+	g = pb.AppendBytes(g, pb.GraphOutput, floatValue(OutputContributions, batch, pb.Dim{Value: f}, pb.Dim{Value: p}))
 	return g
 }
 
-// opsetImport encodes an OperatorSetIdProto.
-func opsetImport(domain string, version int64) []byte {
-	var b []byte
-	b = appendString(b, opsetIDDomain, domain)
-	return appendInt64(b, opsetIDVersion, version)
-}
-
-// dim is one dimension of a tensor shape: a fixed size or a symbolic name.
-type dim struct {
-	value int64
-	param string
-}
-
-// floatValueInfo encodes a ValueInfoProto for a float32 tensor.
-func floatValueInfo(name string, dims ...dim) []byte {
-	var shape []byte
-	for _, d := range dims {
-		var db []byte
-		if d.param != "" {
-			db = appendString(db, dimParamField, d.param)
-		} else {
-			db = appendInt64(db, dimValueField, d.value)
-		}
-		shape = appendMessage(shape, shapeDim, db)
-	}
-	var tensorType []byte
-	tensorType = appendInt64(tensorType, tensorElemType, dataTypeFloat)
-	tensorType = appendMessage(tensorType, tensorTypeShape, shape)
-
-	var typ []byte
-	typ = appendMessage(typ, typeTensorType, tensorType)
-
-	var b []byte
-	b = appendString(b, valueInfoName, name)
-	return appendMessage(b, valueInfoType, typ)
-}
-
-// tensor encodes a TensorProto whose data is stored in raw_data.
-func tensor(name string, dataType int64, dims []int64, raw []byte) []byte {
-	var b []byte
-	for _, d := range dims {
-		b = appendInt64(b, tensorDims, d)
-	}
-	b = appendInt64(b, tensorDataType, dataType)
-	b = appendString(b, tensorName, name)
-	return appendBytes(b, tensorRawData, raw)
-}
-
-// floatTensor encodes a float32 TensorProto (little-endian IEEE 754).
-func floatTensor(name string, dims []int64, v []float32) []byte {
-	raw := make([]byte, 0, 4*len(v))
-	for _, x := range v {
-		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(x))
-	}
-	return tensor(name, dataTypeFloat, dims, raw)
-}
-
-// boolTensor encodes a bool TensorProto (one byte per element).
-func boolTensor(name string, dims []int64, v []bool) []byte {
-	raw := make([]byte, len(v))
-	for i, x := range v {
-		if x {
-			raw[i] = 1
-		}
-	}
-	return tensor(name, dataTypeBool, dims, raw)
-}
-
-// int64Tensor encodes an int64 TensorProto (little-endian).
-func int64Tensor(name string, dims []int64, v []int64) []byte {
-	raw := make([]byte, 0, 8*len(v))
-	for _, x := range v {
-		raw = binary.LittleEndian.AppendUint64(raw, uint64(x))
-	}
-	return tensor(name, dataTypeInt64, dims, raw)
-}
-
-// appendInt64 appends a varint-encoded int64 field (also used for enums).
-func appendInt64(b []byte, num protowire.Number, v int64) []byte {
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(v))
-}
-
-// appendString appends a length-delimited string field.
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-// appendBytes appends a length-delimited bytes field.
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
-}
-
-// appendMessage appends an already encoded embedded message.
-func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
-	return appendBytes(b, num, msg)
+// floatValue encodes a ValueInfoProto for a float32 tensor.
+func floatValue(name string, dims ...pb.Dim) []byte {
+	return pb.TensorValueInfo(name, pb.Float, dims...)
 }
