@@ -33,7 +33,7 @@ COPY --from=build /out/lib/libonnxruntime.so.1 /app/lib/libonnxruntime.so.1
 COPY models/ /app/models/
 ENV NBP_ADDR=:8080 \
     ONNXRUNTIME_LIB=/app/lib/libonnxruntime.so.1 \
-    NBP_MODEL=/app/models/propensity.onnx \
+    NBP_MODEL=/app/models \
     NBP_AUDIT_SPILL=/var/lib/nbp/audit-spill
 VOLUME /var/lib/nbp/audit-spill
 USER 10001:10001

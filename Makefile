@@ -107,7 +107,7 @@ batch-bench: ort redis build
 
 # Retrain the committed model and its card on the demo bank.
 model: ort
-	go run ./cmd/nbp-train -out models/propensity.onnx -card models/MODEL_CARD.md
+	go run ./cmd/nbp-train -dir models -use
 
 clean:
 	rm -rf bin var

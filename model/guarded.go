@@ -34,12 +34,18 @@ type GuardOptions struct {
 	OnStateChange func(from, to gobreaker.State)
 }
 
+// The default budgets of GuardOptions.
+const (
+	DefaultBudget      = 20 * time.Millisecond
+	DefaultBatchBudget = 2 * time.Second
+)
+
 func (o *GuardOptions) defaults() {
 	if o.Budget <= 0 {
-		o.Budget = 20 * time.Millisecond
+		o.Budget = DefaultBudget
 	}
 	if o.BatchBudget <= 0 {
-		o.BatchBudget = 2 * time.Second
+		o.BatchBudget = DefaultBatchBudget
 	}
 	if o.ConsecutiveFailures == 0 {
 		o.ConsecutiveFailures = 5

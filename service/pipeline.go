@@ -97,6 +97,9 @@ type Item struct {
 	Priority   float64
 	Copy       catalog.Copy
 	Reasons    []Reason // one to three
+	// ScoredBy is what scored the product: the decision's strategy, or
+	// the rules for a product the model in force leaves out.
+	ScoredBy model.Strategy
 }
 
 // Reason says, in a few Chinese words, why a product is offered. It never
@@ -614,6 +617,10 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 			continue
 		}
 		cp, _ := p.cat.Render(pr, ch, salutation)
+		by := sc.Strategy
+		if kind == kindScored && sc.ByRules != nil && sc.ByRules[c.k] {
+			by = model.StrategyRules
+		}
 		d.Items = append(d.Items, Item{
 			Rank:       len(d.Items) + 1,
 			Product:    pr,
@@ -621,6 +628,7 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 			Priority:   c.priority,
 			Copy:       cp,
 			Reasons:    p.reasons(kind, sc, row, c.k),
+			ScoredBy:   by,
 		})
 	}
 	mem.perCat = perCat

@@ -256,7 +256,7 @@ func (j *job) openStore() error {
 // buildPipeline loads the scorer and builds the same decision pipeline as
 // the server's, with the run's arbitration.
 func (j *job) buildPipeline() error {
-	sc, err := j.cfg.Model.Open(j.cat, model.GuardOptions{BatchBudget: 10 * time.Second})
+	sc, err := j.cfg.Model.Open(j.cat, model.GuardOptions{BatchBudget: 10 * time.Second}, j.log)
 	if err != nil {
 		return err
 	}

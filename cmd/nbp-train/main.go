@@ -7,7 +7,12 @@
 // AUC and the precision@3 of the model, of the rules scorer and of the
 // hidden ground truth.
 //
-//	nbp-train -n 60000 -out models/propensity.onnx -card models/MODEL_CARD.md
+// It writes a version folder into the model directory (the model and its
+// card) and, with -use or when the directory points to no version yet,
+// points the directory to it.
+//
+//	nbp-train -n 60000 -dir models
+//	nbp-train -rules-trees -dir models   # the catalog's rules as per-product tree ensembles
 package main
 
 import (
@@ -22,7 +27,9 @@ import (
 	"time"
 
 	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/model/train"
 )
 
 func main() {
@@ -39,8 +46,9 @@ type config struct {
 	seed      uint64
 	asOf      time.Time
 	catalog   string
-	out       string
-	card      string
+	dir       string
+	use       bool
+	trees     bool
 	version   string
 	ortLib    string
 	l2        float64
@@ -55,8 +63,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.Uint64Var(&c.seed, "seed", 42, "demo bank seed")
 	fs.StringVar(&asOf, "as-of", "2026-11-27", "the demo bank's export date (YYYY-MM-DD)")
 	fs.StringVar(&c.catalog, "catalog", "", "catalog file (default: the embedded demo catalog)")
-	fs.StringVar(&c.out, "out", "models/propensity.onnx", "model file to write")
-	fs.StringVar(&c.card, "card", "models/MODEL_CARD.md", "model card to write (empty: none)")
+	fs.StringVar(&c.dir, "dir", "models", "model directory: the version is written to a folder of its own")
+	fs.BoolVar(&c.use, "use", false, "point the directory to the new version (done anyway when it points to none)")
+	fs.BoolVar(&c.trees, "rules-trees", false, "write the catalog's rules as per-product tree ensembles instead (to exercise a bank's export form), version rules-trees-<catalog version>")
 	fs.StringVar(&c.version, "version", "", "model version (default propensity-<as-of>-s<seed>)")
 	fs.StringVar(&trainedAt, "trained-at", "", "training time to record, RFC 3339 (default now)")
 	fs.Float64Var(&c.l2, "l2", 1e-3, "L2 penalty on the mean log-loss")
@@ -82,6 +91,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.version == "" {
 		c.version = fmt.Sprintf("propensity-%s-s%d", asOf, c.seed)
 	}
+	if !model.ValidVersion(c.version) {
+		errs = append(errs, fmt.Errorf("-version %q: want letters, digits, '.', '_' or '-'", c.version))
+	}
 	if c.ortLib != "" {
 		if c.ortLib, err = filepath.Abs(c.ortLib); err != nil {
 			errs = append(errs, err)
@@ -98,6 +110,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cat, err := loadCatalog(c.catalog)
 	if err != nil {
 		return err
+	}
+	if c.trees {
+		return writeRulesTrees(c, cat, stdout)
 	}
 	fmt.Fprintf(stdout, "generating %d customers (seed %d)\n", c.n, c.seed)
 	ds, err := buildDataset(ctx, cat, c.seed, c.asOf, c.n)
@@ -131,15 +146,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if err := writeFile(c.out, onnx); err != nil {
+	folder := model.Dir(c.dir).Path(exp.Version)
+	out := filepath.Join(folder, modelFile)
+	if err := writeFile(out, onnx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes), version %s\n", c.out, len(onnx), exp.Version)
-	if c.card != "" {
-		if err := writeFile(c.card, []byte(card.markdown(c, exp))); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote %s\n", c.card)
+	fmt.Fprintf(stdout, "wrote %s (%d bytes), version %s\n", out, len(onnx), exp.Version)
+	if err := writeFile(filepath.Join(folder, model.CardFile), []byte(card.markdown(c, exp))); err != nil {
+		return err
+	}
+	if err := point(c, exp.Version, stdout); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "precision@3: model %.3f, rules %.3f, truth %.3f; mean AUC %.3f\n",
 		card.precModel, card.precRules, card.precTruth, card.meanAUC)
@@ -164,4 +181,35 @@ func writeFile(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// modelFile is the model's file name in its version folder.
+const modelFile = "propensity.onnx"
+
+// point points the model directory to the new version with -use, or when
+// it points to none.
+func point(c config, version string, stdout io.Writer) error {
+	d := model.Dir(c.dir)
+	if _, err := d.Current(); err == nil && !c.use {
+		fmt.Fprintf(stdout, "%s is in the directory; put it in force with: curl -X PUT .../v1/admin/model -d '{\"version\":\"%s\"}' (or write it to %s)\n",
+			version, version, filepath.Join(c.dir, model.PointerFile))
+		return nil
+	}
+	if err := d.SetCurrent(version); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s now points to %s\n", filepath.Join(c.dir, model.PointerFile), version)
+	return nil
+}
+
+// writeRulesTrees writes the catalog's rules as a version of per-product
+// tree ensembles, the form onnxmltools exports an XGBClassifier in.
+func writeRulesTrees(c config, cat *catalog.Catalog, stdout io.Writer) error {
+	v := "rules-trees-" + cat.Version
+	folder, err := train.WriteRulesTrees(c.dir, cat, train.TreeVersion{Version: v, Columns: features.Names(), TrainedAt: c.trainedAt})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", folder)
+	return point(c, v, stdout)
 }

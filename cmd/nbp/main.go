@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -247,14 +248,15 @@ func (n *server) simulateDemo(ctx context.Context) error {
 	return nil
 }
 
-// openScorer loads the model behind its breaker, or the rules alone.
+// openScorer loads the model behind its breaker, or the rules alone. With
+// a model directory, the registry follows its pointer (see buildPipeline).
 func (n *server) openScorer(context.Context) error {
 	sc, err := n.cfg.Model.Open(n.cat, model.GuardOptions{
 		Budget: n.cfg.ModelBudget,
 		OnStateChange: func(from, to gobreaker.State) {
 			n.log.Warn("model breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 		},
-	})
+	}, n.log)
 	if err != nil {
 		return err
 	}
@@ -263,6 +265,11 @@ func (n *server) openScorer(context.Context) error {
 	var state func() gobreaker.State
 	if sc.Guarded != nil {
 		state = sc.Guarded.State
+	}
+	if sc.Registry != nil {
+		if sc.Registry.OnLoad, err = countModelLoads(n.tel.meters); err != nil {
+			return err
+		}
 	}
 	return observeModel(n.tel.meters, sc.Version, n.cat.Version, state)
 }
@@ -304,6 +311,9 @@ func (n *server) buildPipeline(ctx context.Context) error {
 	if n.arb != nil {
 		n.pipe.SetArbitration(n.arb)
 		go service.WatchArbitration(ctx, n.pipe, n.cfg.Arbitration, 2*time.Second, n.hup.arbitration, n.log)
+	}
+	if reg := n.scorer.Registry; reg != nil {
+		go service.WatchFile(ctx, filepath.Join(string(reg.Dir()), model.PointerFile), 2*time.Second, n.hup.model, reg.Reload, n.log)
 	}
 	// Last night's lists stand in for the model, before the rules: follow
 	// the batch pointer.
@@ -361,6 +371,10 @@ func (n *server) buildServer(ctx context.Context) error {
 		}
 		return nil
 	}
+	var models api.Models
+	if n.scorer.Registry != nil {
+		models = n.scorer.Registry
+	}
 	n.api = api.NewServer(api.ServerConfig{
 		Pipeline: n.pipe,
 		HTTP:     n.cfg.HTTP,
@@ -378,8 +392,9 @@ func (n *server) buildServer(ctx context.Context) error {
 		TracerProvider: n.tel.tracers,
 		Metrics:        n.tel.metrics,
 		Pages:          pages,
-		ModelVersion:   func() string { return n.scorer.Version },
+		ModelVersion:   n.scorer.Version,
 		Batch:          batch.NewStore(n.rdb, n.cfg.Redis.Prefix),
+		Models:         models,
 	})
 	if n.cfg.Clients != "" {
 		go service.WatchFile(ctx, n.cfg.Clients, 2*time.Second, n.hup.clients, func(b []byte) error {
@@ -427,7 +442,7 @@ func (n *server) serve(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	fmt.Fprintf(n.stdout, "listening on %s\n", ln.Addr())
-	n.log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", n.scorer.Version),
+	n.log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", n.scorer.Version()),
 		slog.String("catalog_version", n.cat.Version))
 	if n.cfg.Demo.On {
 		printDemoHelp(n.stdout, ln.Addr(), n.bank, n.now())
@@ -455,17 +470,17 @@ func (n *server) serve(ctx context.Context) error {
 	return nil
 }
 
-// hangups turns SIGHUP into a reload of the arbitration and of the clients
-// file (each also reloads when its content changes).
+// hangups turns SIGHUP into a reload of the arbitration, the clients file
+// and the model pointer (each also reloads when its content changes).
 type hangups struct {
-	arbitration, clients chan struct{}
-	stop                 func()
+	arbitration, clients, model chan struct{}
+	stop                        func()
 }
 
 func watchHangups() hangups {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
-	h := hangups{arbitration: make(chan struct{}, 1), clients: make(chan struct{}, 1)}
+	h := hangups{arbitration: make(chan struct{}, 1), clients: make(chan struct{}, 1), model: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	h.stop = func() {
 		signal.Stop(sig)
@@ -478,7 +493,7 @@ func watchHangups() hangups {
 			case <-done:
 				return
 			}
-			for _, r := range []chan struct{}{h.arbitration, h.clients} {
+			for _, r := range []chan struct{}{h.arbitration, h.clients, h.model} {
 				select {
 				case r <- struct{}{}:
 				default:

@@ -232,19 +232,16 @@ func TestRulesOnlyNeedsNoModel(t *testing.T) {
 }
 
 func TestStartupRefusals(t *testing.T) {
-	// A catalog with one product more than the model scores.
+	// A catalog without a product the model scores (TD_3M, renamed). A
+	// catalog product the model does not score is no refusal: the rules
+	// score it.
 	cat := map[string]any{}
 	if err := json.Unmarshal(catalog.DefaultBytes(), &cat); err != nil {
 		t.Fatal(err)
 	}
-	products := cat["products"].([]any)
-	extra := map[string]any{}
-	b, _ := json.Marshal(products[0])
-	_ = json.Unmarshal(b, &extra)
-	extra["id"] = "TD_5Y"
-	cat["products"] = append(products, extra)
+	cat["products"].([]any)[0].(map[string]any)["id"] = "TD_5Y"
 	mismatch := filepath.Join(t.TempDir(), "catalog.json")
-	b, _ = json.Marshal(cat)
+	b, _ := json.Marshal(cat)
 	if err := os.WriteFile(mismatch, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +260,7 @@ func TestStartupRefusals(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"catalog product the model lacks", []string{"-catalog", mismatch}, nil, []string{`"TD_5Y"`, "model does not score"}},
+		{"model product the catalog lacks", []string{"-catalog", mismatch}, nil, []string{`"TD_3M", which the catalog lacks`}},
 		{"corrupt model", nil, map[string]string{"NBP_MODEL": corrupt}, []string{"model", "-rules-only"}},
 		{"missing model", nil, map[string]string{"NBP_MODEL": "/nonexistent/model.onnx"}, []string{"/nonexistent/model.onnx"}},
 		{"bad catalog", []string{"-catalog", badCatalog}, nil, []string{`unknown field "surprise"`}},

@@ -86,14 +86,13 @@ func (t *exporters) close(ctx context.Context) error {
 
 // observeModel publishes the model's identity (nbp_model_info, always 1)
 // and, when there is a breaker, its state (0 closed, 1 half-open, 2 open).
-func observeModel(mp metric.MeterProvider, modelVersion, catalogVersion string, state func() gobreaker.State) error {
+func observeModel(mp metric.MeterProvider, modelVersion func() string, catalogVersion string, state func() gobreaker.State) error {
 	m := mp.Meter("github.com/directops/nbp/cmd/nbp")
-	info := metric.WithAttributeSet(attribute.NewSet(
-		attribute.String("model_version", modelVersion), attribute.String("catalog_version", catalogVersion)))
 	_, err := m.Int64ObservableGauge("nbp.model.info",
-		metric.WithDescription("The model and catalog in use: always 1, named by its labels."),
+		metric.WithDescription("The model version in force and the catalog: always 1, named by its labels."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(1, info)
+			o.Observe(1, metric.WithAttributes(
+				attribute.String("model_version", modelVersion()), attribute.String("catalog_version", catalogVersion)))
 			return nil
 		}))
 	if err != nil || state == nil {
@@ -121,4 +120,21 @@ func observeBreaker(mp metric.MeterProvider, name, description string, state fun
 			return nil
 		}))
 	return err
+}
+
+// countModelLoads counts the model versions put in force, and those
+// refused, by version (a handful: the model directory's folders).
+func countModelLoads(mp metric.MeterProvider) (func(version string, err error), error) {
+	c, err := mp.Meter("github.com/directops/nbp/cmd/nbp").Int64Counter("nbp.model.loads",
+		metric.WithDescription("Model versions the server tried to put in force: result loaded, or refused (failed validation, missing or corrupt files; the version in force stayed)."))
+	if err != nil {
+		return nil, err
+	}
+	return func(version string, err error) {
+		result := "loaded"
+		if err != nil {
+			result = "refused"
+		}
+		c.Add(context.Background(), 1, metric.WithAttributes(attribute.String("version", version), attribute.String("result", result)))
+	}, nil
 }

@@ -55,11 +55,25 @@ func StartRuntime() (stop func() error, err error) {
 	return model.StartRuntime(p)
 }
 
-// ModelPath returns the committed model, models/propensity.onnx.
-func ModelPath() (string, error) {
+// ModelDir returns the committed model directory, models.
+func ModelDir() (string, error) {
 	root, err := Root()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(root, "models", "propensity.onnx"), nil
+	return filepath.Join(root, "models"), nil
+}
+
+// ModelPath returns the committed model's file: propensity.onnx in the
+// version the model directory points to.
+func ModelPath() (string, error) {
+	dir, err := ModelDir()
+	if err != nil {
+		return "", err
+	}
+	v, err := model.Dir(dir).Current()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, v, "propensity.onnx"), nil
 }

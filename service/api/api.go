@@ -19,15 +19,18 @@ type RecommendationResponse struct {
 
 // ItemResponse is one ranked product.
 type ItemResponse struct {
-	Rank       int              `json:"rank"`
-	ProductID  string           `json:"product_id"`
-	Name       string           `json:"name"`
-	Category   string           `json:"category"`
-	RiskLevel  *string          `json:"risk_level"`
-	Propensity float64          `json:"propensity"`
-	Priority   float64          `json:"priority"`
-	Copy       CopyResponse     `json:"copy"`
-	Reasons    []ReasonResponse `json:"reasons"`
+	Rank       int     `json:"rank"`
+	ProductID  string  `json:"product_id"`
+	Name       string  `json:"name"`
+	Category   string  `json:"category"`
+	RiskLevel  *string `json:"risk_level"`
+	Propensity float64 `json:"propensity"`
+	Priority   float64 `json:"priority"`
+	// ScoredBy is what scored the product: the decision's strategy, or
+	// rules for a product the model leaves out.
+	ScoredBy string           `json:"scored_by"`
+	Copy     CopyResponse     `json:"copy"`
+	Reasons  []ReasonResponse `json:"reasons"`
 }
 
 // ReasonResponse says why an item is offered.
@@ -59,6 +62,8 @@ type ErrorBody struct {
 type HealthResponse struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks,omitempty"`
+	// ModelVersion is the model version in force (/readyz).
+	ModelVersion string `json:"model_version,omitempty"`
 }
 
 func toResponse(d *service.Decision) RecommendationResponse {
@@ -91,6 +96,7 @@ func toResponse(d *service.Decision) RecommendationResponse {
 			RiskLevel:  risk,
 			Propensity: service.Round4(it.Propensity),
 			Priority:   service.Round4(it.Priority),
+			ScoredBy:   string(it.ScoredBy),
 			Copy: CopyResponse{
 				Title:      it.Copy.Title,
 				Body:       it.Copy.Body,

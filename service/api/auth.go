@@ -29,6 +29,7 @@ const (
 	EndpointProfile   = "profile"   // GET /v1/customers/{id}/profile
 	EndpointOverview  = "overview"  // GET /v1/overview
 	EndpointCatalog   = "catalog"   // GET /v1/catalog
+	EndpointModels    = "models"    // GET and PUT /v1/admin/model
 	// EndpointSignatures is the pages' own (GET /v1/wecom/signatures): a
 	// role's, never an API client's.
 	EndpointSignatures = "signatures"
@@ -36,7 +37,7 @@ const (
 
 // clientEndpoints are the endpoints a clients file may grant.
 var clientEndpoints = []string{EndpointRecommend, EndpointEvents, EndpointStats, EndpointDecisions,
-	EndpointContacts, EndpointLinks, EndpointProfile, EndpointOverview, EndpointCatalog}
+	EndpointContacts, EndpointLinks, EndpointProfile, EndpointOverview, EndpointCatalog, EndpointModels}
 
 // Error codes of access control.
 const (

@@ -148,6 +148,9 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
 	res := HealthResponse{Status: "ready", Checks: make(map[string]string, len(s.checks))}
+	if s.version != nil {
+		res.ModelVersion = s.version()
+	}
 	status := fiber.StatusOK
 	for _, ch := range s.checks {
 		if err := ch.Run(ctx); err != nil {

@@ -63,6 +63,8 @@ func (it *ItemResponse) appendJSON(b []byte) []byte {
 	b = appendjson.Float(b, it.Propensity)
 	b = append(b, `,"priority":`...)
 	b = appendjson.Float(b, it.Priority)
+	b = append(b, `,"scored_by":`...)
+	b = appendjson.String(b, it.ScoredBy)
 	b = append(b, `,"copy":{"title":`...)
 	b = appendjson.String(b, it.Copy.Title)
 	b = append(b, `,"body":`...)

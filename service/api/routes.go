@@ -26,6 +26,10 @@ func (s *Server) routes() {
 	s.app.Get(routeProfile, s.authorize(EndpointProfile), s.handleProfile)
 	s.app.Get("/v1/overview", s.authorize(EndpointOverview), s.handleOverview)
 	s.app.Get("/v1/catalog", s.authorize(EndpointCatalog), s.handleCatalog)
+	if s.models != nil {
+		s.app.Get("/v1/admin/model", s.authorize(EndpointModels), s.handleGetModel)
+		s.app.Put("/v1/admin/model", s.authorize(EndpointModels), s.handlePutModel)
+	}
 	s.app.Get("/openapi.json", s.handleOpenAPI)
 	if s.pages != nil {
 		s.pages.Routes(s.app)

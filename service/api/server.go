@@ -145,11 +145,14 @@ type ServerConfig struct {
 	// dashboard, their login) and authenticates their sessions.
 	Pages Pages
 	// ModelVersion returns the version of the model in force, for
-	// /v1/overview; nil reports none.
+	// /v1/overview and /readyz; nil reports none.
 	ModelVersion func() string
 	// Batch reports the latest batch run, for /v1/overview; nil reports
 	// none.
 	Batch BatchStatus
+	// Models, when set, serves /v1/admin/model: the model directory's
+	// versions, and the step that puts one in force.
+	Models Models
 }
 
 // Pages are the web pages served beside the API, and the sessions their
@@ -185,6 +188,7 @@ type Server struct {
 	pages    Pages
 	version  func() string
 	batch    BatchStatus
+	models   Models
 }
 
 // NewServer returns the HTTP server of a pipeline.
@@ -196,7 +200,7 @@ func NewServer(sc ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, contacts: sc.Contacts, metrics: sc.Metrics}
-	s.pages, s.version, s.batch = sc.Pages, sc.ModelVersion, sc.Batch
+	s.pages, s.version, s.batch, s.models = sc.Pages, sc.ModelVersion, sc.Batch, sc.Models
 	s.limiter = sc.Limiter
 	if s.limiter == nil {
 		s.limiter = NewServerLimiter(cfg)

@@ -43,7 +43,7 @@ func recommendation(items string) string {
 }
 
 const item = `{"rank":1,"product_id":"WM_CASH","name":"n","category":"c","risk_level":null,` +
-	`"propensity":0.5,"priority":1,"copy":{"title":"t","body":"b","cta":"c","disclaimer":"d"},` +
+	`"propensity":0.5,"priority":1,"scored_by":"model","copy":{"title":"t","body":"b","cta":"c","disclaimer":"d"},` +
 	`"reasons":[{"code":"x","text":"y"}]}`
 
 func TestValidate(t *testing.T) {

@@ -54,6 +54,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 			b = appendjson.Float(b, it.Priority)
 			b = append(b, `,"reasons":`...)
 			b = appendjson.Strings(b, it.Reasons)
+			if it.ScoredBy != "" { // records kept before it was recorded have none
+				b = append(b, `,"scored_by":`...)
+				b = appendjson.String(b, it.ScoredBy)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

@@ -67,6 +67,7 @@ type Item struct {
 	Propensity float64  `json:"propensity"`
 	Priority   float64  `json:"priority"`
 	Reasons    []string `json:"reasons"`
+	ScoredBy   string   `json:"scored_by,omitempty"`
 }
 
 // Hasher turns customer ids into keyed hashes (HMAC-SHA256): stable
@@ -111,7 +112,7 @@ func NewRecord(d *service.Decision, h *Hasher) Record {
 		for j, rs := range it.Reasons {
 			codes[j] = rs.Code
 		}
-		r.Items[i] = Item{Rank: it.Rank, ProductID: it.Product.ID, Propensity: it.Propensity, Priority: it.Priority, Reasons: codes}
+		r.Items[i] = Item{Rank: it.Rank, ProductID: it.Product.ID, Propensity: it.Propensity, Priority: it.Priority, Reasons: codes, ScoredBy: string(it.ScoredBy)}
 	}
 	return r
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -22,7 +23,7 @@ type Model struct {
 
 // Register adds -model, -rules-only and -onnxruntime to fs.
 func (m *Model) Register(fs *flag.FlagSet, env *Env) {
-	fs.StringVar(&m.Path, "model", env.String("NBP_MODEL", "models/propensity.onnx"), "ONNX model file (env NBP_MODEL)")
+	fs.StringVar(&m.Path, "model", env.String("NBP_MODEL", "models"), "model directory (the version its CURRENT file names, swapped when it changes), a version's folder, or a model file (env NBP_MODEL)")
 	fs.BoolVar(&m.RulesOnly, "rules-only", env.On("NBP_RULES_ONLY"), "score with the rules alone, without a model (env NBP_RULES_ONLY=1)")
 	fs.StringVar(&m.ORTLib, "onnxruntime", env.String("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
 }
@@ -52,12 +53,18 @@ func (m *Model) Check() []error {
 // breaker with the rules standing in, or the rules alone.
 type Scorer struct {
 	service.Scorer
-	// Version names the model ("none (rules only)" without one).
-	Version string
 	// Guarded is the breaker-guarded model; nil with the rules alone.
 	Guarded *model.Guarded
-	close   func()
+	// Registry follows a model directory's pointer; nil for a fixed model
+	// (a version's folder or file) or the rules alone.
+	Registry *model.Registry
+	version  func() string
+	close    func()
 }
+
+// Version names the model version in force ("none (rules only)" without
+// one).
+func (s *Scorer) Version() string { return s.version() }
 
 // Close releases the model's sessions and the runtime.
 func (s *Scorer) Close() {
@@ -66,29 +73,70 @@ func (s *Scorer) Close() {
 	}
 }
 
+// probeRows is the size of the batch a version scores before it is
+// accepted.
+const probeRows = 64
+
 // Open loads the scorer for the catalog's products: the rules, and unless
-// RulesOnly the ONNX model on its runtime, guarded by a breaker with o.
-// Every binary that scores wires it here.
-func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions) (*Scorer, error) {
+// RulesOnly the model on its runtime, guarded by a breaker with o. Path
+// is a model directory (the version its pointer names, followed by a
+// Registry), a version's folder, or a model file of nbp's own contract. A
+// version is validated before it serves: against the schema and catalog,
+// and on a probe batch within o's budgets. Every binary that scores wires
+// it here.
+func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions, log *slog.Logger) (*Scorer, error) {
 	rules, err := model.NewRules(cat, features.Names())
 	if err != nil {
 		return nil, err
 	}
 	if m.RulesOnly {
-		return &Scorer{Scorer: rules, Version: "none (rules only)"}, nil
+		return &Scorer{Scorer: rules, version: func() string { return "none (rules only)" }}, nil
 	}
 	stopRT, err := model.StartRuntime(m.ORTLib)
 	if err != nil {
 		return nil, err
 	}
-	onnx, err := model.LoadONNX(m.Path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: max(m.Workers, 1), FeatureReasons: cat.FeatureReasons})
-	if err != nil {
-		_ = stopRT()
-		return nil, fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
+	budget, batchBudget := o.Budget, o.BatchBudget
+	if budget <= 0 {
+		budget = model.DefaultBudget
 	}
-	g := model.NewGuarded(onnx, rules, len(cat.Products), o)
-	return &Scorer{Scorer: g, Version: onnx.Version(), Guarded: g, close: func() {
-		onnx.Close()
-		_ = stopRT()
-	}}, nil
+	if batchBudget <= 0 {
+		batchBudget = model.DefaultBatchBudget
+	}
+	open := func(path string) (*model.ONNX, error) {
+		return model.Open(path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: max(m.Workers, 1),
+			FeatureReasons: cat.FeatureReasons, Rules: rules, Probe: features.Probe(probeRows, 1),
+			Budget: budget, BatchBudget: batchBudget})
+	}
+	sc := &Scorer{}
+	var scorer interface {
+		model.Scorer
+		Version() string
+	}
+	if model.IsDir(m.Path) {
+		reg, err := model.OpenRegistry(model.Dir(m.Path), open, log)
+		if err != nil {
+			_ = stopRT()
+			return nil, fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
+		}
+		sc.Registry, scorer = reg, reg.Live()
+		sc.close = func() {
+			reg.Live().Close()
+			_ = stopRT()
+		}
+	} else {
+		onnx, err := open(m.Path)
+		if err != nil {
+			_ = stopRT()
+			return nil, fmt.Errorf("%w\n(start with -rules-only to serve the rules scorer without a model)", err)
+		}
+		scorer = onnx
+		sc.close = func() {
+			onnx.Close()
+			_ = stopRT()
+		}
+	}
+	sc.Guarded = model.NewGuarded(scorer, rules, len(cat.Products), o)
+	sc.Scorer, sc.version = sc.Guarded, scorer.Version
+	return sc, nil
 }
