@@ -183,8 +183,8 @@ type Registry struct {
 	open func(path string) (*ONNX, error)
 	live *Live
 	log  *slog.Logger
-	// OnLoad, when set, is told of every attempt: the version, and nil or
-	// why it was refused.
+	// OnLoad, when set, is told of every attempt on a version the
+	// directory holds: the version, and nil or why it was refused.
 	OnLoad func(version string, err error)
 	mu     sync.Mutex // one load at a time
 }
@@ -235,7 +235,7 @@ func (r *Registry) Load(version string) error {
 		return nil
 	}
 	err := r.load(version)
-	if r.OnLoad != nil {
+	if r.OnLoad != nil && !errors.Is(err, ErrUnknownVersion) {
 		r.OnLoad(version, err)
 	}
 	if err != nil {

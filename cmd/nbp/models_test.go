@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/features"
+	"github.com/directops/nbp/features/demobank"
+	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/model/modeltest"
+	"github.com/directops/nbp/model/train"
+	"github.com/directops/nbp/service/api"
+	"github.com/directops/nbp/service/apitest"
+)
+
+// testModelDir is a model directory with the committed model (in force),
+// the catalog's rules as per-product tree ensembles, and a version with a
+// missing file.
+func testModelDir(t *testing.T) (dir, lr, trees string) {
+	t.Helper()
+	dir = t.TempDir()
+	committed, err := modeltest.ModelPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr = filepath.Base(filepath.Dir(committed))
+	for _, name := range []string{"propensity.onnx", model.CardFile} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(committed), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, lr), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, lr, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trees = "trees-1"
+	if _, err := train.WriteRulesTrees(dir, cat, train.TreeVersion{Version: trees, Columns: features.Names(), TrainedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := train.WriteRulesTrees(dir, cat, train.TreeVersion{Version: "gone-1", Columns: features.Names(), TrainedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "gone-1", "TD_3M.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	if err := model.Dir(dir).SetCurrent(lr); err != nil {
+		t.Fatal(err)
+	}
+	return dir, lr, trees
+}
+
+func putModel(t *testing.T, client *http.Client, base, version string) (int, api.ErrorResponse) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, base+"/v1/admin/model", strings.NewReader(`{"version":"`+version+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e api.ErrorResponse
+	_ = json.Unmarshal(b, &e)
+	return resp.StatusCode, e
+}
+
+func readyVersion(t *testing.T, client *http.Client, base string) string {
+	t.Helper()
+	resp, err := client.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h api.HealthResponse
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h.ModelVersion
+}
+
+// TestModelSwapsUnderTraffic swaps the model ten times through the admin
+// endpoint while customers are served: no request fails or falls back to
+// the rules, and a version that cannot load leaves the one in force.
+func TestModelSwapsUnderTraffic(t *testing.T) {
+	dir, lr, trees := testModelDir(t)
+	base, _ := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", t.TempDir(), "-demo-traffic=false", "-addr", "127.0.0.1:0"},
+		testEnv(t, map[string]string{"NBP_MODEL": dir}))
+	client := apitest.Client(t)
+	if v := readyVersion(t, client, base); v != lr {
+		t.Fatalf("in force %q, want %q", v, lr)
+	}
+	var served, failed, fellBack, byRules atomic.Int64
+	versions := sync.Map{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			plain := &http.Client{Timeout: 2 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := demobank.ID(1 + (g*97+i)%500)
+				resp, err := plain.Get(base + "/v1/customers/" + id + "/recommendations?channel=app_feed&limit=5")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				var r api.RecommendationResponse
+				err = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+					continue
+				}
+				served.Add(1)
+				versions.Store(r.ModelVersion, true)
+				for _, reason := range r.DegradedReasons {
+					if reason == "model_fallback" {
+						fellBack.Add(1)
+					}
+				}
+				for _, it := range r.Items {
+					if it.ScoredBy == "rules" {
+						byRules.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	for i := range 10 {
+		v := trees
+		if i%2 == 1 {
+			v = lr
+		}
+		if code, e := putModel(t, client, base, v); code != 200 {
+			t.Fatalf("PUT %s: %d %+v", v, code, e)
+		}
+		if got := readyVersion(t, client, base); got != v {
+			t.Fatalf("after PUT %s, /readyz says %s", v, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || fellBack.Load() != 0 || served.Load() < 100 {
+		t.Errorf("%d served, %d failed, %d fell back to the rules during the swaps", served.Load(), failed.Load(), fellBack.Load())
+	}
+	if _, ok := versions.Load(trees); !ok {
+		t.Error("no answer came from the tree ensembles")
+	}
+	t.Logf("%d answers during 10 swaps, none failed", served.Load())
+
+	// Refused: a version with a missing file, one that does not exist.
+	code, e := putModel(t, client, base, "gone-1")
+	if code != 422 || e.Error.Code != api.CodeModelRefused || !strings.Contains(e.Error.Message, "TD_3M.onnx") {
+		t.Errorf("missing file: %d %+v", code, e)
+	}
+	if code, e := putModel(t, client, base, "nope"); code != 404 || e.Error.Code != api.CodeUnknownVersion {
+		t.Errorf("unknown version: %d %+v", code, e)
+	}
+	if v := readyVersion(t, client, base); v != lr {
+		t.Errorf("a refused version moved the model to %s", v)
+	}
+	resp, err := client.Get(base + "/v1/admin/model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms api.ModelsResponse
+	_ = json.NewDecoder(resp.Body).Decode(&ms)
+	resp.Body.Close()
+	if ms.InForce != lr || len(ms.Versions) != 3 {
+		t.Errorf("GET /v1/admin/model: %+v", ms)
+	}
+	// The pointer file, edited by hand, is followed.
+	if err := os.WriteFile(filepath.Join(dir, model.PointerFile), []byte(trees+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for readyVersion(t, client, base) != trees {
+		if time.Now().After(deadline) {
+			t.Fatal("the pointer file's change was not followed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err = client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`result="refused",version="gone-1"} 1`,
+		`nbp_model_info{catalog_version=`, `model_version="` + trees + `"`} {
+		// An unknown version is no label: names from a request are not.
+		if bytes.Contains(scrape, []byte(`version="nope"`)) {
+			t.Error("an unknown version became a metric label")
+		}
+		if !bytes.Contains(scrape, []byte(want)) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(scrape, "nbp_model"))
+		}
+	}
+}
+
+func grepLines(b []byte, s string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
