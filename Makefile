@@ -11,7 +11,7 @@ export NBP_REQUIRE_BROWSER := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 
-.PHONY: demo test build ort web-assets chromium redis promtool lint unit calendar metrics-check bench load overload batch-bench model clean
+.PHONY: demo test build ort web-assets chromium redis promtool lint unit trees calendar metrics-check bench load overload batch-bench model clean
 
 demo: ort redis build
 	./bin/nbp -demo -addr :8080 -audit-spill var/audit-spill
@@ -50,7 +50,7 @@ promtool:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; fi; }
 
-test: ort web-assets chromium redis promtool lint unit calendar metrics-check
+test: ort web-assets chromium redis promtool lint unit trees calendar metrics-check
 
 # The suite again with the test binaries' wall clock moved to two later days
 # (.ci/shifted-clock): a test that compares a fixed date with the real clock
@@ -67,6 +67,12 @@ lint: web-assets
 
 unit:
 	go test $(GO_TEST_FLAGS) ./...
+
+# The property tests and the fault suite again with a bank's export form in
+# force: per-product tree ensembles (the catalog's rules as trees, two
+# products left to the rules).
+trees:
+	NBP_TEST_MODEL=trees go test $(GO_TEST_FLAGS) -count=1 -run 'Invariant|DecideMany|ControlGroup|Reasons|Fault' ./service/
 
 # A /metrics scrape of the server after real traffic, and one of nbp-batch
 # -metrics-addr after a small run, linted by promtool (the tests also run

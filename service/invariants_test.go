@@ -327,7 +327,7 @@ func TestReasonsComeFromTheScorer(t *testing.T) {
 				for _, it := range d.Items {
 					for _, r := range it.Reasons {
 						allowed := fromModel[r.Code]
-						if tc.rules {
+						if tc.rules || it.ScoredBy == model.StrategyRules {
 							allowed = r.Code == catalog.ReasonGeneral
 							for _, s := range it.Product.Rules.Signals {
 								allowed = allowed || s.Weight > 0 && s.Code == r.Code

@@ -19,6 +19,7 @@ import (
 	"github.com/directops/nbp/features/redistest"
 	"github.com/directops/nbp/model"
 	"github.com/directops/nbp/model/modeltest"
+	"github.com/directops/nbp/model/train"
 	"github.com/directops/nbp/service"
 	"github.com/directops/nbp/service/audit"
 	"github.com/directops/nbp/service/telemetry"
@@ -48,6 +49,48 @@ func TestMain(m *testing.M) {
 // testNow is the clock of every test: the demo bank's export date, noon in
 // China.
 var testNow = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+
+// testModel is the model the tests run with: the committed one, or with
+// NBP_TEST_MODEL=trees the catalog's rules as per-product tree ensembles
+// (a bank's export form, with two products left to the rules), so that
+// the property tests and the fault suite run with either in force (make
+// test runs both).
+var testModel = os.Getenv("NBP_TEST_MODEL")
+
+// openTestModel opens the test model for the catalog.
+func openTestModel(t testing.TB, cat *catalog.Catalog, rules *model.Rules) *model.ONNX {
+	t.Helper()
+	o := model.ONNXOptions{Workers: 2, FeatureReasons: cat.FeatureReasons, Rules: rules}
+	var path string
+	switch testModel {
+	case "":
+		var err error
+		if path, err = modeltest.ModelPath(); err != nil {
+			t.Fatal(err)
+		}
+	case "trees":
+		var left []string
+		for _, id := range []string{"CC_YOUTH", "INS_ACCIDENT"} {
+			if _, err := cat.Product(id); err == nil {
+				left = append(left, id)
+			}
+		}
+		var err error
+		path, err = train.WriteRulesTrees(t.TempDir(), cat, train.TreeVersion{Version: "rules-trees-test", Columns: features.Names(),
+			Leave: left, ZipMap: []string{"TD_1Y"}, TrainedAt: testNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("NBP_TEST_MODEL=%q: want empty or trees", testModel)
+	}
+	m, err := model.Open(path, features.Names(), cat.ProductIDs(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
 
 // env is a pipeline on a real Redis holding a demo bank, with the real model.
 type env struct {
@@ -137,19 +180,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 			}
 		}
 	}
-	path, err := modeltest.ModelPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.onnx, err = model.LoadONNX(path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 2, FeatureReasons: cat.FeatureReasons})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.onnx.Close)
 	e.rules, err = model.NewRules(cat, features.Names())
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.onnx = openTestModel(t, cat, e.rules)
 	var scorer service.Scorer = model.NewGuarded(e.onnx, e.rules, len(cat.Products), model.GuardOptions{Budget: time.Second})
 	if o.scorer != nil {
 		scorer = o.scorer(e)
