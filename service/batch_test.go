@@ -121,7 +121,20 @@ func TestBatchShardsAndPointer(t *testing.T) {
 			t.Fatalf("the pointer moved before shard %d ran", i)
 		}
 		var parts memParts
-		ck, flipped, err := r.Run(context.Background(), batch.Options{RunID: "sharded", Shard: i, Shards: shards, Chunk: 200}, parts.open)
+		opts := batch.Options{RunID: "sharded", Shard: i, Shards: shards, Chunk: 200, ModelVersion: "m-1"}
+		if i == 1 {
+			// The pointer moved after the run started: a shard that opened
+			// the new version is refused; the run keeps its first.
+			changed := opts
+			changed.ModelVersion = "m-2"
+			if _, _, err := r.Run(context.Background(), changed, (&memParts{}).open); !errors.Is(err, batch.ErrModelChanged) {
+				t.Fatalf("a shard with another model: %v", err)
+			}
+			if v, _ := bs.RunModel(context.Background(), "sharded"); v != "m-1" {
+				t.Fatalf("the run's model is %q", v)
+			}
+		}
+		ck, flipped, err := r.Run(context.Background(), opts, parts.open)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,6 +154,9 @@ func TestBatchShardsAndPointer(t *testing.T) {
 	}
 	if cur, _ := bs.Current(context.Background()); cur != "sharded" {
 		t.Fatalf("pointer %q after every shard finished", cur)
+	}
+	if st, err := bs.Status(context.Background()); err != nil || st.ModelVersion != "m-1" {
+		t.Fatalf("status %+v %v", st, err)
 	}
 	offered := 0
 	for _, id := range e.ids {

@@ -196,6 +196,8 @@ type job struct {
 	store *features.Store
 	pipe  *service.Pipeline
 	dir   string
+	// modelVersion is the version the run scores with.
+	modelVersion string
 }
 
 func (j *job) onClose(f func()) { j.closers = append(j.closers, f) }
@@ -256,11 +258,19 @@ func (j *job) openStore() error {
 // buildPipeline loads the scorer and builds the same decision pipeline as
 // the server's, with the run's arbitration.
 func (j *job) buildPipeline() error {
+	// A run scores with one version: the one in force when its first
+	// shard started.
+	pinned, err := batch.NewStore(j.rdb, j.cfg.Redis.Prefix).RunModel(context.Background(), j.cfg.opts.RunID)
+	if err != nil {
+		return err
+	}
+	j.cfg.Model.Version = pinned
 	sc, err := j.cfg.Model.Open(j.cat, model.GuardOptions{BatchBudget: 10 * time.Second}, j.log)
 	if err != nil {
 		return err
 	}
 	j.onClose(sc.Close)
+	j.modelVersion = sc.Version()
 	j.pipe, err = service.NewPipeline(service.PipelineConfig{Catalog: j.cat, Store: j.store, Scorer: sc, FeatureTimeout: 10 * time.Second,
 		Logger: j.log, Now: j.now, MeterProvider: j.mets.provider()})
 	if err != nil || j.cfg.arbitration == "" {
@@ -302,6 +312,7 @@ func (j *job) run(ctx context.Context) error {
 	opts := j.cfg.opts
 	opts.Progress = prog.update
 	opts.MeterProvider = j.mets.provider()
+	opts.ModelVersion = j.modelVersion
 	runner := batch.NewRunner(j.pipe, batch.NewStore(j.rdb, j.cfg.Redis.Prefix), j.store)
 	start := time.Now()
 	ck, flipped, err := runner.Run(ctx, opts, func(name string) (batch.PartWriter, error) {
@@ -311,14 +322,15 @@ func (j *job) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	summary(j.stdout, j.cfg, ck, flipped, time.Since(start), j.dir)
+	summary(j.stdout, j.cfg, j.modelVersion, ck, flipped, time.Since(start), j.dir)
 	return nil
 }
 
-func summary(w io.Writer, cfg settings, ck batch.Checkpoint, flipped bool, took time.Duration, dir string) {
+func summary(w io.Writer, cfg settings, modelVersion string, ck batch.Checkpoint, flipped bool, took time.Duration, dir string) {
 	fmt.Fprintf(w, "run %s shard %d/%d: %d customers, %d offers, %d without an offer, in %s (%.0f customers/s this session)\n",
 		cfg.opts.RunID, cfg.opts.Shard, cfg.opts.Shards, ck.Customers, ck.Rows, ck.Skipped, took.Round(time.Millisecond),
 		float64(ck.Customers)/took.Seconds())
+	fmt.Fprintf(w, "model: %s (for every shard of the run)\n", modelVersion)
 	fmt.Fprintf(w, "strategies: %s\n", counts(ck.Strategy))
 	fmt.Fprintf(w, "offers by product: %s\n", counts(ck.Products))
 	var ru syscall.Rusage

@@ -34,6 +34,9 @@ type Options struct {
 	TTL time.Duration
 	// Progress, when set, is told of each checkpoint.
 	Progress func(Checkpoint)
+	// ModelVersion is the version the pipeline scores with, recorded at the
+	// run's start; a shard with another one is refused (ErrModelChanged).
+	ModelVersion string
 	// MeterProvider, when set, receives the run's progress metrics
 	// (nbp.batch.*: customers, offers, pages, parts and shards done,
 	// errors by stage, the shard's progress, start and checkpoint times);
@@ -140,7 +143,7 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 	case ck == nil:
 		ck = &Checkpoint{Products: map[string]int{}, Strategy: map[string]int{}}
 	}
-	if err := r.store.Started(ctx, o.RunID, o.Shards, time.Now(), o.TTL); err != nil {
+	if err := r.store.Started(ctx, o.RunID, o.Shards, time.Now(), o.TTL, o.ModelVersion); err != nil {
 		tel.failed(ctx, batchStageCheckpoint, ck)
 		return *ck, false, err
 	}

@@ -222,18 +222,40 @@ func (b *Store) FinishShard(ctx context.Context, run string, shard, shards int, 
 
 // Started records that a shard of a run started (or resumed): the run
 // becomes the latest, whose progress Status reports.
-func (b *Store) Started(ctx context.Context, run string, shards int, at time.Time, ttl time.Duration) error {
+func (b *Store) Started(ctx context.Context, run string, shards int, at time.Time, ttl time.Duration, modelVersion string) error {
 	info := b.runKey(run, "info")
 	// Two slots: a plain pipeline (a cluster client splits it by slot).
 	pipe := b.rdb.Pipeline()
 	pipe.HSetNX(ctx, info, "started_at", at.UTC().Format(time.RFC3339))
+	pipe.HSetNX(ctx, info, "model_version", modelVersion)
 	pipe.HSet(ctx, info, "shards", shards)
 	pipe.Expire(ctx, info, ttl)
 	pipe.Set(ctx, b.keys.BatchLatest(), run, ttl)
+	pinned := pipe.HGet(ctx, info, "model_version")
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record start: %w", err)
 	}
+	if pinned.Val() != modelVersion {
+		return fmt.Errorf("%w: run %s scores with model %s, this shard opened %s", ErrModelChanged, run, pinned.Val(), modelVersion)
+	}
 	return nil
+}
+
+// ErrModelChanged is wrapped when a shard would score a run with another
+// model version than the run started with.
+var ErrModelChanged = errors.New("the model changed within a batch run")
+
+// RunModel returns the model version a run started with, "" when it has
+// not started: every shard of a run scores with it.
+func (b *Store) RunModel(ctx context.Context, run string) (string, error) {
+	v, err := b.rdb.HGet(ctx, b.runKey(run, "info"), "model_version").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("batch run model: %w", err)
+	}
+	return v, nil
 }
 
 // RunStatus is where the latest batch run stands.
@@ -244,6 +266,8 @@ type RunStatus struct {
 	ShardsDone int       `json:"shards_done"`
 	Customers  int       `json:"customers"` // decided so far, all shards
 	Rows       int       `json:"rows"`
+	// ModelVersion is the model version the run scores with, all shards.
+	ModelVersion string `json:"model_version"`
 	// Completed: every shard finished and the run's lists are in use.
 	Completed bool `json:"completed"`
 	// Current is the last completed run, whose lists back up the model.
@@ -281,6 +305,7 @@ func (b *Store) Status(ctx context.Context) (RunStatus, error) {
 		st.StartedAt = t
 	}
 	st.Shards, _ = strconv.Atoi(info.Val()["shards"])
+	st.ModelVersion = info.Val()["model_version"]
 	st.ShardsDone = int(done.Val())
 	for _, s := range ckpts.Val() {
 		var c Checkpoint

@@ -19,6 +19,10 @@ type Model struct {
 	RulesOnly bool // score with the rules alone: no model, no runtime
 	ORTLib    string
 	Workers   int // concurrent model calls
+	// Version, when set with a model directory, opens that version rather
+	// than the one the pointer names, and does not follow the pointer (a
+	// batch run keeps the version it started with).
+	Version string
 }
 
 // Register adds -model, -rules-only and -onnxruntime to fs.
@@ -113,7 +117,18 @@ func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions, log *slog.Logge
 		model.Scorer
 		Version() string
 	}
-	if model.IsDir(m.Path) {
+	if model.IsDir(m.Path) && m.Version != "" {
+		onnx, err := open(model.Dir(m.Path).Path(m.Version))
+		if err != nil {
+			_ = stopRT()
+			return nil, fmt.Errorf("model version %s, pinned by the batch run: %w", m.Version, err)
+		}
+		scorer = onnx
+		sc.close = func() {
+			onnx.Close()
+			_ = stopRT()
+		}
+	} else if model.IsDir(m.Path) {
 		reg, err := model.OpenRegistry(model.Dir(m.Path), open, log)
 		if err != nil {
 			_ = stopRT()
