@@ -116,6 +116,15 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	defer os.RemoveAll(spills)
 	cfg.spillDir = spills
 
+	if cfg.swaps > 0 {
+		dir, versions, err := swapModelDir("models")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.nbpArgs = append(slices.Clone(cfg.nbpArgs), "-model", dir)
+		cfg.swapVersions = versions
+	}
 	maxConns := max(cfg.concurrency, cfg.pool) + 16
 	env := childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib)
 	nbpS, err := startNBP(ctx, cfg, "nbp", cfg.nbpArgs, env, maxConns, stdout)
@@ -296,7 +305,17 @@ func measure(ctx context.Context, cfg config, servers []server, overloaded *serv
 			run = runOpenCoarse
 		}
 		shed := shedCounter(s.t)
+		var swapped chan swapResult
+		if s.t.name == "nbp" && cfg.swaps > 0 {
+			swapped = make(chan swapResult, 1)
+			go func() { swapped <- swapDuring(ctx, s.t.addr, cfg.swapVersions, cfg.swaps, cfg.warmup, cfg.duration) }()
+		}
 		res := run(ctx, cfg.rate, cfg.pool, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+1000))
+		if swapped != nil {
+			sw := <-swapped
+			sw.LateOK, sw.Degraded, sw.Errors = res.ok-res.okInTime, res.degraded, res.errors
+			rep.Swaps = &sw
+		}
 		if res.window > 0 {
 			o := openRun(s.t.name, cfg.rate, res, meter.cores())
 			o.ShedByReason = shed()

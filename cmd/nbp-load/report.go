@@ -33,8 +33,10 @@ type report struct {
 	// The overload again, with callers that throttle themselves.
 	OverloadThrottled *overloadResult `json:"overload_throttled_callers,omitempty"`
 	Degraded          []runResult     `json:"degraded,omitempty"`
-	Notes             []string        `json:"notes,omitempty"`
-	Interrupted       bool            `json:"interrupted,omitempty"`
+	// Swaps is what -swaps did during nbp's open loop.
+	Swaps       *swapResult `json:"model_swaps,omitempty"`
+	Notes       []string    `json:"notes,omitempty"`
+	Interrupted bool        `json:"interrupted,omitempty"`
 }
 
 type machine struct {
@@ -419,6 +421,14 @@ func (r *report) print(w io.Writer) {
 			if len(o.ShedByReason) > 0 {
 				fmt.Fprintf(w, "  %s: shed by reason (nbp's count, warm-up included): %s\n", o.Target, reasons(o.ShedByReason))
 			}
+		}
+	}
+
+	if sw := r.Swaps; sw != nil {
+		fmt.Fprintf(w, "\nmodel swaps during nbp's open loop: %d of %d PUTs put a version in force (%s), longest PUT %.0f ms;\n  nbp's answers meanwhile: %d errors, %d 200s over the %s deadline, %d degraded\n",
+			sw.Swaps, sw.Swaps+sw.Failed, strings.Join(sw.Versions, " and "), sw.PutMaxMS, sw.Errors, sw.LateOK, goodputDeadline, sw.Degraded)
+		if sw.FirstErr != "" {
+			fmt.Fprintf(w, "  first failed swap: %s\n", sw.FirstErr)
 		}
 	}
 
