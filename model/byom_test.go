@@ -54,6 +54,18 @@ func TestTreeVersionScoresAsItsTrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if m.Sessions() != 1 {
+		t.Errorf("%d sessions: the files were not merged", m.Sessions())
+	}
+	sep, err := model.Open(dir, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 1, BatchSize: 64, Rules: r,
+		FeatureReasons: cat.FeatureReasons, Separate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sep.Close()
+	if sep.Sessions() != len(cat.Products)-2 {
+		t.Errorf("separate: %d sessions", sep.Sessions())
+	}
 	info := m.Info()
 	if info.Version != "trees-1" || info.Reasons != model.ReasonsPerturbation || len(info.Files) != len(cat.Products)-2 {
 		t.Fatalf("info %+v", info)
@@ -67,6 +79,22 @@ func TestTreeVersionScoresAsItsTrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Release()
+	apart := make([]float32, n*P)
+	ss, err := sep.Score(context.Background(), x, n, apart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Release()
+	if !slices.Equal(apart, got) {
+		t.Error("the merged graph scores unlike the files apart")
+	}
+	for i := range 20 {
+		for k := range cat.Products {
+			if a, b := sc.Explain(i, k, nil), ss.Explain(i, k, nil); !slices.Equal(a, b) {
+				t.Fatalf("row %d product %d: reasons merged %v, apart %v", i, k, a, b)
+			}
+		}
+	}
 	want := make([]float32, n*P)
 	if _, err := r.Score(context.Background(), x, n, want); err != nil {
 		t.Fatal(err)

@@ -20,10 +20,10 @@ type state struct {
 	attr         []float32
 }
 
-// measured is the perturbation of one row for one part: per perturbed
-// feature, its term in each of the part's log-odds.
+// measured is the perturbation of one row for one session: per perturbed
+// feature, its term in the log-odds of each column of the session's parts.
 type measured struct {
-	row, part int
+	row, session int
 	ok        bool
 	off       int // into state.attr
 }
@@ -77,16 +77,17 @@ func (st *state) explain(row, k int, dst []string) []string {
 		base := row * F * P
 		return topReasons(m.reasons, func(f int) float32 { return st.contrib[base+f*P+p.outCols[j]] }, dst)
 	}
-	me := st.measure(row, pi)
+	p := &m.parts[pi]
+	me := st.measure(row, p.session)
 	if !me.ok {
 		return dst
 	}
-	p := &m.parts[pi]
 	j := slicesIndex(p.catalog, k)
 	attr := st.attr[me.off:]
+	cols := m.sessions[p.session].cols
 	return topReasons(m.reasons, func(f int) float32 {
 		if i := m.perturbAt[f]; i > 0 {
-			return attr[(i-1)*len(p.outCols)+j]
+			return attr[(i-1)*cols+p.colOff+j]
 		}
 		return 0
 	}, dst)
@@ -101,19 +102,18 @@ func slicesIndex(s []int, v int) int {
 	return -1
 }
 
-// measure runs, once per row and part, the row and one copy of it per
+// measure runs, once per row and session, the row and one copy of it per
 // reasoned feature set to the reference value; a feature's term is how
 // much the log-odds fall without it. A call that fails or runs out of
 // time measures nothing: the item gets the general reason.
-func (st *state) measure(row, pi int) measured {
+func (st *state) measure(row, si int) measured {
 	for _, me := range st.measured {
-		if me.row == row && me.part == pi {
+		if me.row == row && me.session == si {
 			return me
 		}
 	}
 	m := st.m
-	p := &m.parts[pi]
-	me := measured{row: row, part: pi, off: len(st.attr)}
+	me := measured{row: row, session: si, off: len(st.attr)}
 	ctx, cancel := context.WithTimeout(context.Background(), explainBudget)
 	defer cancel()
 	w, give, err := m.borrow(ctx)
@@ -131,15 +131,18 @@ func (st *state) measure(row, pi int) measured {
 		copy(r, in[:F])
 		r[f] = m.ref[f]
 	}
-	r := &s.runs[pi]
+	r := &s.runs[si]
 	if err := r.session.RunWithOptions(w.ro); err != nil {
 		st.measured = append(st.measured, me)
 		return me
 	}
-	res := r.out.GetData()
 	for i := range m.perturb {
-		for _, c := range p.outCols {
-			st.attr = append(st.attr, float32(logOdds(res[c])-logOdds(res[(i+1)*p.width+c])))
+		for oi, pi := range m.sessions[si].parts {
+			p := &m.parts[pi]
+			res := r.outs[oi].GetData()
+			for _, c := range p.outCols {
+				st.attr = append(st.attr, float32(logOdds(res[c])-logOdds(res[(i+1)*p.width+c])))
+			}
 		}
 	}
 	me.ok = true

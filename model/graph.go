@@ -1,6 +1,8 @@
 package model
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -132,4 +134,171 @@ func valueName(vi []byte) string {
 		}
 	}
 	return ""
+}
+
+// mergedInput is the shared input of a merged model.
+const mergedInput = "input"
+
+// errNoMerge is returned when files cannot be merged into one graph; they
+// then run as separate sessions.
+var errNoMerge = errors.New("cannot merge")
+
+// mergeGraphs composes several models into one: every graph's names get a
+// prefix of their own, all read one input, and each keeps one output (the
+// one nbp reads), so that one session run scores every file. Files must
+// declare the same operator sets, and hold no subgraphs or sparse
+// initializers; otherwise errNoMerge.
+func mergeGraphs(files [][]byte, inputs, outputs []string) ([]byte, []string, error) {
+	var (
+		ir                          uint64
+		opsets                      []byte
+		nodes, inits, outs, inputVI []byte
+		names                       []string
+	)
+	for i, onnx := range files {
+		prefix := fmt.Sprintf("m%d_", i)
+		rename := func(s string) string {
+			switch {
+			case s == "":
+				return s
+			case s == inputs[i]:
+				return mergedInput
+			}
+			return prefix + s
+		}
+		model, err := pb.Fields(onnx)
+		if err != nil {
+			return nil, nil, err
+		}
+		var ops, graph []byte
+		for _, f := range model {
+			switch f.Num {
+			case pb.ModelIRVersion:
+				ir = max(ir, f.Varint)
+			case pb.ModelOpsetImport:
+				ops = append(ops, f.Raw...)
+			case pb.ModelGraph:
+				graph = f.Bytes
+			}
+		}
+		if i == 0 {
+			opsets = ops
+		} else if !bytes.Equal(ops, opsets) {
+			return nil, nil, fmt.Errorf("%w: the files declare different operator sets", errNoMerge)
+		}
+		fields, err := pb.Fields(graph)
+		if err != nil {
+			return nil, nil, err
+		}
+		found := false
+		for _, f := range fields {
+			switch f.Num {
+			case pb.GraphNode:
+				n, err := renameNode(f.Bytes, prefix, rename)
+				if err != nil {
+					return nil, nil, err
+				}
+				nodes = pb.AppendBytes(nodes, pb.GraphNode, n)
+			case pb.GraphInitializer:
+				t, err := renameField(f.Bytes, pb.TensorName, rename)
+				if err != nil {
+					return nil, nil, err
+				}
+				inits = pb.AppendBytes(inits, pb.GraphInitializer, t)
+			case pb.GraphInput:
+				if valueName(f.Bytes) == inputs[i] && inputVI == nil {
+					vi, err := renameField(f.Bytes, pb.ValueInfoName, rename)
+					if err != nil {
+						return nil, nil, err
+					}
+					inputVI = pb.AppendBytes(nil, pb.GraphInput, vi)
+				}
+				// Other inputs name initializers (IR < 4): they go with them.
+			case pb.GraphOutput:
+				if valueName(f.Bytes) != outputs[i] {
+					continue
+				}
+				vi, err := renameField(f.Bytes, pb.ValueInfoName, rename)
+				if err != nil {
+					return nil, nil, err
+				}
+				outs = pb.AppendBytes(outs, pb.GraphOutput, vi)
+				names = append(names, rename(outputs[i]))
+				found = true
+			case graphSparseInitializer:
+				return nil, nil, fmt.Errorf("%w: sparse initializers", errNoMerge)
+			}
+		}
+		if !found {
+			return nil, nil, fmt.Errorf("%w: no output %q", errNoMerge, outputs[i])
+		}
+	}
+	var g []byte
+	g = append(g, nodes...)
+	g = pb.AppendString(g, pb.GraphName, "nbp_merged")
+	g = append(g, inits...)
+	g = append(g, inputVI...)
+	g = append(g, outs...)
+	var out []byte
+	out = pb.AppendInt64(out, pb.ModelIRVersion, int64(ir))
+	out = pb.AppendString(out, pb.ModelProducerName, "nbp (merged)")
+	out = pb.AppendBytes(out, pb.ModelGraph, g)
+	out = append(out, opsets...)
+	return out, names, nil
+}
+
+// Fields of onnx.proto not written by nbp, read when merging.
+const (
+	graphSparseInitializer protowire.Number = 15
+	attrG                  protowire.Number = 6
+	attrGraphs             protowire.Number = 11
+)
+
+// renameNode renames a node's inputs, outputs and name; a node with a
+// subgraph cannot be renamed this way (its body names outer values).
+func renameNode(node []byte, prefix string, rename func(string) string) ([]byte, error) {
+	fs, err := pb.Fields(node)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	for _, f := range fs {
+		switch f.Num {
+		case pb.NodeInput, pb.NodeOutput:
+			b = pb.AppendString(b, f.Num, rename(string(f.Bytes)))
+		case pb.NodeName:
+			b = pb.AppendString(b, f.Num, prefix+string(f.Bytes))
+		case pb.NodeAttribute:
+			as, err := pb.Fields(f.Bytes)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range as {
+				if a.Num == attrG || a.Num == attrGraphs {
+					return nil, fmt.Errorf("%w: a node has a subgraph", errNoMerge)
+				}
+			}
+			b = append(b, f.Raw...)
+		default:
+			b = append(b, f.Raw...)
+		}
+	}
+	return b, nil
+}
+
+// renameField renames the string field num of a message.
+func renameField(msg []byte, num protowire.Number, rename func(string) string) ([]byte, error) {
+	fs, err := pb.Fields(msg)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	for _, f := range fs {
+		if f.Num == num && f.Type == protowire.BytesType {
+			b = pb.AppendString(b, num, rename(string(f.Bytes)))
+			continue
+		}
+		b = append(b, f.Raw...)
+	}
+	return b, nil
 }

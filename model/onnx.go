@@ -85,6 +85,9 @@ type ONNXOptions struct {
 	// NoContributions ignores a contributions output: the reasons are
 	// measured by perturbation (to compare the two methods).
 	NoContributions bool
+	// Separate runs each file as a session of its own rather than merged
+	// into one graph (to compare the two).
+	Separate bool
 	// Probe, when set, is a batch of rows of the feature schema scored
 	// before the model is accepted: every score must be a probability, one
 	// row within Budget and the batch within BatchBudget (medians of a few
@@ -117,6 +120,7 @@ type ONNX struct {
 	batch    int
 	workers  chan *worker
 	all      []*worker
+	sessions []session
 	explains bool     // exact contributions (one part, nbp's contract)
 	reasons  []string // per model feature, its reason code or ""
 	perturb  []int    // the model features with a reason code
@@ -133,6 +137,9 @@ type part struct {
 	contrib          string // the contributions output, "" for none
 	width            int    // output columns
 	outCols, catalog []int  // output column outCols[i] is catalog product catalog[i]
+	// session and colOff place the part in its session: its first
+	// column among the columns of the session's parts.
+	session, colOff int
 }
 
 // worker owns, per batch size, one input tensor and one session per part
@@ -151,13 +158,25 @@ const (
 type sized struct {
 	rows int
 	in   *ort.Tensor[float32]
-	runs []run
+	runs []run // one per session
 }
 
+// run is one session bound to the input and to one output per part it
+// scores.
 type run struct {
 	session *ort.AdvancedSession
-	out     *ort.Tensor[float32]
-	contrib *ort.Tensor[float32] // nil when the part does not explain
+	outs    []*ort.Tensor[float32] // per part of the session
+	contrib *ort.Tensor[float32]   // nil when the model does not explain
+}
+
+// session is one ONNX session of a version: a file, or every file merged
+// into one graph, and the parts it scores.
+type session struct {
+	onnx    []byte
+	input   string
+	outputs []string // per part
+	parts   []int
+	cols    int // output columns nbp reads, all parts
 }
 
 // contractManifest reads the metadata of a file of nbp's own contract
@@ -283,6 +302,7 @@ func newONNX(man *Manifest, data map[string][]byte, schema, products []string, o
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, err
 	}
+	m.group(o.Separate)
 	m.workers = make(chan *worker, n)
 	for i := 0; i < n; i++ {
 		w, err := m.newWorker(opts)
@@ -295,6 +315,9 @@ func newONNX(man *Manifest, data map[string][]byte, schema, products []string, o
 	}
 	for i := range m.parts {
 		m.parts[i].onnx = nil // the sessions hold the model now
+	}
+	for i := range m.sessions {
+		m.sessions[i].onnx = nil
 	}
 	if o.Probe != nil {
 		if err := m.probe(o.Probe, o.Budget, o.BatchBudget); err != nil {
@@ -498,31 +521,75 @@ func (m *ONNX) bind(opts *ort.SessionOptions, rows int) (*sized, error) {
 		return nil, fmt.Errorf("input tensor: %w", err)
 	}
 	s := &sized{rows: rows, in: in}
-	for _, p := range m.parts {
-		var r run
-		if r.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), int64(p.width))); err != nil {
-			s.destroy()
-			return nil, fmt.Errorf("output tensor: %w", err)
+	for _, ss := range m.sessions {
+		s.runs = append(s.runs, run{})
+		r := &s.runs[len(s.runs)-1]
+		var outs []ort.Value
+		for _, pi := range ss.parts {
+			t, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), int64(m.parts[pi].width)))
+			if err != nil {
+				s.destroy()
+				return nil, fmt.Errorf("output tensor: %w", err)
+			}
+			r.outs, outs = append(r.outs, t), append(outs, t)
 		}
-		s.runs = append(s.runs, r)
-		names, outs := []string{p.output}, []ort.Value{r.out}
+		names := slices.Clone(ss.outputs)
 		if m.explains {
-			if r.contrib, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), F, int64(p.width))); err != nil {
+			if r.contrib, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), F, int64(m.parts[0].width))); err != nil {
 				s.destroy()
 				return nil, fmt.Errorf("contributions tensor: %w", err)
 			}
-			s.runs[len(s.runs)-1] = r
-			names, outs = append(names, p.contrib), append(outs, r.contrib)
+			names, outs = append(names, m.parts[0].contrib), append(outs, r.contrib)
 		}
-		if r.session, err = ort.NewAdvancedSessionWithONNXData(p.onnx, []string{p.input}, names,
+		if r.session, err = ort.NewAdvancedSessionWithONNXData(ss.onnx, []string{ss.input}, names,
 			[]ort.Value{in}, outs, opts); err != nil {
 			s.destroy()
-			return nil, fmt.Errorf("%s: onnx session: %w", p.file, err)
+			return nil, fmt.Errorf("onnx session: %w", err)
 		}
-		s.runs[len(s.runs)-1] = r
 	}
 	return s, nil
 }
+
+// group puts the parts into sessions: several files are merged into one
+// graph, so that a call is one session run, not one per file; files that
+// cannot be merged run as sessions of their own.
+func (m *ONNX) group(separate bool) {
+	one := func(pi int) session {
+		p := &m.parts[pi]
+		return session{onnx: p.onnx, input: p.input, outputs: []string{p.output}, parts: []int{pi}}
+	}
+	m.sessions = nil
+	if len(m.parts) > 1 && !m.explains && !separate {
+		files, ins, outs := make([][]byte, len(m.parts)), make([]string, len(m.parts)), make([]string, len(m.parts))
+		for i, p := range m.parts {
+			files[i], ins[i], outs[i] = p.onnx, p.input, p.output
+		}
+		if merged, names, err := mergeGraphs(files, ins, outs); err == nil {
+			all := make([]int, len(m.parts))
+			for i := range all {
+				all[i] = i
+			}
+			m.sessions = []session{{onnx: merged, input: mergedInput, outputs: names, parts: all}}
+		}
+	}
+	if m.sessions == nil {
+		for pi := range m.parts {
+			m.sessions = append(m.sessions, one(pi))
+		}
+	}
+	for si := range m.sessions {
+		ss := &m.sessions[si]
+		for _, pi := range ss.parts {
+			p := &m.parts[pi]
+			p.session, p.colOff = si, ss.cols
+			ss.cols += len(p.outCols)
+		}
+	}
+}
+
+// Sessions returns how many ONNX sessions a call runs: one, unless files
+// could not be merged.
+func (m *ONNX) Sessions() int { return len(m.sessions) }
 
 func (s *sized) destroy() {
 	if s == nil {
@@ -532,7 +599,7 @@ func (s *sized) destroy() {
 		if r.session != nil {
 			r.session.Destroy()
 		}
-		for _, t := range []*ort.Tensor[float32]{r.out, r.contrib} {
+		for _, t := range append(r.outs, r.contrib) {
 			if t != nil {
 				t.Destroy()
 			}
@@ -683,23 +750,25 @@ func (m *ONNX) fill(s *sized, x []float32, rows int) {
 // run runs every part on the worker's input and writes the rows'
 // propensities into out, in catalog order.
 func (m *ONNX) run(ctx context.Context, w *worker, s *sized, rows int, out []float32) error {
-	for pi := range m.parts {
-		p := &m.parts[pi]
-		r := &s.runs[pi]
+	for si := range m.sessions {
+		r := &s.runs[si]
 		if err := r.session.RunWithOptions(w.ro); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("model run: %w", ctx.Err())
 			}
-			return fmt.Errorf("model run (%s): %w", p.file, err)
+			return fmt.Errorf("model run: %w", err)
 		}
-		res := r.out.GetData()
-		for i := 0; i < rows; i++ {
-			for j, c := range p.outCols {
-				v := res[i*p.width+c]
-				if !(v >= 0 && v <= 1) {
-					return fmt.Errorf("%w: %v for product %s (%s)", ErrBadOutput, v, m.productID(p.catalog[j]), p.file)
+		for oi, pi := range m.sessions[si].parts {
+			p := &m.parts[pi]
+			res := r.outs[oi].GetData()
+			for i := 0; i < rows; i++ {
+				for j, c := range p.outCols {
+					v := res[i*p.width+c]
+					if !(v >= 0 && v <= 1) {
+						return fmt.Errorf("%w: %v for product %s (%s)", ErrBadOutput, v, m.productID(p.catalog[j]), p.file)
+					}
+					out[i*m.products+p.catalog[j]] = v
 				}
-				out[i*m.products+p.catalog[j]] = v
 			}
 		}
 	}
