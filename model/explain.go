@@ -24,8 +24,8 @@ type state struct {
 // feature, its term in the log-odds of each column of the session's parts.
 type measured struct {
 	row, session int
-	ok        bool
-	off       int // into state.attr
+	ok           bool
+	off          int // into state.attr
 }
 
 // explainBudget bounds the model call that measures an item's reasons.
