@@ -11,7 +11,7 @@ export NBP_REQUIRE_BROWSER := 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_TEST_FLAGS ?= -race -shuffle=on -count=1 -timeout 20m
 
-.PHONY: demo test build ort web-assets chromium redis promtool lint unit trees calendar metrics-check bench load overload batch-bench model clean
+.PHONY: demo test build ort web-assets chromium redis promtool lint unit trees calendar metrics-check bench load swap-load overload batch-bench model clean
 
 demo: ort redis build
 	./bin/nbp -demo -addr :8080 -audit-spill var/audit-spill
@@ -89,6 +89,12 @@ bench: ort redis
 	go test -run '^$$' -bench . -benchmem -count 1 ./service/ ./model/ ./features/ ./features/export/
 
 # Load test: nbp against a bare fiber+Redis handler, side by side, p50/p99 and throughput.
+# Ten model swaps (the committed model, the rules as tree ensembles) during
+# nbp's open loop, through PUT /v1/admin/model.
+SWAP_RATE ?= 2500
+swap-load: ort redis build
+	./bin/nbp-load -skip-baseline -duration 10s -rate $(SWAP_RATE) -swaps 10
+
 load: ort redis build
 	./bin/nbp-load
 
