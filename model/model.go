@@ -34,11 +34,15 @@ const (
 	// StrategyBatch marks a decision ranked by the last batch run's list,
 	// because the model could not score.
 	StrategyBatch Strategy = "batch"
+	// StrategyChallenger marks a decision ranked by the challenger model:
+	// a configured share of customers, apart from the control group, to
+	// measure it against the champion before it is promoted.
+	StrategyChallenger Strategy = "challenger"
 )
 
 // Strategies returns every strategy, in the order above.
 func Strategies() []Strategy {
-	return []Strategy{StrategyModel, StrategyRules, StrategyNonPersonalised, StrategyControl, StrategyBatch}
+	return []Strategy{StrategyModel, StrategyRules, StrategyNonPersonalised, StrategyControl, StrategyBatch, StrategyChallenger}
 }
 
 // Sentinel errors.

@@ -149,12 +149,18 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 			return model.NewGuarded(failingModel{}, e.rules, len(e.cat.Products), model.GuardOptions{})
 		}}, string(model.StrategyRules), service.ReasonModelFallback},
 		{"redis down", envOptions{customers: n, down: true}, string(model.StrategyNonPersonalised), service.ReasonFeaturesUnavailable},
+		// A challenger ranks 30% of the customers outside the control
+		// group: the catalog's rules as per-product tree ensembles, a
+		// bank's export form, with two products left to the rules.
+		{"challenger", envOptions{customers: n, challengerShare: 0.3, challenger: func(e *env) service.Scorer {
+			return model.NewGuarded(treeModel(t, e.cat, e.rules), e.rules, len(e.cat.Products), model.GuardOptions{Budget: time.Second})
+		}}, string(model.StrategyModel), ""},
 	}
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) {
 			e := newEnv(t, path.opts)
 			offered := map[string]int{}
-			controls := 0
+			controls, challengers := 0, 0
 			for ch := catalog.Channel(0); ch < catalog.NumChannels; ch++ {
 				reqs := make([]service.Request, 0, 500)
 				out := make([]service.Decision, 500)
@@ -182,6 +188,13 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 							controls++
 							continue
 						}
+						if d.Strategy == model.StrategyChallenger && path.opts.challenger != nil && !optOut {
+							challengers++
+							if d.ModelVersion != "rules-trees-test" {
+								t.Fatalf("%s: a challenger decision by %s", req.CustomerID, d.ModelVersion)
+							}
+							want = string(model.StrategyChallenger)
+						}
 						if string(d.Strategy) != want {
 							t.Fatalf("%s: strategy %q, want %q", req.CustomerID, d.Strategy, want)
 						}
@@ -194,6 +207,11 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 							offered[it.Product.Category]++
 						}
 					}
+				}
+			}
+			if c := path.opts.challengerShare; c > 0 {
+				if share := float64(challengers) / float64(3*n); share < c*0.85 || share > c*1.05 {
+					t.Errorf("challenger share %.4f, want about %.2f of the customers outside the control group", share, c)
 				}
 			}
 			if path.opts.down && controls > 0 {

@@ -69,22 +69,35 @@ func openTestModel(t testing.TB, cat *catalog.Catalog, rules *model.Rules) *mode
 			t.Fatal(err)
 		}
 	case "trees":
-		var left []string
-		for _, id := range []string{"CC_YOUTH", "INS_ACCIDENT"} {
-			if _, err := cat.Product(id); err == nil {
-				left = append(left, id)
-			}
-		}
-		var err error
-		path, err = train.WriteRulesTrees(t.TempDir(), cat, train.TreeVersion{Version: "rules-trees-test", Columns: features.Names(),
-			Leave: left, ZipMap: []string{"TD_1Y"}, TrainedAt: testNow})
-		if err != nil {
-			t.Fatal(err)
-		}
+		return treeModel(t, cat, rules)
 	default:
 		t.Fatalf("NBP_TEST_MODEL=%q: want empty or trees", testModel)
 	}
 	m, err := model.Open(path, features.Names(), cat.ProductIDs(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// treeModel is the catalog's rules as per-product tree ensembles (version
+// rules-trees-test), two products left to the rules, one file with its
+// ZipMap.
+func treeModel(t testing.TB, cat *catalog.Catalog, rules *model.Rules) *model.ONNX {
+	t.Helper()
+	var left []string
+	for _, id := range []string{"CC_YOUTH", "INS_ACCIDENT"} {
+		if _, err := cat.Product(id); err == nil {
+			left = append(left, id)
+		}
+	}
+	dir, err := train.WriteRulesTrees(t.TempDir(), cat, train.TreeVersion{Version: "rules-trees-test", Columns: features.Names(),
+		Leave: left, ZipMap: []string{"TD_1Y"}, TrainedAt: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Open(dir, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: 2, FeatureReasons: cat.FeatureReasons, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +133,9 @@ type envOptions struct {
 	// decisionIDs makes real decision ids (NewDecisionID) rather than
 	// numbered test ones.
 	decisionIDs bool
+	// challenger, when set, ranks challengerShare of the customers.
+	challenger      func(e *env) service.Scorer
+	challengerShare float64
 	// hook, when set, sees every command the pipeline's Redis client sends.
 	hook redis.Hook
 	// meters and tracers, when set, record the pipeline's telemetry.
@@ -197,14 +213,18 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.decisionIDs {
 		newID = nil
 	}
-	e.pipeline, err = service.NewPipeline(service.PipelineConfig{
+	pc := service.PipelineConfig{
 		Catalog: cat, Store: e.store, Scorer: scorer,
 		FeatureTimeout: 2 * time.Second,
 		Now:            o.now,
 		MeterProvider:  o.meters,
 		TracerProvider: o.tracers,
 		NewID:          newID,
-	})
+	}
+	if o.challenger != nil {
+		pc.Challenger, pc.ChallengerShare, pc.ChallengerKey = o.challenger(e), o.challengerShare, []byte("test key")
+	}
+	e.pipeline, err = service.NewPipeline(pc)
 	if err != nil {
 		t.Fatal(err)
 	}

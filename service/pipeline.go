@@ -12,6 +12,9 @@ package service
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -130,6 +133,16 @@ type PipelineConfig struct {
 	// NewID makes the id of a decision made at the given time; default
 	// NewDecisionID.
 	NewID func(at time.Time) string
+	// Challenger, when set, ranks the decisions of ChallengerShare of the
+	// personalised customers outside the control group, chosen by a keyed
+	// hash of their id (ChallengerKey) so that a customer stays in it:
+	// strategy challenger, the challenger's version, every policy the same.
+	Challenger      Scorer
+	ChallengerShare float64
+	ChallengerKey   []byte
+	// ChallengerOff, when set and true, sends the challenger's share to
+	// the champion: the challenger has been promoted.
+	ChallengerOff func() bool
 	// MeterProvider counts decisions by strategy and channel, and
 	// degraded ones by reason; nil counts nothing.
 	MeterProvider metric.MeterProvider
@@ -151,6 +164,10 @@ type Pipeline struct {
 	log            *slog.Logger
 	newID          func(at time.Time) string
 	controlVersion string
+	challenger     Scorer
+	challengerCut  uint64 // buckets below it are the challenger's
+	challengerKey  []byte
+	challengerOff  func() bool
 	scratches      sync.Pool // *scratch
 	arb            atomic.Pointer[catalog.Arbitration]
 	run            atomic.Pointer[string] // the batch run whose lists back up the model
@@ -212,6 +229,13 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: telemetry: %w", err)
 	}
 	p.controlVersion = "control@" + c.Catalog.Version
+	if c.Challenger != nil {
+		if !(c.ChallengerShare > 0 && c.ChallengerShare <= 0.5) || len(c.ChallengerKey) == 0 {
+			return nil, fmt.Errorf("pipeline: a challenger needs a share in (0, 0.5] and a key")
+		}
+		p.challenger, p.challengerKey, p.challengerOff = c.Challenger, c.ChallengerKey, c.ChallengerOff
+		p.challengerCut = uint64(c.ChallengerShare*10000 + 0.5)
+	}
 	p.arb.Store(c.Catalog.DefaultArbitration())
 	return p, nil
 }
@@ -375,45 +399,47 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 	scores := sc.scores
 	kind := sc.kind
 
-	// Score the personalised rows in one call; the control group and the
-	// others get the prior.
-	rows := sc.rows
-	row := sc.row // position of a personalised input in the scored batch
+	// Score the personalised rows in one call per scorer (the champion,
+	// the challenger); the control group and the others get the prior.
+	rows, crows := sc.rows, sc.crows
+	row := sc.row // position of a personalised input in its scored batch
 	for i := range ins {
 		switch {
 		case !ins[i].personalised():
 			kind[i] = kindPrior
 		case p.inControl(ins[i].req.CustomerID, now):
 			kind[i] = kindControl
+		case p.inChallenger(ins[i].req.CustomerID):
+			kind[i] = kindChallenger
+			row[i] = len(crows)
+			crows = append(crows, i)
 		default:
 			kind[i] = kindScored
 			row[i] = len(rows)
 			rows = append(rows, i)
 		}
 	}
-	sc.rows = rows
-	var scored model.Scored
-	if len(rows) > 0 {
-		x := sc.x[:len(rows)*F]
-		for j, i := range rows {
-			copy(x[j*F:], ins[i].rec.Vector.Values[:])
+	sc.rows, sc.crows = rows, crows
+	// Each call has its own part of the scratch: a scorer's Explain may
+	// read its rows until Release.
+	scored, err := p.score(ctx, p.scorer, ins, rows, sc.x[:len(rows)*F], sc.ps[:len(rows)*P], scores)
+	if err != nil {
+		return err
+	}
+	if scored.Release != nil {
+		defer scored.Release() // after every decision's reasons are made
+	}
+	var challenged model.Scored
+	if len(crows) > 0 {
+		x, ps := sc.x[len(rows)*F:(len(rows)+len(crows))*F], sc.ps[len(rows)*P:(len(rows)+len(crows))*P]
+		if challenged, err = p.score(ctx, p.challenger, ins, crows, x, ps, scores); err != nil {
+			return err
 		}
-		ps := sc.ps[:len(rows)*P]
-		sctx, span := p.tel.start(ctx, spanScore)
-		var err error
-		scored, err = p.scorer.Score(sctx, x, len(rows), ps)
-		if span != nil {
-			span.SetAttributes(attribute.Int("rows", len(rows)), telemetry.AttrStrategy.String(string(scored.Strategy)), telemetry.AttrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
+		if challenged.Release != nil {
+			defer challenged.Release()
 		}
-		endSpan(span, err)
-		if err != nil {
-			return fmt.Errorf("score: %w", err)
-		}
-		if scored.Release != nil {
-			defer scored.Release() // after every decision's reasons are made
-		}
-		for j, i := range rows {
-			copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
+		if challenged.Strategy == model.StrategyModel {
+			challenged.Strategy = model.StrategyChallenger
 		}
 	}
 	_, span := p.tel.start(ctx, spanFinish)
@@ -423,6 +449,8 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		switch kind[i] {
 		case kindScored:
 			by = scored
+		case kindChallenger:
+			by, kind[i] = challenged, kindScored
 		case kindControl:
 			by = model.Scored{Strategy: model.StrategyControl, Version: p.controlVersion}
 		}
@@ -443,11 +471,37 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 	return nil
 }
 
+// score scores the given rows of ins with one scorer call and copies their
+// scores into scores (rows of P, by input).
+func (p *Pipeline) score(ctx context.Context, s Scorer, ins []input, rows []int, x, ps, scores []float32) (model.Scored, error) {
+	if len(rows) == 0 {
+		return model.Scored{}, nil
+	}
+	P, F := len(p.cat.Products), int(features.NumFields)
+	for j, i := range rows {
+		copy(x[j*F:], ins[i].rec.Vector.Values[:])
+	}
+	sctx, span := p.tel.start(ctx, spanScore)
+	scored, err := s.Score(sctx, x, len(rows), ps)
+	if span != nil {
+		span.SetAttributes(attribute.Int("rows", len(rows)), telemetry.AttrStrategy.String(string(scored.Strategy)), telemetry.AttrModel.String(scored.Version), attribute.Bool("fallback", scored.Fallback))
+	}
+	endSpan(span, err)
+	if err != nil {
+		return model.Scored{}, fmt.Errorf("score: %w", err)
+	}
+	for j, i := range rows {
+		copy(scores[i*P:(i+1)*P], ps[j*P:(j+1)*P])
+	}
+	return scored, nil
+}
+
 // scratch holds a call's working memory, reused across calls.
 type scratch struct {
 	scores, x, ps []float32
 	kind          []decisionKind
 	row, rows     []int
+	crows         []int // the challenger's
 	held          []bool
 	cands         []cand
 	perCat        []catCount
@@ -479,7 +533,7 @@ func (p *Pipeline) scratch(n int) *scratch {
 	if cap(s.kind) < n {
 		s.kind, s.row = make([]decisionKind, n), make([]int, n)
 	}
-	s.kind, s.row, s.rows = s.kind[:n], s.row[:n], s.rows[:0]
+	s.kind, s.row, s.rows, s.crows = s.kind[:n], s.row[:n], s.rows[:0], s.crows[:0]
 	if cap(s.held) < P {
 		s.held, s.cands = make([]bool, P), make([]cand, 0, P)
 	}
@@ -490,11 +544,26 @@ func (p *Pipeline) scratch(n int) *scratch {
 type decisionKind uint8
 
 const (
-	kindPrior   decisionKind = iota // non-personalised: the catalog's prior
-	kindScored                      // ranked by the scorer (model or rules)
-	kindControl                     // the control group: eligible products in random order
-	kindBatch                       // the model failed: the batch run's list, still filtered
+	kindPrior      decisionKind = iota // non-personalised: the catalog's prior
+	kindScored                         // ranked by the scorer (model or rules)
+	kindControl                        // the control group: eligible products in random order
+	kindBatch                          // the model failed: the batch run's list, still filtered
+	kindChallenger                     // ranked by the challenger (then finished as kindScored)
 )
+
+// inChallenger reports whether the customer is in the challenger's share:
+// a keyed hash of the id (HMAC-SHA256), the same from day to day and
+// across restarts with the same key, unguessable without it.
+func (p *Pipeline) inChallenger(id string) bool {
+	if p.challenger == nil || p.challengerOff != nil && p.challengerOff() {
+		return false
+	}
+	h := hmac.New(sha256.New, p.challengerKey)
+	_, _ = h.Write([]byte("nbp-challenger|"))
+	_, _ = h.Write([]byte(id))
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint64(h.Sum(sum[:0]))%10000 < p.challengerCut
+}
 
 // inControl reports whether the customer is in this month's control
 // group: a stable hash of the id and the month (China time) under the

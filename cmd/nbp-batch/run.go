@@ -52,6 +52,9 @@ type settings struct {
 	// metricsOTLP: the OTEL_* variables ask for a push over OTLP (every
 	// OTEL_METRIC_EXPORT_INTERVAL, and the final values at the end).
 	metricsOTLP bool
+	// challengerKey picks the challenger's customers, as the server does
+	// (NBP_AUDIT_KEY): the same customers, the same model.
+	challengerKey config.Secret
 }
 
 func parseConfig(args []string, getenv func(string) string, now time.Time) (settings, error) {
@@ -64,6 +67,7 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (sett
 	c.Redis.Timeouts = features.BulkTimeouts()
 	c.Model.Register(fs, env)
 	c.Model.Workers = 1 // one session: the batch scores hundreds of rows a call
+	c.challengerKey = config.Secret(getenv("NBP_AUDIT_KEY"))
 	c.metricsOTLP = otlpenv.Wanted(getenv, "METRICS")
 	fs.StringVar(&c.catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (default: the embedded demo catalog)")
 	fs.StringVar(&c.arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file (default: the catalog's)")
@@ -271,8 +275,16 @@ func (j *job) buildPipeline() error {
 	}
 	j.onClose(sc.Close)
 	j.modelVersion = sc.Version()
-	j.pipe, err = service.NewPipeline(service.PipelineConfig{Catalog: j.cat, Store: j.store, Scorer: sc, FeatureTimeout: 10 * time.Second,
-		Logger: j.log, Now: j.now, MeterProvider: j.mets.provider()})
+	pc := service.PipelineConfig{Catalog: j.cat, Store: j.store, Scorer: sc, FeatureTimeout: 10 * time.Second,
+		Logger: j.log, Now: j.now, MeterProvider: j.mets.provider()}
+	if ch := sc.Challenger; ch != nil {
+		if j.cfg.challengerKey == "" {
+			return fmt.Errorf("-challenger needs NBP_AUDIT_KEY, the server's: it picks the same customers")
+		}
+		pc.Challenger, pc.ChallengerShare, pc.ChallengerKey = ch, j.cfg.Model.ChallengerShare, []byte(j.cfg.challengerKey.Reveal())
+		pc.ChallengerOff = func() bool { return sc.Version() == ch.Version() }
+	}
+	j.pipe, err = service.NewPipeline(pc)
 	if err != nil || j.cfg.arbitration == "" {
 		return err
 	}

@@ -152,6 +152,9 @@ func (c *settings) check() []error {
 	if c.FeatureTimeout >= c.HTTP.RequestTimeout {
 		errs = append(errs, fmt.Errorf("-feature-timeout %s must be below -request-timeout %s", c.FeatureTimeout, c.HTTP.RequestTimeout))
 	}
+	if c.Model.Challenger != "" && !(c.Model.ChallengerShare > 0 && c.Model.ChallengerShare <= 0.5) {
+		errs = append(errs, fmt.Errorf("-challenger-share %v: want more than 0, at most 0.5", c.Model.ChallengerShare))
+	}
 	if c.Model.Workers < 1 {
 		errs = append(errs, fmt.Errorf("-model-workers must be at least 1"))
 	}

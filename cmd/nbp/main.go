@@ -127,6 +127,9 @@ type server struct {
 	api     *api.Server
 	hup     hangups
 	bank    *demobank.Bank // with -demo
+	// auditKey keys the audit trail's customer hashes and the challenger's
+	// share.
+	auditKey []byte
 }
 
 // onClose registers what closes a part, closed in reverse order.
@@ -292,8 +295,13 @@ func (n *server) buildPipeline(ctx context.Context) error {
 		"The feature store's circuit breaker: 0 closed, 1 half-open (probing), 2 open (decisions go degraded without reading Redis).", guarded.State); err != nil {
 		return err
 	}
-	var err error
-	n.pipe, err = service.NewPipeline(service.PipelineConfig{
+	n.auditKey = []byte(n.cfg.Audit.Key.Reveal())
+	if len(n.auditKey) == 0 {
+		n.auditKey = make([]byte, 32)
+		_, _ = rand.Read(n.auditKey)
+		n.log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail, and who the challenger ranks, change at every restart")
+	}
+	pc := service.PipelineConfig{
 		Catalog:        n.cat,
 		Store:          guarded,
 		Scorer:         n.scorer,
@@ -302,8 +310,15 @@ func (n *server) buildPipeline(ctx context.Context) error {
 		Logger:         n.log,
 		MeterProvider:  n.tel.meters,
 		TracerProvider: n.tel.tracers,
-	})
-	if err != nil {
+	}
+	if ch := n.scorer.Challenger; ch != nil {
+		pc.Challenger, pc.ChallengerShare, pc.ChallengerKey = ch, n.cfg.Model.ChallengerShare, n.auditKey
+		// Once promoted, it is the champion: its share goes back.
+		pc.ChallengerOff = func() bool { return n.scorer.Version() == ch.Version() }
+		n.log.Info("challenger", slog.String("version", ch.Version()), slog.Float64("share", n.cfg.Model.ChallengerShare))
+	}
+	var err error
+	if n.pipe, err = service.NewPipeline(pc); err != nil {
 		return err
 	}
 	n.hup = watchHangups()
@@ -323,14 +338,8 @@ func (n *server) buildPipeline(ctx context.Context) error {
 
 // openAudit starts the audit trail's writer.
 func (n *server) openAudit(context.Context) error {
-	key := []byte(n.cfg.Audit.Key.Reveal())
-	if len(key) == 0 {
-		key = make([]byte, 32)
-		_, _ = rand.Read(key)
-		n.log.Warn("NBP_AUDIT_KEY is not set: customer hashes in the audit trail change at every restart")
-	}
 	a, err := audit.New(n.rdb, audit.Options{Prefix: n.cfg.Redis.Prefix, Retention: n.cfg.Audit.Retention,
-		SpillDir: n.cfg.Audit.Spill, SpillMax: int64(n.cfg.Audit.SpillMaxMB) << 20, Hasher: audit.NewHasher(key), Logger: n.log})
+		SpillDir: n.cfg.Audit.Spill, SpillMax: int64(n.cfg.Audit.SpillMaxMB) << 20, Hasher: audit.NewHasher(n.auditKey), Logger: n.log})
 	if err != nil {
 		return err
 	}

@@ -231,3 +231,54 @@ func grepLines(b []byte, s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestChallengerIsMeasured serves a challenger to a share of the demo's
+// customers, a week of simulated traffic included: its decisions say so,
+// and the statistics compare it with the champion and the control group.
+func TestChallengerIsMeasured(t *testing.T) {
+	dir, lr, trees := testModelDir(t)
+	base, _ := start(t, []string{"-demo", "-demo-n", "2000", "-demo-dir", t.TempDir(), "-addr", "127.0.0.1:0",
+		"-challenger", trees, "-challenger-share", "0.3"},
+		testEnv(t, map[string]string{"NBP_MODEL": dir, "NBP_AUDIT_KEY": "a key"}))
+	client := apitest.Client(t)
+	versions := map[string]int{}
+	for i := 1; i <= 200; i++ {
+		r := recommend(t, client, base+"/v1/customers/"+demobank.ID(i)+"/recommendations?channel=app_feed&limit=3")
+		versions[r.Strategy+" "+r.ModelVersion]++
+		again := recommend(t, client, base+"/v1/customers/"+demobank.ID(i)+"/recommendations?channel=app_feed&limit=3")
+		if again.Strategy != r.Strategy {
+			t.Fatalf("%s: %s, then %s: the challenger's share is not sticky", demobank.ID(i), r.Strategy, again.Strategy)
+		}
+	}
+	if versions["challenger "+trees] < 30 || versions["model "+lr] < 90 {
+		t.Errorf("decisions by strategy and version: %v", versions)
+	}
+	now := time.Now().In(catalog.Zone())
+	resp, err := client.Get(base + "/v1/stats?from=" + now.AddDate(0, 0, -7).Format(time.DateOnly) + "&to=" + now.Format(time.DateOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.StatsResponse
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || len(st.Challenger) == 0 {
+		t.Fatalf("stats: %v, challenger comparisons %+v", err, st.Challenger)
+	}
+	for _, c := range st.Challenger {
+		t.Logf("%s %s: challenger %.4f (%d impressions) against %s %.4f (%d): %+.4f [%+.4f, %+.4f]", c.Channel, c.Metric,
+			c.ArmRate, c.ArmImpressions, c.Baseline, c.BaselineRate, c.BaselineImpressions, c.Difference, c.Low, c.High)
+		if c.Arm != "challenger" || (c.Baseline != "model" && c.Baseline != "control") || c.ArmImpressions == 0 || !(c.Low <= c.Difference && c.Difference <= c.High) {
+			t.Errorf("comparison %+v", c)
+		}
+	}
+	// Promoted, it is the champion: its share goes back to the model.
+	if code, e := putModel(t, client, base, trees); code != 200 {
+		t.Fatalf("promote: %d %+v", code, e)
+	}
+	for i := 1; i <= 50; i++ {
+		r := recommend(t, client, base+"/v1/customers/"+demobank.ID(i)+"/recommendations?channel=app_feed&limit=3")
+		if r.Strategy == "challenger" || (r.Strategy == "model" && r.ModelVersion != trees) {
+			t.Fatalf("after the promotion: %s by %s", r.Strategy, r.ModelVersion)
+		}
+	}
+}

@@ -295,6 +295,9 @@ type StatsResponse struct {
 	// Uplift compares the model with the control group on each channel
 	// that has impressions under both, whatever the grouping.
 	Uplift []Uplift `json:"uplift"`
+	// Challenger compares the challenger model with the champion and with
+	// the control group, the same way; empty without a challenger.
+	Challenger []Comparison `json:"challenger"`
 	// Decisions counts the decisions served over the range, by channel
 	// and strategy, with the degraded ones: the share of fallback and
 	// degraded answers (from the audit trail; empty without one).
@@ -399,7 +402,7 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 		r.Dismissals += d.Dismisses
 	}
 	resp := StatsResponse{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Rows: make([]StatsRow, 0, len(sum)),
-		Uplift: uplifts(overall), Decisions: []audit.DecisionCount{}}
+		Uplift: uplifts(overall), Challenger: challengerComparisons(overall), Decisions: []audit.DecisionCount{}}
 	if s.audit != nil {
 		dc, err := s.audit.Counts(ctx, from, to)
 		if err != nil {

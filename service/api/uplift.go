@@ -54,15 +54,50 @@ func newcombe(x1, n1, x2, n2 int64, z float64) (d, lo, hi float64, ok bool) {
 // uplifts compares strategy model with strategy control on each channel
 // that has impressions under both: click-through and conversion.
 func uplifts(rows []StatsRow) []Uplift {
+	out := []Uplift{}
+	for _, c := range compare(rows, model.StrategyModel, model.StrategyControl) {
+		out = append(out, Uplift{Channel: c.Channel, Metric: c.Metric, ModelImpressions: c.ArmImpressions, ControlImpressions: c.BaselineImpressions,
+			Model: c.ArmRate, Control: c.BaselineRate, Difference: c.Difference, Low: c.Low, High: c.High})
+	}
+	return out
+}
+
+// Comparison is one strategy's rate against another's on one channel,
+// with the 95% interval of their difference (as Uplift): the challenger
+// against the champion (model), and against the control group.
+type Comparison struct {
+	Channel             string  `json:"channel"`
+	Metric              string  `json:"metric"` // click_through_rate or conversion_rate
+	Arm                 string  `json:"arm"`
+	Baseline            string  `json:"baseline"`
+	ArmImpressions      int64   `json:"arm_impressions"`
+	BaselineImpressions int64   `json:"baseline_impressions"`
+	ArmRate             float64 `json:"arm_rate"`
+	BaselineRate        float64 `json:"baseline_rate"`
+	Difference          float64 `json:"difference"` // arm - baseline
+	Low                 float64 `json:"ci_low"`
+	High                float64 `json:"ci_high"`
+}
+
+// challengerComparisons compares the challenger with the champion and
+// with the control group.
+func challengerComparisons(rows []StatsRow) []Comparison {
+	return append(compare(rows, model.StrategyChallenger, model.StrategyModel),
+		compare(rows, model.StrategyChallenger, model.StrategyControl)...)
+}
+
+// compare compares two strategies on each channel that has impressions
+// under both, from the rows of every product (not an agent's or a team's).
+func compare(rows []StatsRow, arm, baseline model.Strategy) []Comparison {
 	type counts struct{ imp, clicks, conv int64 }
-	by := map[string]*[2]counts{} // channel -> model, control
+	by := map[string]*[2]counts{} // channel -> arm, baseline
 	var channels []string
 	for _, r := range rows {
 		i := -1
 		switch model.Strategy(r.Strategy) {
-		case model.StrategyModel:
+		case arm:
 			i = 0
-		case model.StrategyControl:
+		case baseline:
 			i = 1
 		}
 		if i < 0 || r.AgentID != "" || r.Team != "" {
@@ -78,7 +113,7 @@ func uplifts(rows []StatsRow) []Uplift {
 		c[i].clicks += r.Clicks
 		c[i].conv += r.Conversions
 	}
-	out := []Uplift{}
+	out := []Comparison{}
 	for _, ch := range channels {
 		c := by[ch]
 		for _, m := range []struct {
@@ -89,8 +124,9 @@ func uplifts(rows []StatsRow) []Uplift {
 			if !ok {
 				continue
 			}
-			out = append(out, Uplift{Channel: ch, Metric: m.name, ModelImpressions: c[0].imp, ControlImpressions: c[1].imp,
-				Model: service.Round4(float64(m.x1) / float64(c[0].imp)), Control: service.Round4(float64(m.x2) / float64(c[1].imp)),
+			out = append(out, Comparison{Channel: ch, Metric: m.name, Arm: string(arm), Baseline: string(baseline),
+				ArmImpressions: c[0].imp, BaselineImpressions: c[1].imp,
+				ArmRate: service.Round4(float64(m.x1) / float64(c[0].imp)), BaselineRate: service.Round4(float64(m.x2) / float64(c[1].imp)),
 				Difference: service.Round4(d), Low: service.Round4(lo), High: service.Round4(hi)})
 		}
 	}

@@ -52,3 +52,27 @@ func TestUplifts(t *testing.T) {
 		t.Errorf("conversion uplift %+v: 30/2000 against 5/500 is no evidence either way", cvr)
 	}
 }
+
+func TestChallengerComparisons(t *testing.T) {
+	rows := []StatsRow{
+		{ProductID: "A", Channel: "app_feed", Strategy: "model", Impressions: 4000, Clicks: 200},
+		{ProductID: "A", Channel: "app_feed", Strategy: "challenger", Impressions: 1000, Clicks: 80},
+		{ProductID: "A", Channel: "app_feed", Strategy: "control", Impressions: 500, Clicks: 20},
+		{ProductID: "A", Channel: "app_feed", Strategy: "challenger", AgentID: "a1", Impressions: 99, Clicks: 99},
+	}
+	got := challengerComparisons(rows)
+	if len(got) != 4 {
+		t.Fatalf("%+v: want click-through and conversion, against the champion and the control", got)
+	}
+	vs := got[0]
+	if vs.Arm != "challenger" || vs.Baseline != "model" || vs.ArmImpressions != 1000 || vs.BaselineImpressions != 4000 ||
+		vs.ArmRate != 0.08 || vs.BaselineRate != 0.05 || vs.Difference != 0.03 || !(vs.Low > 0 && vs.High > 0.03) {
+		t.Errorf("challenger against the champion %+v: 80/1000 against 200/4000 is a clear win", vs)
+	}
+	if c := got[2]; c.Baseline != "control" || c.BaselineImpressions != 500 || c.Difference != 0.04 {
+		t.Errorf("challenger against the control %+v", c)
+	}
+	if len(challengerComparisons(rows[:1])) != 0 {
+		t.Error("comparisons without a challenger")
+	}
+}

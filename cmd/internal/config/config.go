@@ -90,6 +90,20 @@ func (e *Env) Int(key string, def int) int {
 	return n
 }
 
+// Float returns the variable as a number, or def when unset.
+func (e *Env) Float(key string, def float64) float64 {
+	v := e.get(key)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", key, err))
+		return def
+	}
+	return f
+}
+
 // On reports whether the variable is "1".
 func (e *Env) On(key string) bool { return e.get(key) == "1" }
 

@@ -23,12 +23,18 @@ type Model struct {
 	// than the one the pointer names, and does not follow the pointer (a
 	// batch run keeps the version it started with).
 	Version string
+	// Challenger names a version of the model directory that ranks a
+	// share of customers (ChallengerShare) beside the one in force.
+	Challenger      string
+	ChallengerShare float64
 }
 
 // Register adds -model, -rules-only and -onnxruntime to fs.
 func (m *Model) Register(fs *flag.FlagSet, env *Env) {
 	fs.StringVar(&m.Path, "model", env.String("NBP_MODEL", "models"), "model directory (the version its CURRENT file names, swapped when it changes), a version's folder, or a model file (env NBP_MODEL)")
 	fs.BoolVar(&m.RulesOnly, "rules-only", env.On("NBP_RULES_ONLY"), "score with the rules alone, without a model (env NBP_RULES_ONLY=1)")
+	fs.StringVar(&m.Challenger, "challenger", env.String("NBP_CHALLENGER", ""), "a version of the model directory that ranks -challenger-share of the customers outside the control group, to compare with the one in force (env NBP_CHALLENGER)")
+	fs.Float64Var(&m.ChallengerShare, "challenger-share", env.Float("NBP_CHALLENGER_SHARE", 0.1), "share of customers the challenger ranks, chosen by a keyed hash of their id (NBP_AUDIT_KEY) (env NBP_CHALLENGER_SHARE)")
 	fs.StringVar(&m.ORTLib, "onnxruntime", env.String("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
 }
 
@@ -62,8 +68,11 @@ type Scorer struct {
 	// Registry follows a model directory's pointer; nil for a fixed model
 	// (a version's folder or file) or the rules alone.
 	Registry *model.Registry
-	version  func() string
-	close    func()
+	// Challenger is the challenger version behind its own breaker; nil
+	// without one.
+	Challenger *Scorer
+	version    func() string
+	close      func()
 }
 
 // Version names the model version in force ("none (rules only)" without
@@ -153,5 +162,25 @@ func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions, log *slog.Logge
 	}
 	sc.Guarded = model.NewGuarded(scorer, rules, len(cat.Products), o)
 	sc.Scorer, sc.version = sc.Guarded, scorer.Version
+	if m.Challenger != "" {
+		if !model.IsDir(m.Path) {
+			sc.Close()
+			return nil, fmt.Errorf("-challenger %s: needs a model directory (-model DIR)", m.Challenger)
+		}
+		ch, err := open(model.Dir(m.Path).Path(m.Challenger))
+		if err != nil {
+			sc.Close()
+			return nil, fmt.Errorf("challenger: %w", err)
+		}
+		// Its own breaker: a failing challenger falls back to the rules
+		// without touching the champion's.
+		g := model.NewGuarded(ch, rules, len(cat.Products), o)
+		sc.Challenger = &Scorer{Scorer: g, Guarded: g, version: ch.Version}
+		closeAll := sc.close
+		sc.close = func() {
+			ch.Close()
+			closeAll()
+		}
+	}
 	return sc, nil
 }

@@ -7,7 +7,7 @@
   const { el, call, pct } = nbp;
   const $ = (id) => document.getElementById(id);
   const CHANNELS = nbp.CHANNELS;
-  const STRATEGIES = { model: "模型", rules: "规则兜底", non_personalised: "通用推荐", control: "对照组", batch: "批量名单", unknown: "未关联决策" };
+  const STRATEGIES = { model: "模型", rules: "规则兜底", non_personalised: "通用推荐", control: "对照组", batch: "批量名单", challenger: "挑战者模型", unknown: "未关联决策" };
   const METRICS = { click_through_rate: "点击率", conversion_rate: "转化率" };
   const FALLBACK = new Set(["rules", "non_personalised", "batch"]);
 
