@@ -276,7 +276,13 @@ func (r *Registry) Use(version string) error {
 	return r.dir.SetCurrent(version)
 }
 
-// Reload follows the pointer file's content (see WatchFile).
+// Serves says whether a pointer's content names the version in force.
+func (r *Registry) Serves(pointer []byte) bool {
+	v, err := ParsePointer(pointer)
+	return err == nil && v == r.InForce()
+}
+
+// Reload follows the pointer file's content (see service.WatchPointer).
 func (r *Registry) Reload(pointer []byte) error {
 	v, err := ParsePointer(pointer)
 	if err != nil {

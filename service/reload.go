@@ -14,7 +14,21 @@ import (
 // the refusal is logged and what is in force stays. It returns when ctx
 // ends.
 func WatchFile(ctx context.Context, path string, interval time.Duration, reload <-chan struct{}, apply func([]byte) error, log *slog.Logger) {
+	watch(ctx, path, interval, reload, apply, nil, log)
+}
+
+// WatchPointer is WatchFile for a file that is also moved by other means
+// (the model pointer, which PUT /v1/admin/model rewrites): inForce says
+// whether a content is what serves already, and a file moved back to a
+// content seen before is still followed. A refused content is tried again
+// only when the file changes or on SIGHUP.
+func WatchPointer(ctx context.Context, path string, interval time.Duration, reload <-chan struct{}, apply func([]byte) error, inForce func([]byte) bool, log *slog.Logger) {
+	watch(ctx, path, interval, reload, apply, inForce, log)
+}
+
+func watch(ctx context.Context, path string, interval time.Duration, reload <-chan struct{}, apply func([]byte) error, inForce func([]byte) bool, log *slog.Logger) {
 	var last []byte // hash of the content last tried
+	refused := false
 	load := func(trigger string) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -22,14 +36,20 @@ func WatchFile(ctx context.Context, path string, interval time.Duration, reload 
 			return
 		}
 		sum := sha256.Sum256(b)
-		if trigger == "change" && bytes.Equal(sum[:], last) {
+		if inForce != nil && inForce(b) {
+			last, refused = sum[:], false
+			return
+		}
+		if trigger == "change" && bytes.Equal(sum[:], last) && (inForce == nil || refused) {
 			return
 		}
 		last = sum[:]
 		if err := apply(b); err != nil {
+			refused = true
 			log.ErrorContext(ctx, "file refused; keeping what is in force", slog.String("path", path), slog.String("error", err.Error()))
 			return
 		}
+		refused = false
 		log.InfoContext(ctx, "file reloaded", slog.String("path", path), slog.String("trigger", trigger))
 	}
 	t := time.NewTicker(interval)

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -160,4 +161,63 @@ func TestLeverMovesTheRanking(t *testing.T) {
 	if got := count(); got != without {
 		t.Fatalf("a lever not yet in force changed the ranking: %d, want %d", got, without)
 	}
+}
+
+// TestWatchPointerFollowsAPointerMovedBack: the pointer is moved by other
+// means too (the admin endpoint), so a file that returns to a content the
+// watcher saw before is followed; a refused content is not retried until
+// it changes or a signal comes.
+func TestWatchPointerFollowsAPointerMovedBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "CURRENT")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	inForce, applied := "a", map[string]int{}
+	apply := func(b []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		applied[string(b)]++
+		if string(b) == "bad" {
+			return errors.New("refused")
+		}
+		inForce = string(b)
+		return nil
+	}
+	serves := func(b []byte) bool { mu.Lock(); defer mu.Unlock(); return string(b) == inForce }
+	state := func() (string, int, int) { mu.Lock(); defer mu.Unlock(); return inForce, applied["b"], applied["bad"] }
+	move := func(v string) { mu.Lock(); inForce = v; mu.Unlock() } // what the endpoint does, file included
+	write("a")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan struct{}, 1)
+	go service.WatchPointer(ctx, path, 50*time.Millisecond, reload, apply, serves, slog.New(&refusalCounter{}))
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	write("b")
+	waitFor("b not followed", func() bool { v, _, _ := state(); return v == "b" })
+	// The endpoint moves it to c, and before the watcher looks the file is
+	// edited back to b by hand: the content it last tried, yet not in force.
+	move("c")
+	write("c")
+	write("b")
+	waitFor("b, seen before, not followed after c", func() bool { v, _, _ := state(); return v == "b" })
+	write("bad")
+	waitFor("bad not tried", func() bool { _, _, n := state(); return n >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	if v, _, n := state(); v != "b" || n != 1 {
+		t.Fatalf("after a refusal: in force %s, tried %d times", v, n)
+	}
+	reload <- struct{}{}
+	waitFor("a signal does not retry", func() bool { _, _, n := state(); return n == 2 })
 }

@@ -328,7 +328,7 @@ func (n *server) buildPipeline(ctx context.Context) error {
 		go service.WatchArbitration(ctx, n.pipe, n.cfg.Arbitration, 2*time.Second, n.hup.arbitration, n.log)
 	}
 	if reg := n.scorer.Registry; reg != nil {
-		go service.WatchFile(ctx, filepath.Join(string(reg.Dir()), model.PointerFile), 2*time.Second, n.hup.model, reg.Reload, n.log)
+		go service.WatchPointer(ctx, filepath.Join(string(reg.Dir()), model.PointerFile), 2*time.Second, n.hup.model, reg.Reload, reg.Serves, n.log)
 	}
 	// Last night's lists stand in for the model, before the rules: follow
 	// the batch pointer.
