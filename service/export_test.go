@@ -30,3 +30,9 @@ func ControlOverlap(p *Pipeline, n int, a, b time.Time) float64 {
 	}
 	return float64(both) / float64(max(inA, 1))
 }
+
+// Spearman and TopOverlap expose the shadow's measures to the tests.
+var (
+	Spearman   = spearman
+	TopOverlap = topOverlap
+)

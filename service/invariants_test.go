@@ -155,12 +155,18 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 		{"challenger", envOptions{customers: n, challengerShare: 0.3, challenger: func(e *env) service.Scorer {
 			return model.NewGuarded(treeModel(t, e.cat, e.rules), e.rules, len(e.cat.Products), model.GuardOptions{Budget: time.Second})
 		}}, string(model.StrategyModel), ""},
+		// A shadow, the same tree ensembles, scores every decision of the
+		// champion off the answer's path: what it would have served
+		// obeys every rule too.
+		{"shadow", envOptions{customers: n, shadowShare: 1, shadow: func(e *env) service.Scorer {
+			return model.NewGuarded(treeModel(t, e.cat, e.rules), e.rules, len(e.cat.Products), model.GuardOptions{Budget: time.Second})
+		}}, string(model.StrategyModel), ""},
 	}
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) {
 			e := newEnv(t, path.opts)
 			offered := map[string]int{}
-			controls, challengers := 0, 0
+			controls, challengers, modelled := 0, 0, 0
 			for ch := catalog.Channel(0); ch < catalog.NumChannels; ch++ {
 				reqs := make([]service.Request, 0, 500)
 				out := make([]service.Decision, 500)
@@ -180,6 +186,9 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 							t.Fatalf("%s on %s (%s): %v", req.CustomerID, ch, d.Strategy, bad)
 						}
 						optOut := v.Flag(features.PersonalisationOptOut)
+						if d.Strategy == model.StrategyModel {
+							modelled++
+						}
 						want := path.strategy
 						if optOut && known {
 							want = string(model.StrategyNonPersonalised)
@@ -209,6 +218,9 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 					}
 				}
 			}
+			if path.opts.shadow != nil {
+				checkShadows(t, e, modelled)
+			}
 			if c := path.opts.challengerShare; c > 0 {
 				if share := float64(challengers) / float64(3*n); share < c*0.85 || share > c*1.05 {
 					t.Errorf("challenger share %.4f, want about %.2f of the customers outside the control group", share, c)
@@ -234,6 +246,65 @@ func TestSuitabilityInvariantOnEveryPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkShadows waits for the shadow's decisions of the champion's want
+// decisions (those the model ranked) and checks
+// each against the rules, as served to the same customer.
+func checkShadows(t *testing.T, e *env, want int) {
+	t.Helper()
+	got, differ := 0, 0
+	timeout := time.After(2 * time.Minute)
+	for {
+		r := e.pipeline.ShadowReport()
+		if int(r.Compared+r.Dropped+r.Failed) >= want && len(e.shadows) == 0 {
+			if r.Dropped != 0 || r.Failed != 0 || got != want {
+				t.Fatalf("shadow: %d compared (%d seen), %d dropped, %d failed; want %d compared", r.Compared, got, r.Dropped, r.Failed, want)
+			}
+			break
+		}
+		select {
+		case sd := <-e.shadows:
+			got++
+			d, served := &sd.Shadow, &sd.Served
+			if d.ID != served.ID || d.CustomerID != served.CustomerID || d.ModelVersion != "rules-trees-test" || d.Strategy != model.StrategyModel {
+				t.Fatalf("shadow decision %s %s %s %s of %s", d.ID, d.CustomerID, d.Strategy, d.ModelVersion, served.ID)
+			}
+			v := e.vecs[d.CustomerID]
+			req := service.Request{CustomerID: d.CustomerID, Channel: d.Channel, Limit: service.MaxLimit}
+			if bad := violations(e.cat, req, d, &v, true); len(bad) > 0 {
+				t.Fatalf("shadow of %s on %s: %v", d.CustomerID, d.Channel, bad)
+			}
+			if len(d.Items) != len(served.Items) && !categoryCapped(e.cat, d, served) {
+				t.Fatalf("shadow of %s: %d items, served %d", d.CustomerID, len(d.Items), len(served.Items))
+			}
+			if sd.Top3Overlap < 1 {
+				differ++
+			}
+		case <-timeout:
+			t.Fatalf("shadow: %d of %d decisions after 2 minutes", got, want)
+		}
+	}
+	r := e.pipeline.ShadowReport()
+	t.Logf("shadow: %d compared, top-3 overlap %.3f, same top 3 %.3f, rank correlation %.3f; %d with another top 3",
+		r.Compared, r.Top3Overlap, r.SameTop3, r.RankCorrelation, differ)
+	if r.Version != "shadow-test" || len(r.Products) != len(e.cat.Products) || !(r.RankCorrelation > 0.2) || !(r.Top3Overlap > 0.3) {
+		t.Errorf("shadow report %+v", r)
+	}
+}
+
+// categoryCapped reports whether either decision hit the per-category
+// cap, which lets two rankings keep different numbers of items.
+func categoryCapped(cat *catalog.Catalog, ds ...*service.Decision) bool {
+	for _, d := range ds {
+		n := map[string]int{}
+		for _, it := range d.Items {
+			if n[it.Product.Category]++; n[it.Product.Category] == cat.Policy.MaxPerCategory {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestDecideManyEqualsDecide(t *testing.T) {

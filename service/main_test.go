@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -117,6 +118,8 @@ type env struct {
 	vecs     map[string]features.Vector
 	prefix   string
 	pipeline *service.Pipeline
+	// shadows receives what the shadow would have served, when there is one.
+	shadows chan *service.ShadowDecision
 }
 
 type envOptions struct {
@@ -136,6 +139,11 @@ type envOptions struct {
 	// challenger, when set, ranks challengerShare of the customers.
 	challenger      func(e *env) service.Scorer
 	challengerShare float64
+	// shadow, when set, shadows shadowShare of the champion's decisions
+	// (with a queue roomy enough to drop none); the env runs it.
+	shadow      func(e *env) service.Scorer
+	shadowShare float64
+	shadowQueue int // default 100,000
 	// hook, when set, sees every command the pipeline's Redis client sends.
 	hook redis.Hook
 	// meters and tracers, when set, record the pipeline's telemetry.
@@ -224,9 +232,21 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.challenger != nil {
 		pc.Challenger, pc.ChallengerShare, pc.ChallengerKey = o.challenger(e), o.challengerShare, []byte("test key")
 	}
+	if o.shadow != nil {
+		e.shadows = make(chan *service.ShadowDecision, 100000)
+		pc.Shadow, pc.ShadowShare, pc.ShadowQueue = o.shadow(e), o.shadowShare, cmp.Or(o.shadowQueue, 100000)
+		pc.ShadowVersion = func() string { return "shadow-test" }
+		pc.ShadowSink = func(sd *service.ShadowDecision) { e.shadows <- sd }
+	}
 	e.pipeline, err = service.NewPipeline(pc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.shadow != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.pipeline.RunShadow(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
 	return e
 }

@@ -143,6 +143,16 @@ type PipelineConfig struct {
 	// ChallengerOff, when set and true, sends the challenger's share to
 	// the champion: the challenger has been promoted.
 	ChallengerOff func() bool
+	// Shadow, when set, scores ShadowShare of the champion's decisions (a
+	// sample of requests) on a worker of its own (RunShadow), off every
+	// answer's path: what it would have served goes to ShadowSink, and
+	// ShadowReport compares it with the champion. A full queue (ShadowQueue
+	// decisions, default 1024) drops the sample, and counts it.
+	Shadow        Scorer
+	ShadowVersion func() string
+	ShadowShare   float64
+	ShadowQueue   int
+	ShadowSink    func(*ShadowDecision)
 	// MeterProvider counts decisions by strategy and channel, and
 	// degraded ones by reason; nil counts nothing.
 	MeterProvider metric.MeterProvider
@@ -168,6 +178,7 @@ type Pipeline struct {
 	challengerCut  uint64 // buckets below it are the challenger's
 	challengerKey  []byte
 	challengerOff  func() bool
+	shadow         *shadow   // nil without one
 	scratches      sync.Pool // *scratch
 	arb            atomic.Pointer[catalog.Arbitration]
 	run            atomic.Pointer[string] // the batch run whose lists back up the model
@@ -235,6 +246,11 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 		}
 		p.challenger, p.challengerKey, p.challengerOff = c.Challenger, c.ChallengerKey, c.ChallengerOff
 		p.challengerCut = uint64(c.ChallengerShare*10000 + 0.5)
+	}
+	if c.Shadow != nil {
+		if p.shadow, err = newShadow(&c, len(c.Catalog.Products)); err != nil {
+			return nil, err
+		}
 	}
 	p.arb.Store(c.Catalog.DefaultArbitration())
 	return p, nil
@@ -464,6 +480,9 @@ func (p *Pipeline) decideInto(ctx context.Context, ins []input, out []Decision) 
 		}
 		out[i] = p.finish(&ins[i], kind[i], by, row[i], scores[i*P:(i+1)*P], sc, arb, now)
 		p.tel.count(ctx, &out[i])
+		if p.shadow != nil && kind[i] == kindScored && by.Strategy == model.StrategyModel && !by.Fallback {
+			p.shadow.offer(&ins[i], &out[i], scores[i*P:(i+1)*P], arb, now)
+		}
 	}
 	if span != nil && len(ins) == 1 {
 		span.SetAttributes(DecisionAttributes(&out[0])...)

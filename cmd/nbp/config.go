@@ -155,6 +155,9 @@ func (c *settings) check() []error {
 	if c.Model.Challenger != "" && !(c.Model.ChallengerShare > 0 && c.Model.ChallengerShare <= 0.5) {
 		errs = append(errs, fmt.Errorf("-challenger-share %v: want more than 0, at most 0.5", c.Model.ChallengerShare))
 	}
+	if c.Model.Shadow != "" && !(c.Model.ShadowShare > 0 && c.Model.ShadowShare <= 1) {
+		errs = append(errs, fmt.Errorf("-shadow-share %v: want more than 0, at most 1", c.Model.ShadowShare))
+	}
 	if c.Model.Workers < 1 {
 		errs = append(errs, fmt.Errorf("-model-workers must be at least 1"))
 	}

@@ -124,6 +124,7 @@ type server struct {
 	limiter *overload.Limiter
 	pipe    *service.Pipeline
 	audit   *audit.Log
+	shadows *audit.Log // what the shadow would have served; nil without one
 	api     *api.Server
 	hup     hangups
 	bank    *demobank.Bank // with -demo
@@ -317,6 +318,12 @@ func (n *server) buildPipeline(ctx context.Context) error {
 		pc.ChallengerOff = func() bool { return n.scorer.Version() == ch.Version() }
 		n.log.Info("challenger", slog.String("version", ch.Version()), slog.Float64("share", n.cfg.Model.ChallengerShare))
 	}
+	if sh := n.scorer.Shadow; sh != nil {
+		pc.Shadow, pc.ShadowVersion, pc.ShadowShare = sh, sh.Version, n.cfg.Model.ShadowShare
+		// Kept beside the audit (see openAudit), which starts the worker.
+		pc.ShadowSink = func(sd *service.ShadowDecision) { n.shadows.Record(ctx, sd.Shadow) }
+		n.log.Info("shadow", slog.String("version", sh.Version()), slog.Float64("share", n.cfg.Model.ShadowShare))
+	}
 	var err error
 	if n.pipe, err = service.NewPipeline(pc); err != nil {
 		return err
@@ -337,7 +344,7 @@ func (n *server) buildPipeline(ctx context.Context) error {
 }
 
 // openAudit starts the audit trail's writer.
-func (n *server) openAudit(context.Context) error {
+func (n *server) openAudit(ctx context.Context) error {
 	a, err := audit.New(n.rdb, audit.Options{Prefix: n.cfg.Redis.Prefix, Retention: n.cfg.Audit.Retention,
 		SpillDir: n.cfg.Audit.Spill, SpillMax: int64(n.cfg.Audit.SpillMaxMB) << 20, Hasher: audit.NewHasher(n.auditKey), Logger: n.log})
 	if err != nil {
@@ -353,7 +360,37 @@ func (n *server) openAudit(context.Context) error {
 	if n.cfg.Audit.Spill == "" {
 		n.log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
 	}
+	if n.scorer.Shadow != nil {
+		if err := n.openShadows(ctx); err != nil {
+			return err
+		}
+	}
 	return audit.Observe(n.tel.meters, a)
+}
+
+// openShadows keeps what the shadow version would have served, as audit
+// records under their own keys (<prefix>shadow:decisions:...), with the
+// audit's retention and no spill: a shadow record is a measurement, and
+// one Redis cannot take is counted lost (nbp_shadow_decisions_total). Then
+// it starts the shadow's worker.
+func (n *server) openShadows(ctx context.Context) error {
+	s, err := audit.New(n.rdb, audit.Options{Prefix: n.cfg.Redis.Prefix + "shadow:", Retention: n.cfg.Audit.Retention,
+		Hasher: audit.NewHasher(n.auditKey), Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.shadows = s
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { n.pipe.RunShadow(wctx); close(done) }()
+	n.onClose(func() {
+		cancel()
+		<-done
+		ctx, cancelClose := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		defer cancelClose()
+		_ = s.Close(ctx)
+	})
+	return observeShadow(n.tel.meters, n.pipe, s)
 }
 
 // buildServer builds the HTTP face, with its access control.
@@ -380,6 +417,10 @@ func (n *server) buildServer(ctx context.Context) error {
 		}
 		return nil
 	}
+	var shadows api.Auditor
+	if n.shadows != nil {
+		shadows = n.shadows
+	}
 	var models api.Models
 	if n.scorer.Registry != nil {
 		models = n.scorer.Registry
@@ -404,6 +445,7 @@ func (n *server) buildServer(ctx context.Context) error {
 		ModelVersion:   n.scorer.Version,
 		Batch:          batch.NewStore(n.rdb, n.cfg.Redis.Prefix),
 		Models:         models,
+		Shadows:        shadows,
 	})
 	if n.cfg.Clients != "" {
 		go service.WatchFile(ctx, n.cfg.Clients, 2*time.Second, n.hup.clients, func(b []byte) error {

@@ -282,3 +282,75 @@ func TestChallengerIsMeasured(t *testing.T) {
 		}
 	}
 }
+
+// TestShadowIsCompared shadows every model decision with the tree
+// ensembles: the answers are the champion's, each decision's record shows
+// what the shadow would have served, and the comparison is reported.
+func TestShadowIsCompared(t *testing.T) {
+	dir, lr, trees := testModelDir(t)
+	base, _ := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", t.TempDir(), "-addr", "127.0.0.1:0",
+		"-shadow", trees, "-shadow-share", "1"},
+		testEnv(t, map[string]string{"NBP_MODEL": dir, "NBP_AUDIT_KEY": "a key"}))
+	client := apitest.Client(t)
+	var ids []string // of model decisions that offer something
+	for i := 1; i <= 100; i++ {
+		r := recommend(t, client, base+"/v1/customers/"+demobank.ID(i)+"/recommendations?channel=wecom_agent&limit=3")
+		if r.Strategy == "model" && r.ModelVersion != lr {
+			t.Fatalf("served by %s", r.ModelVersion)
+		}
+		if r.Strategy == "model" && len(r.Items) > 0 {
+			ids = append(ids, r.DecisionID)
+		}
+	}
+	var ms api.ModelsResponse
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(base + "/v1/admin/model")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = api.ModelsResponse{}
+		_ = json.NewDecoder(resp.Body).Decode(&ms)
+		resp.Body.Close()
+		if ms.Shadow != nil && ms.Shadow.Compared >= int64(len(ids)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := ms.Shadow; s == nil || s.Version != trees || s.Compared < int64(len(ids)) || s.Dropped != 0 || s.Failed != 0 || len(s.Products) == 0 ||
+		!(s.Top3Overlap > 0 && s.Top3Overlap <= 1) || !(s.RankCorrelation > -1 && s.RankCorrelation <= 1) {
+		t.Fatalf("%d model decisions; shadow report %+v", len(ids), ms.Shadow)
+	}
+	t.Logf("shadow over %d decisions: top-3 overlap %.3f, same top 3 %.3f, rank correlation %.3f", ms.Shadow.Compared,
+		ms.Shadow.Top3Overlap, ms.Shadow.SameTop3, ms.Shadow.RankCorrelation)
+	// Each decision's record carries what the shadow would have served.
+	var rec api.DecisionRecord
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := client.Get(base + "/v1/decisions/" + ids[len(ids)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec = api.DecisionRecord{}
+		_ = json.NewDecoder(resp.Body).Decode(&rec)
+		resp.Body.Close()
+		if rec.Shadow != nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if rec.Shadow == nil || rec.ModelVersion != lr || rec.Shadow.ModelVersion != trees || rec.Shadow.DecisionID != rec.DecisionID ||
+		rec.Shadow.CustomerHash != rec.CustomerHash || len(rec.Items) == 0 || len(rec.Shadow.Items) == 0 {
+		t.Fatalf("decision record %+v, shadow %+v", rec.Record, rec.Shadow)
+	}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`result="compared",shadow_version="` + trees + `"}`,
+		`nbp_shadow_agreement{measure="top3_overlap"`, `product="TD_1Y",shadow_version="` + trees + `"}`} {
+		if !bytes.Contains([]byte(grepLines(scrape, "nbp_shadow")), []byte(want)) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(scrape, "nbp_shadow"))
+		}
+	}
+}

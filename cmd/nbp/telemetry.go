@@ -18,6 +18,8 @@ import (
 
 	"github.com/directops/nbp/cmd/internal/otlpenv"
 	"github.com/directops/nbp/cmd/internal/prommetrics"
+	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/audit"
 )
 
 // exporters are the process's metrics and traces: a MeterProvider read by
@@ -137,4 +139,55 @@ func countModelLoads(mp metric.MeterProvider) (func(version string, err error), 
 		}
 		c.Add(context.Background(), 1, metric.WithAttributes(attribute.String("version", version), attribute.String("result", result)))
 	}, nil
+}
+
+// observeShadow publishes the shadow's comparison with the model in
+// force: decisions by result (compared; dropped, the queue full; failed,
+// the shadow unable to score; lost, its record not kept), the mean
+// top-three overlap and rank correlation, and each product's mean
+// propensity drift (shadow minus champion).
+func observeShadow(mp metric.MeterProvider, p *service.Pipeline, records *audit.Log) error {
+	m := mp.Meter("github.com/directops/nbp/cmd/nbp")
+	decisions, err := m.Int64ObservableCounter("nbp.shadow.decisions", metric.WithUnit("{decision}"),
+		metric.WithDescription("Decisions of the model in force sampled for the shadow version, by result: compared, dropped (its queue full: the answer never waits), failed (it could not score), lost (its record not kept)."))
+	if err != nil {
+		return err
+	}
+	agreement, err := m.Float64ObservableGauge("nbp.shadow.agreement",
+		metric.WithDescription("Mean agreement of the shadow version with the model in force since start, by measure: top3_overlap, same_top3, rank_correlation (Spearman, over the eligible products)."))
+	if err != nil {
+		return err
+	}
+	drift, err := m.Float64ObservableGauge("nbp.shadow.drift",
+		metric.WithDescription("Mean propensity of the shadow version minus the model in force's, by product, on the same customers."))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		r := p.ShadowReport()
+		if r == nil {
+			return nil
+		}
+		v := attribute.String("shadow_version", r.Version)
+		for _, c := range []struct {
+			result string
+			n      int64
+		}{{"compared", r.Compared}, {"dropped", r.Dropped}, {"failed", r.Failed}, {"lost", records.Stats().Lost}} {
+			o.ObserveInt64(decisions, c.n, metric.WithAttributes(v, attribute.String("result", c.result)))
+		}
+		if r.Compared == 0 {
+			return nil
+		}
+		for _, a := range []struct {
+			measure string
+			x       float64
+		}{{"top3_overlap", r.Top3Overlap}, {"same_top3", r.SameTop3}, {"rank_correlation", r.RankCorrelation}} {
+			o.ObserveFloat64(agreement, a.x, metric.WithAttributes(v, attribute.String("measure", a.measure)))
+		}
+		for _, d := range r.Products {
+			o.ObserveFloat64(drift, d.Shadow-d.Champion, metric.WithAttributes(v, attribute.String("product", d.Product)))
+		}
+		return nil
+	}, decisions, agreement, drift)
+	return err
 }

@@ -459,5 +459,19 @@ func (s *Server) handleDecision(c *fiber.Ctx) error {
 	if err != nil {
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, message: "audit trail unavailable"}
 	}
-	return c.JSON(r)
+	resp := DecisionRecord{Record: r}
+	if s.shadows != nil {
+		if sr, err := s.shadows.Get(ctx, id); err == nil {
+			resp.Shadow = &sr
+		}
+	}
+	return c.JSON(resp)
+}
+
+// DecisionRecord is the body of GET /v1/decisions/{decision_id}: the
+// audit record and, when the shadow version scored the decision, what it
+// would have served (never served).
+type DecisionRecord struct {
+	audit.Record
+	Shadow *audit.Record `json:"shadow,omitempty"`
 }

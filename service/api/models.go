@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/directops/nbp/model"
+	"github.com/directops/nbp/service"
 )
 
 // Models is the model directory behind the server (model.Registry): the
@@ -25,6 +26,44 @@ type Models interface {
 type ModelsResponse struct {
 	InForce  string   `json:"in_force"`
 	Versions []string `json:"versions"`
+	// Shadow compares the shadow version with the one in force, over
+	// the decisions it scored since the server started; absent without
+	// one.
+	Shadow *ShadowReport `json:"shadow,omitempty"`
+}
+
+// ShadowReport is service.ShadowReport on the wire.
+type ShadowReport struct {
+	Version         string         `json:"version"`
+	Share           float64        `json:"share"`
+	Compared        int64          `json:"compared"`
+	Dropped         int64          `json:"dropped"`
+	Failed          int64          `json:"failed"`
+	Top3Overlap     float64        `json:"top3_overlap"`
+	SameTop3        float64        `json:"same_top3"`
+	RankCorrelation float64        `json:"rank_correlation"`
+	Products        []ProductDrift `json:"products"`
+}
+
+// ProductDrift is service.ProductDrift on the wire.
+type ProductDrift struct {
+	Product     string  `json:"product_id"`
+	Champion    float64 `json:"champion"`
+	Shadow      float64 `json:"shadow"`
+	MeanAbsDiff float64 `json:"mean_abs_diff"`
+}
+
+func shadowReport(r *service.ShadowReport) *ShadowReport {
+	if r == nil {
+		return nil
+	}
+	out := &ShadowReport{Version: r.Version, Share: r.Share, Compared: r.Compared, Dropped: r.Dropped, Failed: r.Failed,
+		Top3Overlap: service.Round4(r.Top3Overlap), SameTop3: service.Round4(r.SameTop3), RankCorrelation: service.Round4(r.RankCorrelation),
+		Products: make([]ProductDrift, len(r.Products))}
+	for i, p := range r.Products {
+		out.Products[i] = ProductDrift{Product: p.Product, Champion: service.Round4(p.Champion), Shadow: service.Round4(p.Shadow), MeanAbsDiff: service.Round4(p.MeanAbsDiff)}
+	}
+	return out
 }
 
 // ModelRequest is the body of PUT /v1/admin/model.
@@ -43,7 +82,7 @@ func (s *Server) handleGetModel(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(ModelsResponse{InForce: s.models.InForce(), Versions: vs})
+	return c.JSON(ModelsResponse{InForce: s.models.InForce(), Versions: vs, Shadow: shadowReport(s.pipeline.ShadowReport())})
 }
 
 // handlePutModel puts a version in force. It answers once the version

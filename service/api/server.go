@@ -153,6 +153,10 @@ type ServerConfig struct {
 	// Models, when set, serves /v1/admin/model: the model directory's
 	// versions, and the step that puts one in force.
 	Models Models
+	// Shadows, when set, keeps what the shadow version would have served
+	// (records of the audit's form), shown with the audit record at
+	// /v1/decisions/{decision_id}.
+	Shadows Auditor
 }
 
 // Pages are the web pages served beside the API, and the sessions their
@@ -189,6 +193,7 @@ type Server struct {
 	version  func() string
 	batch    BatchStatus
 	models   Models
+	shadows  Auditor
 }
 
 // NewServer returns the HTTP server of a pipeline.
@@ -200,7 +205,7 @@ func NewServer(sc ServerConfig) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{pipeline: sc.Pipeline, checks: sc.Checks, cfg: cfg, log: log, events: sc.Events, audit: sc.Audit, contacts: sc.Contacts, metrics: sc.Metrics}
-	s.pages, s.version, s.batch, s.models = sc.Pages, sc.ModelVersion, sc.Batch, sc.Models
+	s.pages, s.version, s.batch, s.models, s.shadows = sc.Pages, sc.ModelVersion, sc.Batch, sc.Models, sc.Shadows
 	s.limiter = sc.Limiter
 	if s.limiter == nil {
 		s.limiter = NewServerLimiter(cfg)

@@ -27,6 +27,11 @@ type Model struct {
 	// share of customers (ChallengerShare) beside the one in force.
 	Challenger      string
 	ChallengerShare float64
+	// Shadow names a version of the model directory that scores a
+	// sampled share of the champion's decisions (ShadowShare) off the
+	// answer's path, for comparison only.
+	Shadow      string
+	ShadowShare float64
 }
 
 // Register adds -model, -rules-only and -onnxruntime to fs.
@@ -35,6 +40,8 @@ func (m *Model) Register(fs *flag.FlagSet, env *Env) {
 	fs.BoolVar(&m.RulesOnly, "rules-only", env.On("NBP_RULES_ONLY"), "score with the rules alone, without a model (env NBP_RULES_ONLY=1)")
 	fs.StringVar(&m.Challenger, "challenger", env.String("NBP_CHALLENGER", ""), "a version of the model directory that ranks -challenger-share of the customers outside the control group, to compare with the one in force (env NBP_CHALLENGER)")
 	fs.Float64Var(&m.ChallengerShare, "challenger-share", env.Float("NBP_CHALLENGER_SHARE", 0.1), "share of customers the challenger ranks, chosen by a keyed hash of their id (NBP_AUDIT_KEY) (env NBP_CHALLENGER_SHARE)")
+	fs.StringVar(&m.Shadow, "shadow", env.String("NBP_SHADOW", ""), "a version of the model directory that scores -shadow-share of the model's decisions off the answer's path, never served: GET /v1/admin/model compares it with the one in force (env NBP_SHADOW)")
+	fs.Float64Var(&m.ShadowShare, "shadow-share", env.Float("NBP_SHADOW_SHARE", 0.05), "share of the model's decisions the shadow scores, sampled at random (env NBP_SHADOW_SHARE)")
 	fs.StringVar(&m.ORTLib, "onnxruntime", env.String("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
 }
 
@@ -71,8 +78,11 @@ type Scorer struct {
 	// Challenger is the challenger version behind its own breaker; nil
 	// without one.
 	Challenger *Scorer
-	version    func() string
-	close      func()
+	// Shadow is the shadow version behind its own breaker; nil without
+	// one.
+	Shadow  *Scorer
+	version func() string
+	close   func()
 }
 
 // Version names the model version in force ("none (rules only)" without
@@ -162,24 +172,39 @@ func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions, log *slog.Logge
 	}
 	sc.Guarded = model.NewGuarded(scorer, rules, len(cat.Products), o)
 	sc.Scorer, sc.version = sc.Guarded, scorer.Version
-	if m.Challenger != "" {
+	// A challenger and a shadow: versions of the same directory, each
+	// behind its own breaker, so that one failing falls back to the rules
+	// without touching the champion's.
+	side := func(what, version string) (*Scorer, error) {
 		if !model.IsDir(m.Path) {
-			sc.Close()
-			return nil, fmt.Errorf("-challenger %s: needs a model directory (-model DIR)", m.Challenger)
+			return nil, fmt.Errorf("-%s %s: needs a model directory (-model DIR)", what, version)
 		}
-		ch, err := open(model.Dir(m.Path).Path(m.Challenger))
+		onnx, err := open(model.Dir(m.Path).Path(version))
 		if err != nil {
-			sc.Close()
-			return nil, fmt.Errorf("challenger: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		// Its own breaker: a failing challenger falls back to the rules
-		// without touching the champion's.
-		g := model.NewGuarded(ch, rules, len(cat.Products), o)
-		sc.Challenger = &Scorer{Scorer: g, Guarded: g, version: ch.Version}
 		closeAll := sc.close
 		sc.close = func() {
-			ch.Close()
+			onnx.Close()
 			closeAll()
+		}
+		g := model.NewGuarded(onnx, rules, len(cat.Products), o)
+		return &Scorer{Scorer: g, Guarded: g, version: onnx.Version}, nil
+	}
+	if m.Challenger != "" {
+		if sc.Challenger, err = side("challenger", m.Challenger); err != nil {
+			sc.Close()
+			return nil, err
+		}
+	}
+	if m.Shadow != "" {
+		if !(m.ShadowShare > 0 && m.ShadowShare <= 1) {
+			sc.Close()
+			return nil, fmt.Errorf("-shadow-share %v: want a share in (0, 1]", m.ShadowShare)
+		}
+		if sc.Shadow, err = side("shadow", m.Shadow); err != nil {
+			sc.Close()
+			return nil, err
 		}
 	}
 	return sc, nil
