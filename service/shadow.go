@@ -162,19 +162,16 @@ func (p *Pipeline) runShadow(ctx context.Context, jobs []*shadowJob) {
 	sctx, cancel := context.WithTimeout(ctx, shadowTimeout)
 	scored, err := s.scorer.Score(sctx, x, len(jobs), ps)
 	cancel()
+	if scored.Release != nil {
+		defer scored.Release()
+	}
 	if err != nil || scored.Fallback {
 		s.failed.Add(int64(len(jobs)))
-		if scored.Release != nil {
-			scored.Release()
-		}
 		return
 	}
 	// Ranking only: the shadow's reasons would cost CPU beside live
 	// requests, and nobody reads them.
 	scored.Explain = nil
-	if scored.Release != nil {
-		defer scored.Release()
-	}
 	for i, j := range jobs {
 		sd := &ShadowDecision{Served: j.served, Champion: j.scores, ShadowScores: slices.Clone(ps[i*P : (i+1)*P])}
 		sd.Shadow = p.finish(&j.in, kindScored, scored, i, sd.ShadowScores, mem, j.arb, j.now)
