@@ -231,6 +231,10 @@ var ErrUnknownVersion = errors.New("no such model version")
 func (r *Registry) Load(version string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.loadLocked(version)
+}
+
+func (r *Registry) loadLocked(version string) error {
 	if version == r.live.Version() {
 		return nil
 	}
@@ -268,9 +272,13 @@ func (r *Registry) load(version string) error {
 }
 
 // Use puts a version in force and points the directory to it, so that a
-// restart serves it too: promotion and rollback are this one step.
+// restart serves it too: promotion and rollback are this one step. Both
+// happen under the registry's lock, so that a pointer read before the step
+// cannot be followed after it (see Reload).
 func (r *Registry) Use(version string) error {
-	if err := r.Load(version); err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.loadLocked(version); err != nil {
 		return err
 	}
 	return r.dir.SetCurrent(version)
@@ -283,10 +291,17 @@ func (r *Registry) Serves(pointer []byte) bool {
 }
 
 // Reload follows the pointer file's content (see service.WatchPointer).
+// A content the pointer no longer holds is stale (a Use moved it since it
+// was read) and is ignored: the watcher reads the new content next.
 func (r *Registry) Reload(pointer []byte) error {
 	v, err := ParsePointer(pointer)
 	if err != nil {
 		return err
 	}
-	return r.Load(v)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, err := r.dir.Current(); err == nil && cur != v {
+		return nil
+	}
+	return r.loadLocked(v)
 }

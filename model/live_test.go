@@ -150,7 +150,15 @@ func TestRegistrySwapsUnderLoad(t *testing.T) {
 	if cur, _ := d.Current(); cur != lr {
 		t.Errorf("a refused version moved the pointer to %s", cur)
 	}
+	// A pointer read before a Use and followed after it is stale: the
+	// version the Use put in force stays.
+	if err := reg.Reload([]byte("trees-1\n")); err != nil || reg.InForce() != lr {
+		t.Errorf("stale pointer: %v, in force %s", err, reg.InForce())
+	}
 	// The pointer file alone (as an operator edits it) swaps too.
+	if err := os.WriteFile(filepath.Join(string(d), model.PointerFile), []byte("trees-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := reg.Reload([]byte("trees-1\n")); err != nil || reg.InForce() != "trees-1" {
 		t.Errorf("reload: %v, in force %s", err, reg.InForce())
 	}
