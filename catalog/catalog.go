@@ -127,10 +127,12 @@ type RiskLevel uint8
 // String returns "R1".."R5", or "" for a non-investment product.
 func (r RiskLevel) String() string {
 	if r >= 1 && r <= 5 {
-		return "R" + string(rune('0'+r))
+		return riskNames[r]
 	}
 	return ""
 }
+
+var riskNames = [...]string{"", "R1", "R2", "R3", "R4", "R5"}
 
 // ParseRiskLevel parses "R1".."R5".
 func ParseRiskLevel(s string) (RiskLevel, error) {

@@ -30,8 +30,13 @@ type Copy struct {
 }
 
 // template is a parsed copy template: literal text and variables in turn.
+// Once compiled for its product (resolve), only the salutation is left to
+// fill at request time, and the copy with the generic salutation is kept
+// whole, so that rendering it allocates nothing.
 type template struct {
-	parts []part
+	parts   []part
+	generic string // rendered with GenericSalutation, once resolved
+	size    int    // bytes of the literal parts, once resolved
 }
 
 type part struct {
@@ -98,29 +103,62 @@ func (t template) vars() []string {
 	return vs
 }
 
-// render appends the template with its variables resolved.
-func (t template) render(b *strings.Builder, p *Product, salutation string) {
+// resolve compiles the template for its product: the product's name and
+// attributes become literal text (they change only with the catalog), next
+// literals merge, and the generic rendering is kept.
+func (t template) resolve(p *Product) template {
+	var r template
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			r.parts = append(r.parts, part{lit: lit.String()})
+			r.size += lit.Len()
+			lit.Reset()
+		}
+	}
 	for _, pt := range t.parts {
 		switch {
 		case pt.lit != "":
-			b.WriteString(pt.lit)
+			lit.WriteString(pt.lit)
 		case pt.v == VarSalutation:
-			b.WriteString(salutation)
+			flush()
+			r.parts = append(r.parts, pt)
 		case pt.v == VarName:
-			b.WriteString(p.Name)
+			lit.WriteString(p.Name)
 		default:
-			b.WriteString(p.Attributes[pt.v])
+			lit.WriteString(p.Attributes[pt.v])
 		}
 	}
+	flush()
+	r.generic = r.fill(GenericSalutation)
+	return r
 }
 
-func (t template) renderString(p *Product, salutation string) string {
-	if len(t.parts) == 1 && t.parts[0].lit != "" {
+// fill renders a resolved template for a salutation.
+func (t template) fill(salutation string) string {
+	switch {
+	case len(t.parts) == 0:
+		return ""
+	case len(t.parts) == 1 && t.parts[0].lit != "":
 		return t.parts[0].lit
 	}
 	var b strings.Builder
-	t.render(&b, p, salutation)
+	b.Grow(t.size + 2*len(salutation))
+	for _, pt := range t.parts {
+		if pt.lit != "" {
+			b.WriteString(pt.lit)
+		} else {
+			b.WriteString(salutation)
+		}
+	}
 	return b.String()
+}
+
+func (t template) renderString(salutation string) string {
+	if salutation == GenericSalutation {
+		return t.generic
+	}
+	return t.fill(salutation)
 }
 
 // Render returns the product's copy for the channel, addressed with
@@ -136,9 +174,9 @@ func (c *Catalog) Render(p *Product, ch Channel, salutation string) (Copy, bool)
 	}
 	t := &p.copy[ch]
 	return Copy{
-		Title:      t.title.renderString(p, salutation),
-		Body:       t.body.renderString(p, salutation),
-		CTA:        t.cta.renderString(p, salutation),
+		Title:      t.title.renderString(salutation),
+		Body:       t.body.renderString(salutation),
+		CTA:        t.cta.renderString(salutation),
 		Disclaimer: c.Disclaimer(p),
 	}, true
 }

@@ -580,7 +580,7 @@ func compileCopy(p *Product, ch Channel, fc fileCopy, disclaimer string, probs *
 				ct.ok = false
 			}
 		}
-		*fl.dst = t
+		*fl.dst = t.resolve(p)
 	}
 	return ct
 }

@@ -696,6 +696,8 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	mem.cands = cands
 	perCat := mem.perCat[:0]
 	d.Items = make([]Item, 0, in.req.Limit)
+	// One backing array holds every item's reasons, MaxReasons each.
+	reasons := make([]Reason, in.req.Limit*MaxReasons)
 	for _, c := range cands {
 		if len(d.Items) == in.req.Limit {
 			break
@@ -709,13 +711,14 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 		if kind == kindScored && sc.ByRules != nil && sc.ByRules[c.k] {
 			by = model.StrategyRules
 		}
+		at := len(d.Items) * MaxReasons
 		d.Items = append(d.Items, Item{
 			Rank:       len(d.Items) + 1,
 			Product:    pr,
 			Propensity: float64(scores[c.k]),
 			Priority:   c.priority,
 			Copy:       cp,
-			Reasons:    p.reasons(kind, sc, row, c.k),
+			Reasons:    p.reasons(kind, sc, row, c.k, reasons[at:at:at+MaxReasons]),
 			ScoredBy:   by,
 		})
 	}
@@ -755,7 +758,7 @@ func takeCategory(counts *[]catCount, cat string, max int) bool {
 
 // reasons turns the scorer's explanation of one product into one to three
 // reasons with their texts.
-func (p *Pipeline) reasons(kind decisionKind, sc model.Scored, row, k int) []Reason {
+func (p *Pipeline) reasons(kind decisionKind, sc model.Scored, row, k int, rs []Reason) []Reason {
 	var codes [8]string
 	list := codes[:0]
 	switch {
@@ -764,7 +767,6 @@ func (p *Pipeline) reasons(kind decisionKind, sc model.Scored, row, k int) []Rea
 	case sc.Explain != nil:
 		list = sc.Explain(row, k, list)
 	}
-	rs := make([]Reason, 0, MaxReasons)
 	for _, code := range list {
 		text, ok := p.cat.Reasons[code]
 		if !ok || slices.ContainsFunc(rs, func(r Reason) bool { return r.Code == code }) {

@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
+	bar "github.com/directops/nbp/cmd/internal/progress"
 	"github.com/directops/nbp/service/batch"
 )
 
@@ -64,41 +64,24 @@ func (p *filePart) Abort() {
 	os.Remove(p.tmp)
 }
 
-// progress rewrites one status line on a terminal, and prints a line
-// every ten seconds otherwise.
+// progress shows the shard's customers done, the rate and the time left
+// on a terminal (package progress), and nothing otherwise: the metrics serve
+// there.
 type progress struct {
-	w        io.Writer
-	terminal bool
-	start    time.Time
-	last     time.Time
+	w   io.Writer
+	bar *bar.Bar
 }
 
-func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.terminal = true
-		}
-	}
-	return p
+func newProgress(w io.Writer) *progress { return &progress{w: w} }
+
+// size is told the shard's customers as the run starts.
+func (p *progress) size(n int64) {
+	p.bar = bar.New(p.w, n, "customers", "scoring")
 }
 
 func (p *progress) update(ck batch.Checkpoint) {
-	el := time.Since(p.start)
-	rate := float64(ck.Customers) / el.Seconds()
-	if p.terminal {
-		fmt.Fprintf(p.w, "\r%s segment %d: %d customers, %d offers, %.0f customers/s ",
-			el.Round(time.Second), ck.Segment, ck.Customers, ck.Rows, rate)
-		return
-	}
-	if time.Since(p.last) >= 10*time.Second {
-		p.last = time.Now()
-		fmt.Fprintf(p.w, "progress: %d customers, %d offers, segment %d, %.0f customers/s\n", ck.Customers, ck.Rows, ck.Segment, rate)
-	}
+	p.bar.Describe(fmt.Sprintf("segment %d, %d offers", ck.Segment, ck.Rows))
+	p.bar.Set(int64(ck.Customers))
 }
 
-func (p *progress) done() {
-	if p.terminal {
-		fmt.Fprintln(p.w)
-	}
-}
+func (p *progress) done() { p.bar.Finish() }

@@ -322,7 +322,7 @@ func (j *job) startProfile() error {
 func (j *job) run(ctx context.Context) error {
 	prog := newProgress(j.stdout)
 	opts := j.cfg.opts
-	opts.Progress = prog.update
+	opts.Progress, opts.Size = prog.update, prog.size
 	opts.MeterProvider = j.mets.provider()
 	opts.ModelVersion = j.modelVersion
 	runner := batch.NewRunner(j.pipe, batch.NewStore(j.rdb, j.cfg.Redis.Prefix), j.store)

@@ -23,10 +23,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/directops/nbp/cmd/internal/config"
+	"github.com/directops/nbp/cmd/internal/progress"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/features/export"
 )
@@ -67,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}}
 		start := time.Now()
-		sum, err := load(ctx, store, path, *contacts, o)
+		sum, err := load(ctx, store, path, *contacts, o, stderr)
 		total.Loaded += sum.Loaded
 		total.Rejected += sum.Rejected
 		if err != nil {
@@ -81,21 +83,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-func load(ctx context.Context, store *features.Store, path string, contacts bool, o export.LoadOptions) (export.LoadSummary, error) {
+func load(ctx context.Context, store *features.Store, path string, contacts bool, o export.LoadOptions, term io.Writer) (export.LoadSummary, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return export.LoadSummary{}, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return export.LoadSummary{}, err
+	}
+	// On a terminal, the file's bytes read, the rate and the time left,
+	// with the rows loaded so far.
+	bar := progress.New(term, st.Size(), "bytes", filepath.Base(path))
+	defer bar.Finish()
+	o.Progress = func(loaded, rejected int) {
+		bar.Describe(fmt.Sprintf("%s: %d loaded, %d rejected", filepath.Base(path), loaded, rejected))
+	}
+	r := &counted{f: f, bar: bar, size: st.Size()}
 	if contacts {
-		return export.LoadContactLinks(ctx, store, f, o)
+		return export.LoadContactLinks(ctx, store, r, o)
 	}
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
-		st, err := f.Stat()
-		if err != nil {
-			return export.LoadSummary{}, err
-		}
-		return export.LoadParquet(ctx, store, f, st.Size(), o)
+		return export.LoadParquet(ctx, store, r, st.Size(), o)
 	}
-	return export.LoadCSV(ctx, store, f, o)
+	return export.LoadCSV(ctx, store, r, o)
+}
+
+// counted moves a progress bar as a file is read, through either reader.
+type counted struct {
+	f    *os.File
+	bar  *progress.Bar
+	size int64
+	n    atomic.Int64
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	c.set(c.n.Add(int64(n)))
+	return n, err
+}
+
+// set moves the bar, short of its end: Finish takes it there, after the
+// last chunk is written.
+func (c *counted) set(n int64) { c.bar.Set(min(c.size-1, n)) }
+
+func (c *counted) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.f.ReadAt(p, off)
+	c.set(c.n.Add(int64(n)))
+	return n, err
 }

@@ -125,6 +125,14 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 		cfg.nbpArgs = append(slices.Clone(cfg.nbpArgs), "-model", dir)
 		cfg.swapVersions = versions
 	}
+	if cfg.profile != "" {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		cfg.debugAddr = addr
+		cfg.nbpArgs = append(slices.Clone(cfg.nbpArgs), "-debug-addr", addr)
+	}
 	maxConns := max(cfg.concurrency, cfg.pool) + 16
 	env := childEnv(getenv, "REDIS_ADDR="+redisAddr, "ONNXRUNTIME_LIB="+cfg.ortLib)
 	nbpS, err := startNBP(ctx, cfg, "nbp", cfg.nbpArgs, env, maxConns, stdout)
@@ -270,7 +278,19 @@ func measure(ctx context.Context, cfg config, servers []server, overloaded *serv
 			fmt.Fprintf(stdout, "running closed loop: %-8s round %d: %d workers, %s + %s warm-up\n",
 				s.t.name, round, cfg.concurrency, cfg.duration, cfg.warmup)
 			meter := cpu(s)
+			var profiled chan error
+			if s.t.name == "nbp" && round == 1 && cfg.profile != "" {
+				profiled = make(chan error, 1)
+				go func() { profiled <- captureProfile(ctx, cfg.debugAddr, cfg.warmup, cfg.duration, cfg.profile) }()
+			}
 			res := runClosed(ctx, cfg.concurrency, cfg.warmup, cfg.duration, s.t.issuer(ids, cfg.seed+uint64(round)))
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					rep.Notes = append(rep.Notes, "-profile: "+err.Error())
+				} else if res.window > 0 {
+					rep.Stages, rep.profilePath = stageTable(cfg.profile, res.ok), cfg.profile
+				}
+			}
 			if res.window > 0 { // not interrupted during the warm-up
 				rep.Closed = append(rep.Closed, closedRun(s.t.name, round, res, meter.cores()))
 			}

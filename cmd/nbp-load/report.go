@@ -34,9 +34,12 @@ type report struct {
 	OverloadThrottled *overloadResult `json:"overload_throttled_callers,omitempty"`
 	Degraded          []runResult     `json:"degraded,omitempty"`
 	// Swaps is what -swaps did during nbp's open loop.
-	Swaps       *swapResult `json:"model_swaps,omitempty"`
-	Notes       []string    `json:"notes,omitempty"`
-	Interrupted bool        `json:"interrupted,omitempty"`
+	Swaps *swapResult `json:"model_swaps,omitempty"`
+	// Stages is nbp's CPU per request by stage, from -profile.
+	Stages      []stageRow `json:"cpu_by_stage,omitempty"`
+	profilePath string
+	Notes       []string `json:"notes,omitempty"`
+	Interrupted bool     `json:"interrupted,omitempty"`
 }
 
 type machine struct {
@@ -424,6 +427,9 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 
+	if len(r.Stages) > 0 {
+		printStages(w, r.Stages, r.profilePath)
+	}
 	if sw := r.Swaps; sw != nil {
 		fmt.Fprintf(w, "\nmodel swaps during nbp's open loop: %d of %d PUTs put a version in force (%s), longest PUT %.0f ms;\n  nbp's answers meanwhile: %d errors, %d 200s over the %s deadline, %d degraded\n",
 			sw.Swaps, sw.Swaps+sw.Failed, strings.Join(sw.Versions, " and "), sw.PutMaxMS, sw.Errors, sw.LateOK, goodputDeadline, sw.Degraded)

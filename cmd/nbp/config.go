@@ -33,6 +33,7 @@ type settings struct {
 	Demo            demoSettings
 	Pages           pageSettings
 	LogLevel        slog.Level
+	DebugAddr       string // Go's profiles, on a listener of their own
 	// PrintArbitration and Healthcheck do their one thing and exit.
 	PrintArbitration bool
 	Healthcheck      bool
@@ -105,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string) (settings, error) {
 	c.Pages.CorpID, c.Pages.AgentID = getenv("NBP_WECOM_CORP_ID"), getenv("NBP_WECOM_AGENT_ID")
 	c.Pages.Secret = config.Secret(getenv("NBP_WECOM_SECRET"))
 	c.Pages.APIBase = getenv("NBP_WECOM_API_BASE")
+	fs.StringVar(&c.DebugAddr, "debug-addr", getenv("NBP_DEBUG_ADDR"), "serve Go's profiles (/debug/pprof/) on this address, apart from the API; loopback or an operations network only (env NBP_DEBUG_ADDR; none: not served)")
 	logLevel := fs.String("log-level", env.String("NBP_LOG_LEVEL", "info"), "debug, info, warn or error (env NBP_LOG_LEVEL)")
 	fs.BoolVar(&c.Demo.On, "demo", false, "load the demo bank into Redis (a private redis-server unless -redis is given) and serve it")
 	fs.IntVar(&c.Demo.N, "demo-n", 10000, "demo bank size")

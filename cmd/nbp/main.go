@@ -492,6 +492,10 @@ func (n *server) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if err := n.serveDebug(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	fmt.Fprintf(n.stdout, "listening on %s\n", ln.Addr())
 	n.log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("model_version", n.scorer.Version()),
 		slog.String("catalog_version", n.cat.Version))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -282,5 +283,32 @@ func TestStartupRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDebugAddrServesProfiles: -debug-addr serves Go's profiles on a
+// listener of its own, and the API's listener does not.
+func TestDebugAddrServesProfiles(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := ln.Addr().String()
+	ln.Close()
+	base, _ := start(t, []string{"-demo", "-demo-n", "50", "-demo-dir", t.TempDir(), "-demo-traffic=false",
+		"-addr", "127.0.0.1:0", "-debug-addr", debugAddr}, testEnv(t, nil))
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("http://" + debugAddr + "/debug/pprof/cmdline"); code != 200 {
+		t.Errorf("debug listener: %d", code)
+	}
+	if code := get(base + "/debug/pprof/cmdline"); code == 200 {
+		t.Error("the API serves the profiles")
 	}
 }

@@ -61,6 +61,9 @@ func LoadContactLinks(ctx context.Context, s LinkStore, r io.Reader, o LoadOptio
 		}
 		sum.Loaded += len(links)
 		links = links[:0]
+		if o.Progress != nil {
+			o.Progress(sum.Loaded, sum.Rejected)
+		}
 		return nil
 	}
 	reject := func(err error) {

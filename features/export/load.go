@@ -34,6 +34,9 @@ type LoadOptions struct {
 	// OnReject is told of every bad row (its line and reason); the load
 	// goes on. When nil, bad rows are only counted.
 	OnReject func(*RowError)
+	// Progress, when set, is told the rows loaded and rejected so far
+	// after each chunk.
+	Progress func(loaded, rejected int)
 }
 
 // LoadCSV streams a CSV export into the store, in pipelined chunks. Each
@@ -74,6 +77,9 @@ func loadRows(ctx context.Context, s Store, next func() (string, features.Vector
 		}
 		sum.Loaded += len(ids)
 		ids, vs = ids[:0], vs[:0]
+		if o.Progress != nil {
+			o.Progress(sum.Loaded, sum.Rejected)
+		}
 		return nil
 	}
 	for {

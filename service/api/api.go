@@ -66,6 +66,10 @@ type HealthResponse struct {
 	ModelVersion string `json:"model_version,omitempty"`
 }
 
+// riskLevels are the answers' risk level names, pointed to (never
+// written) by the items.
+var riskLevels = [...]string{"", "R1", "R2", "R3", "R4", "R5"}
+
 func toResponse(d *service.Decision) RecommendationResponse {
 	r := RecommendationResponse{
 		CustomerID:      d.CustomerID,
@@ -81,12 +85,16 @@ func toResponse(d *service.Decision) RecommendationResponse {
 	if r.DegradedReasons == nil {
 		r.DegradedReasons = []string{}
 	}
+	n := 0
+	for i := range d.Items {
+		n += len(d.Items[i].Reasons)
+	}
+	reasons := make([]ReasonResponse, n) // one array for every item's
 	for i := range d.Items {
 		it := &d.Items[i]
 		var risk *string
-		if it.Product.Risk > 0 {
-			s := it.Product.Risk.String()
-			risk = &s
+		if r := it.Product.Risk; r >= 1 && int(r) < len(riskLevels) {
+			risk = &riskLevels[r]
 		}
 		r.Items[i] = ItemResponse{
 			Rank:       it.Rank,
@@ -103,11 +111,12 @@ func toResponse(d *service.Decision) RecommendationResponse {
 				CTA:        it.Copy.CTA,
 				Disclaimer: it.Copy.Disclaimer,
 			},
-			Reasons: make([]ReasonResponse, len(it.Reasons)),
+			Reasons: reasons[:len(it.Reasons):len(it.Reasons)],
 		}
 		for j, rs := range it.Reasons {
-			r.Items[i].Reasons[j] = ReasonResponse(rs)
+			reasons[j] = ReasonResponse(rs)
 		}
+		reasons = reasons[len(it.Reasons):]
 	}
 	return r
 }

@@ -34,6 +34,9 @@ type Options struct {
 	TTL time.Duration
 	// Progress, when set, is told of each checkpoint.
 	Progress func(Checkpoint)
+	// Size, when set, is told the shard's customers as the session
+	// starts, when the customer index can count them.
+	Size func(customers int64)
 	// ModelVersion is the version the pipeline scores with, recorded at the
 	// run's start; a shard with another one is refused (ErrModelChanged).
 	ModelVersion string
@@ -147,7 +150,14 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 		tel.failed(ctx, batchStageCheckpoint, ck)
 		return *ck, false, err
 	}
-	tel.start(ctx, &o, ck, r.pager)
+	var size int64
+	if tel != nil || o.Size != nil {
+		size = shardSize(ctx, &o, ck, r.pager)
+	}
+	if o.Size != nil && size > 0 {
+		o.Size(size)
+	}
+	tel.start(ctx, &o, ck, size)
 	// fail counts the error that stops the run and returns it with the
 	// checkpoint that stands.
 	fail := func(stage string, err error) (Checkpoint, bool, error) {

@@ -162,23 +162,34 @@ func newBatchTelemetry(mp metric.MeterProvider) (*batchTelemetry, error) {
 }
 
 // start records the run's identity and where the shard stands as the
-// session starts; pager, when it can count, gives the shard's size.
-func (t *batchTelemetry) start(ctx context.Context, o *Options, ck *Checkpoint, pager CustomerPager) {
+// session starts, with the shard's size when known (0 otherwise).
+func (t *batchTelemetry) start(ctx context.Context, o *Options, ck *Checkpoint, size int64) {
 	if t == nil {
 		return
 	}
 	t.started.Record(ctx, unixSeconds(t.begin))
 	t.info.Record(ctx, 1, metric.WithAttributes(attrRunID.String(o.RunID),
 		attrShard.String(strconv.Itoa(o.Shard)+"/"+strconv.Itoa(o.Shards))))
-	if c, ok := pager.(shardCounter); ok && !ck.Done {
-		// A failed count leaves the size unknown; the run's own reads
-		// will report a Redis that is down.
-		if n, err := c.CountIDs(ctx, o.Shard, o.Shards); err == nil {
-			t.total = n
-			t.size.Record(ctx, n)
-		}
+	if size > 0 {
+		t.total = size
+		t.size.Record(ctx, size)
 	}
 	t.at(ctx, ck)
+}
+
+// shardSize counts the shard's customers when pager can and the shard is
+// not done; 0 when unknown (a failed count leaves it so: the run's own
+// reads will report a Redis that is down).
+func shardSize(ctx context.Context, o *Options, ck *Checkpoint, pager CustomerPager) int64 {
+	c, ok := pager.(shardCounter)
+	if !ok || ck.Done {
+		return 0
+	}
+	n, err := c.CountIDs(ctx, o.Shard, o.Shards)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // at records where the shard stands.
