@@ -17,10 +17,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -597,23 +597,38 @@ func (p *Pipeline) inControl(id string, now time.Time) bool {
 
 // controlBucket is the customer's bucket in [0, 10000) for the month.
 func controlBucket(id string, now time.Time) uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("nbp-control|"))
-	_, _ = h.Write([]byte(now.In(catalog.Zone()).Format("2006-01")))
-	_, _ = h.Write([]byte{'|'})
-	_, _ = h.Write([]byte(id))
-	return h.Sum64() % 10000
+	y, m, _ := now.In(catalog.Zone()).Date()
+	var buf [7]byte // 2006-01
+	b := strconv.AppendInt(buf[:0], int64(y), 10)
+	b = append(b, '-', byte('0'+m/10), byte('0'+m%10))
+	h := fnv1a(fnvOffset, "nbp-control|")
+	h = fnv1a(h, b)
+	h = fnv1a(h, "|")
+	return fnv1a(h, id) % 10000
 }
 
 // controlOrder is a random order, fixed for the customer and the day so
 // that a decision can be replayed.
 func controlOrder(id string, now time.Time, n int) []int {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("nbp-control-order|"))
-	_, _ = h.Write([]byte(now.In(catalog.Zone()).Format(time.DateOnly)))
-	_, _ = h.Write([]byte{'|'})
-	_, _ = h.Write([]byte(id))
-	return rand.New(rand.NewPCG(h.Sum64(), 0)).Perm(n)
+	var buf [10]byte // 2006-01-02
+	day := now.In(catalog.Zone()).AppendFormat(buf[:0], time.DateOnly)
+	h := fnv1a(fnvOffset, "nbp-control-order|")
+	h = fnv1a(h, day)
+	h = fnv1a(h, "|")
+	h = fnv1a(h, id)
+	return rand.New(rand.NewPCG(h, 0)).Perm(n)
+}
+
+// fnvOffset starts a 64-bit FNV-1a hash (hash/fnv's New64a), which
+// fnv1a continues without an allocation.
+const fnvOffset = 14695981039346656037
+
+func fnv1a[T string | []byte](h uint64, s T) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // finish applies the policies, arbitrates and renders one decision.
