@@ -42,6 +42,7 @@ type config struct {
 	skipBaseline bool
 	swaps        int // during nbp's open loop, model versions put in force
 	swapVersions []string
+	swapDir      string // -swaps on this model directory's versions instead
 	jsonPath     string
 	profile      string // CPU profile of nbp's first closed-loop round, written here
 	debugAddr    string // nbp's -debug-addr with -profile
@@ -101,6 +102,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.BoolVar(&c.skipBaseline, "skip-baseline", false, "measure nbp only")
 	fs.IntVar(&c.swaps, "swaps", 0, "during nbp's open loop, put model versions in force this many times (PUT /v1/admin/model), alternating the committed model and the catalog's rules as tree ensembles in a model directory nbp-load makes")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of nbp during its first closed-loop round to this file, and print nbp's CPU per request by stage of a decision (go tool pprof reads the file)")
+	fs.StringVar(&c.swapDir, "swap-dir", "", "-swaps: serve this model directory and put its versions in force in turn, the one its CURRENT names last (default: a directory of the committed model and the catalog's rules as tree ensembles)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&c.logDir, "logs", "", "keep every line each server prints in DIR/NAME.log (default: only warnings are counted and two shown)")
 	fs.StringVar(&c.redisAddr, "redis", getenv("REDIS_ADDR"), "Redis address (env REDIS_ADDR; default: a private redis-server)")

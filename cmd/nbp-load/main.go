@@ -116,7 +116,14 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	defer os.RemoveAll(spills)
 	cfg.spillDir = spills
 
-	if cfg.swaps > 0 {
+	if cfg.swaps > 0 && cfg.swapDir != "" {
+		versions, err := dirVersions(cfg.swapDir)
+		if err != nil {
+			return err
+		}
+		cfg.nbpArgs = append(slices.Clone(cfg.nbpArgs), "-model", cfg.swapDir)
+		cfg.swapVersions = versions
+	} else if cfg.swaps > 0 {
 		dir, versions, err := swapModelDir("models")
 		if err != nil {
 			return err

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/directops/nbp/model"
 )
 
 // TestStagesClassify checks that a sample goes to its owner stage first,
@@ -44,5 +49,28 @@ func TestStagesClassify(t *testing.T) {
 		if got[stage] != want {
 			t.Errorf("%s: %v µs, want %v (all: %v)", stage, got[stage], want, got)
 		}
+	}
+}
+
+// TestDirVersions: -swap-dir swaps to the other versions, then back.
+func TestDirVersions(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"a-1", "b-1", "c-1"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := model.Dir(dir).SetCurrent("b-1"); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := dirVersions(dir)
+	if err != nil || strings.Join(vs, ",") != "a-1,c-1,b-1" {
+		t.Errorf("%v %v", vs, err)
+	}
+	only := t.TempDir()
+	_ = os.Mkdir(filepath.Join(only, "a-1"), 0o755)
+	_ = model.Dir(only).SetCurrent("a-1")
+	if _, err := dirVersions(only); err == nil {
+		t.Error("a directory of one version")
 	}
 }

@@ -76,6 +76,30 @@ func swapModelDir(models string) (dir string, versions []string, err error) {
 	return dir, []string{trees, cur}, nil
 }
 
+// dirVersions returns a model directory's versions for -swaps: the others,
+// then the one in force.
+func dirVersions(dir string) ([]string, error) {
+	d := model.Dir(dir)
+	cur, err := d.Current()
+	if err != nil {
+		return nil, fmt.Errorf("-swap-dir: %w", err)
+	}
+	all, err := d.Versions()
+	if err != nil {
+		return nil, fmt.Errorf("-swap-dir: %w", err)
+	}
+	var vs []string
+	for _, v := range all {
+		if v != cur {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("-swap-dir: %s holds no version besides %s", dir, cur)
+	}
+	return append(vs, cur), nil
+}
+
 // swapDuring puts the versions in force in turn, n times spread evenly
 // over the measured window (after the warm-up), through nbp's admin
 // endpoint.
