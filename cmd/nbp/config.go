@@ -77,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string) (settings, error) {
 	c.Redis.Register(fs, env, "", "Redis address, or comma-separated cluster nodes (env REDIS_ADDR; default 127.0.0.1:6379, or a private server with -demo)")
 	c.Redis.RegisterTimeouts(fs, env, features.DefaultTimeouts())
 	c.Model.Register(fs, env)
+	c.Model.RegisterShadow(fs, env)
 	fs.IntVar(&c.Model.Workers, "model-workers", env.Int("NBP_MODEL_WORKERS", 4), "concurrent model calls (env NBP_MODEL_WORKERS)")
 	fs.DurationVar(&c.ModelBudget, "model-budget", env.Duration("NBP_MODEL_BUDGET", 20*time.Millisecond), "latency budget of one model call; over it the rules answer (env NBP_MODEL_BUDGET)")
 	c.Audit.Key = config.Secret(getenv("NBP_AUDIT_KEY"))

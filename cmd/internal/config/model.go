@@ -34,15 +34,20 @@ type Model struct {
 	ShadowShare float64
 }
 
-// Register adds -model, -rules-only and -onnxruntime to fs.
+// Register adds -model, -rules-only, -challenger and -onnxruntime to fs.
 func (m *Model) Register(fs *flag.FlagSet, env *Env) {
 	fs.StringVar(&m.Path, "model", env.String("NBP_MODEL", "models"), "model directory (the version its CURRENT file names, swapped when it changes), a version's folder, or a model file (env NBP_MODEL)")
 	fs.BoolVar(&m.RulesOnly, "rules-only", env.On("NBP_RULES_ONLY"), "score with the rules alone, without a model (env NBP_RULES_ONLY=1)")
 	fs.StringVar(&m.Challenger, "challenger", env.String("NBP_CHALLENGER", ""), "a version of the model directory that ranks -challenger-share of the customers outside the control group, to compare with the one in force (env NBP_CHALLENGER)")
 	fs.Float64Var(&m.ChallengerShare, "challenger-share", env.Float("NBP_CHALLENGER_SHARE", 0.1), "share of customers the challenger ranks, chosen by a keyed hash of their id (NBP_AUDIT_KEY) (env NBP_CHALLENGER_SHARE)")
+	fs.StringVar(&m.ORTLib, "onnxruntime", env.String("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
+}
+
+// RegisterShadow adds -shadow and -shadow-share: the server's alone, as
+// the batch serves no live decisions to shadow.
+func (m *Model) RegisterShadow(fs *flag.FlagSet, env *Env) {
 	fs.StringVar(&m.Shadow, "shadow", env.String("NBP_SHADOW", ""), "a version of the model directory that scores -shadow-share of the model's decisions off the answer's path, never served: GET /v1/admin/model compares it with the one in force (env NBP_SHADOW)")
 	fs.Float64Var(&m.ShadowShare, "shadow-share", env.Float("NBP_SHADOW_SHARE", 0.05), "share of the model's decisions the shadow scores, sampled at random (env NBP_SHADOW_SHARE)")
-	fs.StringVar(&m.ORTLib, "onnxruntime", env.String("ONNXRUNTIME_LIB", ".cache/onnxruntime/libonnxruntime.so.1"), "ONNX Runtime shared library (env ONNXRUNTIME_LIB)")
 }
 
 // Check makes the runtime's path absolute (as ONNX Runtime needs it) and
