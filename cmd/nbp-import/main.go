@@ -97,6 +97,12 @@ func load(ctx context.Context, store *features.Store, path string, contacts bool
 	// with the rows loaded so far.
 	bar := progress.New(term, st.Size(), "bytes", filepath.Base(path))
 	defer bar.Finish()
+	if report := o.OnReject; report != nil && bar != nil {
+		o.OnReject = func(e *export.RowError) {
+			bar.Clear() // the bad row's line is printed where the bar was
+			report(e)
+		}
+	}
 	o.Progress = func(loaded, rejected int) {
 		bar.Describe(fmt.Sprintf("%s: %d loaded, %d rejected", filepath.Base(path), loaded, rejected))
 	}

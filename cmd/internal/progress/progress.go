@@ -83,6 +83,17 @@ func (b *Bar) Describe(s string) {
 	b.bar.Describe(s)
 }
 
+// Clear blanks the line, so that a message can be printed on it; the bar
+// comes back at its next move.
+func (b *Bar) Clear() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.bar.Clear()
+}
+
 // Finish ends the line.
 func (b *Bar) Finish() {
 	if b == nil {
