@@ -186,8 +186,11 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 	defer cancel()
 	pages := make(chan page, 1)
 	go r.readAhead(ctx, o, ck.Cursor, pages)
-	out := make([]service.Decision, 0)
-	rows := make([]Row, 0, o.Chunk*o.Limit)
+	// A decided page is settled (volume, results to Redis, the part) on a
+	// goroutine of its own while the next page is decided: two buffers
+	// each, one page in flight at most, settled in cursor order.
+	var outs [2][]service.Decision
+	var rowBufs [2][]Row
 	for {
 		name := fmt.Sprintf("part-%04d-of-%04d-%06d", o.Shard, o.Shards, ck.Segment)
 		part, err := open(name)
@@ -196,15 +199,27 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 		}
 		next := *ck
 		next.Products, next.Strategy = copyCounts(ck.Products), copyCounts(ck.Strategy)
+		settled := make(chan stageErr, 1)
+		inFlight := false
+		wait := func() stageErr {
+			if !inFlight {
+				return stageErr{}
+			}
+			inFlight = false
+			return <-settled
+		}
+		abort := func(stage string, err error) (Checkpoint, bool, error) {
+			wait()
+			part.Abort()
+			return fail(stage, err)
+		}
 		for c := 0; c < o.Segment; c++ {
 			pg, ok := <-pages
 			if !ok {
-				part.Abort()
-				return fail(batchStageInterrupted, ctx.Err())
+				return abort(batchStageInterrupted, ctx.Err())
 			}
 			if pg.err != nil {
-				part.Abort()
-				return fail(batchStageRead, pg.err)
+				return abort(batchStageRead, pg.err)
 			}
 			if len(pg.ids) > 0 {
 				began := time.Now()
@@ -212,30 +227,42 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 				for i, id := range pg.ids {
 					reqs[i] = service.Request{CustomerID: id, Channel: catalog.Batch, Limit: spare}
 				}
-				if cap(out) < len(reqs) {
-					out = make([]service.Decision, len(reqs))
+				b := c % 2
+				if cap(outs[b]) < len(reqs) {
+					outs[b] = make([]service.Decision, len(reqs))
 				}
-				out = out[:len(reqs)]
+				out := outs[b][:len(reqs)]
 				if err := r.p.DecideRecords(ctx, reqs, pg.recs, out); err != nil {
-					part.Abort()
-					return fail(batchStageDecide, err)
+					return abort(batchStageDecide, err)
+				}
+				if se := wait(); se.err != nil { // the page before, settled
+					return abort(se.stage, se.err)
 				}
 				chunkID := shardKey + "@" + pg.start
-				rows, err = r.settle(ctx, o, chunkID, out, rows[:0], &next)
-				if err != nil {
-					part.Abort()
-					return fail(batchStageResults, err)
-				}
-				if err := part.Write(rows); err != nil {
-					part.Abort()
-					return fail(batchStageOutput, err)
-				}
-				tel.page(ctx, out, time.Since(began), &next)
+				inFlight = true
+				go func() {
+					rows, err := r.settle(ctx, o, chunkID, out, rowBufs[b][:0], &next)
+					rowBufs[b] = rows
+					if err != nil {
+						settled <- stageErr{batchStageResults, err}
+						return
+					}
+					if err := part.Write(rows); err != nil {
+						settled <- stageErr{batchStageOutput, err}
+						return
+					}
+					tel.page(ctx, out, time.Since(began), &next)
+					settled <- stageErr{}
+				}()
 			}
 			next.Cursor = pg.next
 			if pg.next == "" {
 				break
 			}
+		}
+		if se := wait(); se.err != nil {
+			part.Abort()
+			return fail(se.stage, se.err)
 		}
 		if err := part.Commit(); err != nil {
 			return fail(batchStageOutput, fmt.Errorf("commit %s: %w", name, err))
@@ -254,6 +281,12 @@ func (r *Runner) Run(ctx context.Context, o Options, open func(name string) (Par
 			return finish()
 		}
 	}
+}
+
+// stageErr is a settled page's error and the stage it failed in.
+type stageErr struct {
+	stage string
+	err   error
 }
 
 // page is one page of a shard's customers, read.
