@@ -94,6 +94,10 @@ type ONNXOptions struct {
 	// calls).
 	Probe               []float32
 	Budget, BatchBudget time.Duration
+	// Pace is a pause after each session a load creates (creating one
+	// takes a core for some milliseconds), so that a version loaded beside
+	// live traffic leaves the CPU to it in between; 0: none.
+	Pace time.Duration
 }
 
 // Scorer is the method set every scorer shares.
@@ -108,8 +112,9 @@ type Scorer interface {
 // and no session or tensor is ever shared between goroutines.
 type ONNX struct {
 	info     ModelInfo
-	schemaN  int   // features per input row (the full schema)
-	cols     []int // model input column j reads schema column cols[j]
+	pace     time.Duration // pause after each session a load creates
+	schemaN  int           // features per input row (the full schema)
+	cols     []int         // model input column j reads schema column cols[j]
 	missing  *float32
 	ref      []float32 // per model input column, the reference value
 	parts    []part
@@ -261,7 +266,7 @@ func NewONNX(onnx []byte, schema, products []string, o ONNXOptions) (*ONNX, erro
 // sessions and, with a probe, checks its scores and latency. Every problem
 // is reported; the error wraps ErrMismatch, ErrBadOutput or ErrTooSlow.
 func newONNX(man *Manifest, data map[string][]byte, schema, products []string, o ONNXOptions) (*ONNX, error) {
-	m := &ONNX{schemaN: len(schema), products: len(products), batch: o.BatchSize, missing: man.Missing, rules: o.Rules}
+	m := &ONNX{schemaN: len(schema), products: len(products), batch: o.BatchSize, missing: man.Missing, rules: o.Rules, pace: o.Pace}
 	m.info = ModelInfo{Version: man.Version, TrainedAt: man.TrainedAt, Features: man.Features}
 	if m.batch <= 0 {
 		m.batch = defaultBatchSize
@@ -545,6 +550,9 @@ func (m *ONNX) bind(opts *ort.SessionOptions, rows int) (*sized, error) {
 			[]ort.Value{in}, outs, opts); err != nil {
 			s.destroy()
 			return nil, fmt.Errorf("onnx session: %w", err)
+		}
+		if m.pace > 0 {
+			time.Sleep(m.pace)
 		}
 	}
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
@@ -101,6 +102,11 @@ func (s *Scorer) Close() {
 	}
 }
 
+// loadPace is the pause after each session a version's load creates: a
+// swap under load then takes the CPU in slices of one session (a few
+// milliseconds) rather than all of its sessions in a row.
+const loadPace = 10 * time.Millisecond
+
 // probeRows is the size of the batch a version scores before it is
 // accepted.
 const probeRows = 64
@@ -134,7 +140,7 @@ func (m *Model) Open(cat *catalog.Catalog, o model.GuardOptions, log *slog.Logge
 	open := func(path string) (*model.ONNX, error) {
 		return model.Open(path, features.Names(), cat.ProductIDs(), model.ONNXOptions{Workers: max(m.Workers, 1),
 			FeatureReasons: cat.FeatureReasons, Rules: rules, Probe: features.Probe(probeRows, 1),
-			Budget: budget, BatchBudget: batchBudget})
+			Budget: budget, BatchBudget: batchBudget, Pace: loadPace})
 	}
 	sc := &Scorer{}
 	var scorer interface {
