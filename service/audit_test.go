@@ -300,3 +300,31 @@ func TestAuditBehindIsNotNotFound(t *testing.T) {
 		t.Fatalf("a decision never made, nothing spilled: %d %s", status, body)
 	}
 }
+
+// TestAuditNoCounts: a log of decisions never served (a shadow's) keeps
+// the records and no decision counts, while a log beside it counts its own.
+func TestAuditNoCounts(t *testing.T) {
+	rdb := redisServer.Client(t)
+	prefix := "nocounts:" + t.Name() + ":"
+	rs := auditRecords(20)
+	shadow := newAudit(t, rdb, audit.Options{Prefix: prefix, Linger: time.Millisecond, NoCounts: true})
+	writeAll(t, shadow, rs)
+	waitFor(t, 5*time.Second, "the records written", func() bool {
+		_, err := shadow.Get(context.Background(), rs[len(rs)-1].DecisionID)
+		return err == nil
+	})
+	checkInRedis(t, rdb, prefix, rs)
+	dc, err := shadow.Counts(context.Background(), testNow, testNow)
+	if err != nil || len(dc) != 0 {
+		t.Errorf("counts of a log without: %+v %v", dc, err)
+	}
+	served := newAudit(t, rdb, audit.Options{Prefix: prefix + "served:", Linger: time.Millisecond})
+	writeAll(t, served, rs)
+	waitFor(t, 5*time.Second, "the records written", func() bool {
+		_, err := served.Get(context.Background(), rs[len(rs)-1].DecisionID)
+		return err == nil
+	})
+	if dc, err := served.Counts(context.Background(), testNow, testNow); err != nil || len(dc) != 1 || dc[0].Decisions != int64(len(rs)) {
+		t.Errorf("counts of a log with: %+v %v", dc, err)
+	}
+}

@@ -374,8 +374,10 @@ func (n *server) openAudit(ctx context.Context) error {
 // one Redis cannot take is counted lost (nbp_shadow_decisions_total). Then
 // it starts the shadow's worker.
 func (n *server) openShadows(ctx context.Context) error {
+	// What the shadow would have served: records alone, no decision
+	// counts (nothing was served).
 	s, err := audit.New(n.rdb, audit.Options{Prefix: n.cfg.Redis.Prefix + "shadow:", Retention: n.cfg.Audit.Retention,
-		Hasher: audit.NewHasher(n.auditKey), Logger: n.log})
+		Hasher: audit.NewHasher(n.auditKey), Logger: n.log, NoCounts: true})
 	if err != nil {
 		return err
 	}

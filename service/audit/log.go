@@ -140,6 +140,9 @@ type Options struct {
 	// one with an empty key.
 	Hasher *Hasher
 	Logger *slog.Logger
+	// NoCounts keeps the records alone, without the day's decision counts
+	// (Counts): for records of decisions never served, such as a shadow's.
+	NoCounts bool
 }
 
 // Log keeps audit records in Redis, in hashes by minute:
@@ -373,7 +376,9 @@ func (a *Log) write(batch []Record) {
 	a.buf, a.ids, a.vals = a.buf[:0], a.ids[:0], a.vals[:0]
 	cn := counts{}
 	for i := range batch {
-		add(cn, batch[i].DecisionID, batch[i].At, batch[i].Channel, batch[i].Strategy, batch[i].Degraded)
+		if !a.o.NoCounts {
+			add(cn, batch[i].DecisionID, batch[i].At, batch[i].Channel, batch[i].Strategy, batch[i].Degraded)
+		}
 		start := len(a.buf)
 		a.buf = batch[i].AppendJSON(a.buf)
 		a.ids = append(a.ids, batch[i].DecisionID)
@@ -442,6 +447,9 @@ func (a *Log) put(ids []string, vals [][]byte, cn counts) error {
 // countsOf counts spilled records, from their JSON.
 func (a *Log) countsOf(vals [][]byte) counts {
 	cn := counts{}
+	if a.o.NoCounts {
+		return cn
+	}
 	for _, v := range vals {
 		var r struct {
 			ID       string    `json:"decision_id"`
