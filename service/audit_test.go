@@ -324,7 +324,7 @@ func TestAuditNoCounts(t *testing.T) {
 		_, err := served.Get(context.Background(), rs[len(rs)-1].DecisionID)
 		return err == nil
 	})
-	if dc, err := served.Counts(context.Background(), testNow, testNow); err != nil || len(dc) != 1 || dc[0].Decisions != int64(len(rs)) {
+	if dc, err := served.Counts(context.Background(), testNow, testNow); err != nil || len(dc) != 1 || dc[0].Decisions < int64(len(rs))*9/10 { // a HyperLogLog's estimate
 		t.Errorf("counts of a log with: %+v %v", dc, err)
 	}
 }

@@ -144,6 +144,8 @@ type envOptions struct {
 	shadow      func(e *env) service.Scorer
 	shadowShare float64
 	shadowQueue int // default 100,000
+	// featureLogShare is PipelineConfig.FeatureLogShare.
+	featureLogShare float64
 	// hook, when set, sees every command the pipeline's Redis client sends.
 	hook redis.Hook
 	// meters and tracers, when set, record the pipeline's telemetry.
@@ -223,11 +225,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	pc := service.PipelineConfig{
 		Catalog: cat, Store: e.store, Scorer: scorer,
-		FeatureTimeout: 2 * time.Second,
-		Now:            o.now,
-		MeterProvider:  o.meters,
-		TracerProvider: o.tracers,
-		NewID:          newID,
+		FeatureTimeout:  2 * time.Second,
+		Now:             o.now,
+		MeterProvider:   o.meters,
+		TracerProvider:  o.tracers,
+		NewID:           newID,
+		FeatureLogShare: o.featureLogShare,
 	}
 	if o.challenger != nil {
 		pc.Challenger, pc.ChallengerShare, pc.ChallengerKey = o.challenger(e), o.challengerShare, []byte("test key")

@@ -90,6 +90,12 @@ type Decision struct {
 	// the audit trail, without revealing it.
 	FeatureStatus string
 	FeaturesHash  string
+	// Features are the feature values the decision was made on (the
+	// schema's, not the salutation), for the feature log: set for a
+	// sampled share of the decisions on known features and for every batch
+	// decision when PipelineConfig.FeatureLogShare is over 0, nil otherwise.
+	// Personal data: never logged, traced or measured.
+	Features []float32
 }
 
 // Item is one ranked offer.
@@ -153,6 +159,11 @@ type PipelineConfig struct {
 	ShadowShare   float64
 	ShadowQueue   int
 	ShadowSink    func(*ShadowDecision)
+	// FeatureLogShare, in (0, 1], is the share of decisions on known
+	// features that carry their feature values (Decision.Features) for the
+	// feature log, sampled at random; every batch decision carries them.
+	// 0: none does.
+	FeatureLogShare float64
 	// MeterProvider counts decisions by strategy and channel, and
 	// degraded ones by reason; nil counts nothing.
 	MeterProvider metric.MeterProvider
@@ -164,25 +175,26 @@ type PipelineConfig struct {
 
 // Pipeline makes decisions. It is safe for concurrent use.
 type Pipeline struct {
-	cat            *catalog.Catalog
-	profile        *features.Profile
-	store          FeatureStore
-	scorer         Scorer
-	prior          *model.Prior
-	featureTimeout time.Duration
-	now            func() time.Time
-	log            *slog.Logger
-	newID          func(at time.Time) string
-	controlVersion string
-	challenger     Scorer
-	challengerCut  uint64 // buckets below it are the challenger's
-	challengerKey  []byte
-	challengerOff  func() bool
-	shadow         *shadow   // nil without one
-	scratches      sync.Pool // *scratch
-	arb            atomic.Pointer[catalog.Arbitration]
-	run            atomic.Pointer[string] // the batch run whose lists back up the model
-	tel            *decisionTelemetry
+	cat             *catalog.Catalog
+	profile         *features.Profile
+	store           FeatureStore
+	scorer          Scorer
+	prior           *model.Prior
+	featureTimeout  time.Duration
+	now             func() time.Time
+	log             *slog.Logger
+	newID           func(at time.Time) string
+	controlVersion  string
+	challenger      Scorer
+	challengerCut   uint64 // buckets below it are the challenger's
+	challengerKey   []byte
+	challengerOff   func() bool
+	shadow          *shadow // nil without one
+	featureLogShare float64
+	scratches       sync.Pool // *scratch
+	arb             atomic.Pointer[catalog.Arbitration]
+	run             atomic.Pointer[string] // the batch run whose lists back up the model
+	tel             *decisionTelemetry
 }
 
 // SetBatchRun names the completed batch run whose precomputed lists stand
@@ -252,6 +264,10 @@ func NewPipeline(c PipelineConfig) (*Pipeline, error) {
 			return nil, err
 		}
 	}
+	if !(c.FeatureLogShare >= 0 && c.FeatureLogShare <= 1) {
+		return nil, fmt.Errorf("pipeline: feature log share %v: want one in [0, 1]", c.FeatureLogShare)
+	}
+	p.featureLogShare = c.FeatureLogShare
 	p.arb.Store(c.Catalog.DefaultArbitration())
 	return p, nil
 }
@@ -673,6 +689,9 @@ func (p *Pipeline) finish(in *input, kind decisionKind, sc model.Scored, row int
 	}
 	if in.known() {
 		d.FeaturesHash = features.Hash(&in.rec.Vector)
+		if share := p.featureLogShare; share > 0 && (in.req.Channel == catalog.Batch || rand.Float64() < share) {
+			d.Features = slices.Clone(in.rec.Vector.Values[:])
+		}
 	}
 	ch := in.req.Channel
 

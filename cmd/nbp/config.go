@@ -45,6 +45,10 @@ type auditSettings struct {
 	Retention  time.Duration
 	Spill      string // directory of the records Redis cannot take yet
 	SpillMaxMB int
+	// The feature log: training data as served, opt-in.
+	FeatureLog          bool
+	FeatureLogShare     float64
+	FeatureLogRetention time.Duration
 }
 
 // pageSettings configure the agent panel, the dashboard and their login.
@@ -84,6 +88,9 @@ func parseConfig(args []string, getenv func(string) string) (settings, error) {
 	fs.DurationVar(&c.Audit.Retention, "audit-retention", env.Duration("NBP_AUDIT_RETENTION", 400*24*time.Hour), "how long decision audit records are kept (env NBP_AUDIT_RETENTION)")
 	fs.StringVar(&c.Audit.Spill, "audit-spill", getenv("NBP_AUDIT_SPILL"), "directory where audit records wait while Redis cannot take them, written to Redis once it can; one process a directory (env NBP_AUDIT_SPILL; none: such records are lost, and counted)")
 	fs.IntVar(&c.Audit.SpillMaxMB, "audit-spill-max-mb", env.Int("NBP_AUDIT_SPILL_MAX_MB", 1024), "most MiB waiting in -audit-spill; past it records are lost, and counted (env NBP_AUDIT_SPILL_MAX_MB)")
+	fs.BoolVar(&c.Audit.FeatureLog, "feature-log", env.On("NBP_FEATURE_LOG"), "keep the feature values of -feature-log-share of the decisions, as training data, in the feature log (<prefix>featlog:decisions:...): personal data, never logged (env NBP_FEATURE_LOG=1)")
+	fs.Float64Var(&c.Audit.FeatureLogShare, "feature-log-share", env.Float("NBP_FEATURE_LOG_SHARE", 0.1), "share of the decisions the feature log keeps, sampled at random (env NBP_FEATURE_LOG_SHARE)")
+	fs.DurationVar(&c.Audit.FeatureLogRetention, "feature-log-retention", env.Duration("NBP_FEATURE_LOG_RETENTION", 90*24*time.Hour), "how long the feature log keeps a decision's features (env NBP_FEATURE_LOG_RETENTION)")
 	fs.DurationVar(&c.StaleAfter, "stale-after", env.Duration("NBP_STALE_AFTER", features.DefaultMaxAge), "features older than this are flagged stale (env NBP_STALE_AFTER)")
 	fs.StringVar(&c.Catalog, "catalog", getenv("NBP_CATALOG"), "catalog file (env NBP_CATALOG; default: the embedded demo catalog)")
 	fs.StringVar(&c.Arbitration, "arbitration", getenv("NBP_ARBITRATION"), "arbitration file: business values, context weights, campaign levers; reloaded on change and on SIGHUP (env NBP_ARBITRATION; default: the catalog's)")
@@ -144,8 +151,9 @@ func (c *settings) check() []error {
 		"request-timeout": c.HTTP.RequestTimeout, "feature-timeout": c.FeatureTimeout, "model-budget": c.ModelBudget,
 		"read-timeout": c.HTTP.ReadTimeout, "write-timeout": c.HTTP.WriteTimeout, "idle-timeout": c.HTTP.IdleTimeout,
 		"shutdown-timeout": c.ShutdownTimeout, "stale-after": c.StaleAfter, "audit-retention": c.Audit.Retention,
-		"session-ttl":        c.Pages.SessionTTL,
-		"redis-read-timeout": t.Read, "redis-write-timeout": t.Write, "redis-pool-timeout": t.Pool, "redis-dial-timeout": t.Dial,
+		"feature-log-retention": c.Audit.FeatureLogRetention,
+		"session-ttl":           c.Pages.SessionTTL,
+		"redis-read-timeout":    t.Read, "redis-write-timeout": t.Write, "redis-pool-timeout": t.Pool, "redis-dial-timeout": t.Dial,
 	}
 	for name, d := range positive {
 		if d <= 0 {
@@ -166,6 +174,9 @@ func (c *settings) check() []error {
 	}
 	if c.Audit.SpillMaxMB < 1 {
 		errs = append(errs, fmt.Errorf("-audit-spill-max-mb must be at least 1"))
+	}
+	if c.Audit.FeatureLog && !(c.Audit.FeatureLogShare > 0 && c.Audit.FeatureLogShare <= 1) {
+		errs = append(errs, fmt.Errorf("-feature-log-share %v: want more than 0, at most 1", c.Audit.FeatureLogShare))
 	}
 	if c.Demo.N < 1 {
 		errs = append(errs, fmt.Errorf("-demo-n must be at least 1"))

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/cmd/internal/config"
@@ -125,9 +126,11 @@ type server struct {
 	pipe    *service.Pipeline
 	audit   *audit.Log
 	shadows *audit.Log // what the shadow would have served; nil without one
-	api     *api.Server
-	hup     hangups
-	bank    *demobank.Bank // with -demo
+	// featureLog keeps the sampled decisions' features; nil without one.
+	featureLog *audit.Log
+	api        *api.Server
+	hup        hangups
+	bank       *demobank.Bank // with -demo
 	// auditKey keys the audit trail's customer hashes and the challenger's
 	// share.
 	auditKey []byte
@@ -311,6 +314,8 @@ func (n *server) buildPipeline(ctx context.Context) error {
 		Logger:         n.log,
 		MeterProvider:  n.tel.meters,
 		TracerProvider: n.tel.tracers,
+		// Sampled here, kept by the feature log (see openAudit).
+		FeatureLogShare: n.featureLogShare(),
 	}
 	if ch := n.scorer.Challenger; ch != nil {
 		pc.Challenger, pc.ChallengerShare, pc.ChallengerKey = ch, n.cfg.Model.ChallengerShare, n.auditKey
@@ -365,7 +370,70 @@ func (n *server) openAudit(ctx context.Context) error {
 			return err
 		}
 	}
+	if n.cfg.Audit.FeatureLog {
+		if err := n.openFeatureLog(); err != nil {
+			return err
+		}
+	}
 	return audit.Observe(n.tel.meters, a)
+}
+
+// openFeatureLog keeps, for the sampled decisions, the feature values
+// they were made on, as training data: an audit log of its own
+// (<prefix>featlog:decisions:...) whose records also hold the features,
+// with its own retention, no decision counts and no spill (a record Redis
+// cannot take is counted lost, nbp_feature_log_records_lost_total).
+func (n *server) openFeatureLog() error {
+	f, err := audit.New(n.rdb, audit.Options{Prefix: n.cfg.Redis.Prefix + "featlog:", Retention: n.cfg.Audit.FeatureLogRetention,
+		Hasher: audit.NewHasher(n.auditKey), Logger: n.log, WithFeatures: true, NoCounts: true})
+	if err != nil {
+		return err
+	}
+	n.featureLog = f
+	n.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = f.Close(ctx)
+	})
+	n.log.Info("feature log", slog.Float64("share", n.cfg.Audit.FeatureLogShare),
+		slog.Duration("retention", n.cfg.Audit.FeatureLogRetention))
+	_, err = telemetry.Meter(n.tel.meters).Int64ObservableCounter("nbp.feature_log.records.lost",
+		metric.WithDescription("Feature log records never written: Redis failing, or the queue full."), metric.WithUnit("{record}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(f.Stats().Lost)
+			return nil
+		}))
+	return err
+}
+
+// featureLogShare is the share of decisions sampled for the feature log:
+// 0 without one.
+func (n *server) featureLogShare() float64 {
+	if !n.cfg.Audit.FeatureLog {
+		return 0
+	}
+	return n.cfg.Audit.FeatureLogShare
+}
+
+// auditor is the audit trail the API records decisions to: with a
+// feature log, each decision goes to both.
+func (n *server) auditor() api.Auditor {
+	if n.featureLog == nil {
+		return n.audit
+	}
+	return teeAuditor{n.audit, n.featureLog}
+}
+
+// teeAuditor records to the audit trail and to the feature log, and reads
+// from the audit trail.
+type teeAuditor struct {
+	*audit.Log
+	features *audit.Log
+}
+
+func (t teeAuditor) Record(ctx context.Context, d service.Decision) {
+	t.Log.Record(ctx, d)
+	t.features.Record(ctx, d) // keeps only the decisions that carry features
 }
 
 // openShadows keeps what the shadow version would have served, as audit
@@ -437,7 +505,7 @@ func (n *server) buildServer(ctx context.Context) error {
 			{Name: "model", Run: modelReady},
 		},
 		Events:         n.store,
-		Audit:          n.audit,
+		Audit:          n.auditor(),
 		Contacts:       n.store,
 		Clients:        clients,
 		MeterProvider:  n.tel.meters,
@@ -522,6 +590,11 @@ func (n *server) serve(ctx context.Context) error {
 	}
 	if err := n.audit.Close(sctx); err != nil {
 		n.log.Error("audit records lost at shutdown", slog.String("error", err.Error()))
+	}
+	if n.featureLog != nil {
+		if err := n.featureLog.Close(sctx); err != nil {
+			n.log.Error("feature log records lost at shutdown", slog.String("error", err.Error()))
+		}
 	}
 	n.log.Info("stopped")
 	return nil

@@ -62,5 +62,12 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if r.Features != nil {
+		b = append(b, `,"features":{"schema":`...)
+		b = strconv.AppendInt(b, int64(r.Features.Schema), 10)
+		b = append(b, `,"values":`...)
+		b = r.Features.Values.appendJSON(b)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/directops/nbp/catalog"
 	"github.com/directops/nbp/features"
 	"github.com/directops/nbp/service"
+	"github.com/directops/nbp/service/internal/appendjson"
 	"github.com/directops/nbp/service/telemetry"
 )
 
@@ -43,7 +45,9 @@ var ErrBehind = errors.New("audit records kept during a Redis outage are still b
 // Record is what is kept of a decision, so that it can be explained
 // afterwards: what produced it, on which data, and what it offered. It holds
 // no personal data: the customer id is a keyed hash and the features only a
-// hash of the vector used.
+// hash of the vector used. The one exception is a feature log's record
+// (Options.WithFeatures), which also holds the feature values the decision
+// was made on, as training data.
 type Record struct {
 	DecisionID      string    `json:"decision_id"`
 	At              time.Time `json:"at"`
@@ -58,6 +62,62 @@ type Record struct {
 	FeatureStatus   string    `json:"feature_status"`
 	FeaturesHash    string    `json:"features_hash,omitempty"`
 	Items           []Item    `json:"items"`
+	// Features are the values of the feature schema the decision was made
+	// on: in a feature log's records only.
+	Features *Features `json:"features,omitempty"`
+}
+
+// Features are a decision's feature values, in the order of the feature
+// schema of that version (features.Names).
+type Features struct {
+	Schema int           `json:"schema"`
+	Values FeatureValues `json:"values"`
+}
+
+// FeatureValues are feature values with NaN, a missing value, as JSON's
+// null.
+type FeatureValues []float32
+
+// MarshalJSON writes NaN as null.
+func (v FeatureValues) MarshalJSON() ([]byte, error) { return v.appendJSON(nil), nil }
+
+func (v FeatureValues) appendJSON(b []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, f := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if f != f || math.IsInf(float64(f), 0) {
+			b = append(b, "null"...)
+		} else {
+			b = appendjson.Float32(b, f)
+		}
+	}
+	return append(b, ']')
+}
+
+// UnmarshalJSON reads null as NaN.
+func (v *FeatureValues) UnmarshalJSON(b []byte) error {
+	var ps []*float32
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return err
+	}
+	if ps == nil {
+		*v = nil
+		return nil
+	}
+	out := make(FeatureValues, len(ps))
+	for i, p := range ps {
+		out[i] = float32(math.NaN())
+		if p != nil {
+			out[i] = *p
+		}
+	}
+	*v = out
+	return nil
 }
 
 // Item is one offered product of a decision.
@@ -140,6 +200,10 @@ type Options struct {
 	// one with an empty key.
 	Hasher *Hasher
 	Logger *slog.Logger
+	// WithFeatures makes a feature log: each record also holds the feature
+	// values the decision was made on (service.Decision.Features), and a
+	// decision without them is not kept.
+	WithFeatures bool
 	// NoCounts keeps the records alone, without the day's decision counts
 	// (Counts): for records of decisions never served, such as a shadow's.
 	NoCounts bool
@@ -275,8 +339,15 @@ const recordWait = 5 * time.Millisecond
 // moment at most, then counts the record lost and logs it (at most ten
 // lines a second).
 func (a *Log) Record(ctx context.Context, d service.Decision) {
+	r := NewRecord(&d, a.o.Hasher)
+	if a.o.WithFeatures {
+		if d.Features == nil {
+			return
+		}
+		r.Features = &Features{Schema: features.SchemaVersion, Values: slices.Clone(d.Features)}
+	}
 	wctx, cancel := context.WithTimeout(ctx, recordWait)
-	err := a.Write(wctx, NewRecord(&d, a.o.Hasher))
+	err := a.Write(wctx, r)
 	cancel()
 	if err == nil {
 		return

@@ -24,16 +24,21 @@ func Strings(b []byte, ss []string) []byte {
 
 // Float appends a float as encoding/json does: the shortest
 // representation, exponent form outside [1e-6, 1e21).
-func Float(b []byte, f float64) []byte {
+func Float(b []byte, f float64) []byte { return appendFloat(b, f, 64) }
+
+// Float32 appends a float32 as encoding/json does.
+func Float32(b []byte, f float32) []byte { return appendFloat(b, float64(f), 32) }
+
+func appendFloat(b []byte, f float64, bits int) []byte {
 	abs := f
 	if abs < 0 {
 		abs = -abs
 	}
 	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+	if abs != 0 && (bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21)) {
 		format = 'e'
 	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
+	b = strconv.AppendFloat(b, f, format, -1, bits)
 	if format == 'e' {
 		// encoding/json turns e-07 into e-7.
 		n := len(b)
