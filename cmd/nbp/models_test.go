@@ -100,7 +100,11 @@ func readyVersion(t *testing.T, client *http.Client, base string) string {
 // the rules, and a version that cannot load leaves the one in force.
 func TestModelSwapsUnderTraffic(t *testing.T) {
 	dir, lr, trees := testModelDir(t)
-	base, _ := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", t.TempDir(), "-demo-traffic=false", "-addr", "127.0.0.1:0"},
+	// Budgets roomy enough that a call descheduled on a busy machine (the
+	// race detector, six callers on two cores) is not what falls back:
+	// this test is about the swaps.
+	base, _ := start(t, []string{"-demo", "-demo-n", "500", "-demo-dir", t.TempDir(), "-demo-traffic=false", "-addr", "127.0.0.1:0",
+		"-request-timeout", "2s", "-feature-timeout", "1s", "-model-budget", "1s"},
 		testEnv(t, map[string]string{"NBP_MODEL": dir}))
 	client := apitest.Client(t)
 	if v := readyVersion(t, client, base); v != lr {

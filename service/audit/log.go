@@ -339,12 +339,12 @@ const recordWait = 5 * time.Millisecond
 // moment at most, then counts the record lost and logs it (at most ten
 // lines a second).
 func (a *Log) Record(ctx context.Context, d service.Decision) {
+	if a.o.WithFeatures && d.Features == nil {
+		return // a feature log keeps the sampled decisions alone
+	}
 	r := NewRecord(&d, a.o.Hasher)
 	if a.o.WithFeatures {
-		if d.Features == nil {
-			return
-		}
-		r.Features = &Features{Schema: features.SchemaVersion, Values: slices.Clone(d.Features)}
+		r.Features = &Features{Schema: features.SchemaVersion, Values: d.Features}
 	}
 	wctx, cancel := context.WithTimeout(ctx, recordWait)
 	err := a.Write(wctx, r)
