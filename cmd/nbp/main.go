@@ -357,11 +357,7 @@ func (n *server) openAudit(ctx context.Context) error {
 	}
 	n.audit = a
 	// On a failed start; after serving, serve has closed it already.
-	n.onClose(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-		defer cancel()
-		_ = a.Close(ctx)
-	})
+	n.onClose(func() { n.closeLog(a) })
 	if n.cfg.Audit.Spill == "" {
 		n.log.Warn("no audit spill directory (-audit-spill): while Redis cannot take audit records, they are lost")
 	}
@@ -378,6 +374,14 @@ func (n *server) openAudit(ctx context.Context) error {
 	return audit.Observe(n.tel.meters, a)
 }
 
+// closeLog writes what an audit log still holds, within the shutdown
+// timeout.
+func (n *server) closeLog(l *audit.Log) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	_ = l.Close(ctx)
+}
+
 // openFeatureLog keeps, for the sampled decisions, the feature values
 // they were made on, as training data: an audit log of its own
 // (<prefix>featlog:decisions:...) whose records also hold the features,
@@ -390,11 +394,7 @@ func (n *server) openFeatureLog() error {
 		return err
 	}
 	n.featureLog = f
-	n.onClose(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-		defer cancel()
-		_ = f.Close(ctx)
-	})
+	n.onClose(func() { n.closeLog(f) })
 	n.log.Info("feature log", slog.Float64("share", n.cfg.Audit.FeatureLogShare),
 		slog.Duration("retention", n.cfg.Audit.FeatureLogRetention))
 	_, err = telemetry.Meter(n.tel.meters).Int64ObservableCounter("nbp.feature_log.records.lost",
@@ -456,9 +456,7 @@ func (n *server) openShadows(ctx context.Context) error {
 	n.onClose(func() {
 		cancel()
 		<-done
-		ctx, cancelClose := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-		defer cancelClose()
-		_ = s.Close(ctx)
+		n.closeLog(s)
 	})
 	return observeShadow(n.tel.meters, n.pipe, s)
 }
