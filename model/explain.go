@@ -116,12 +116,12 @@ func (st *state) measure(row, si int) measured {
 	me := measured{row: row, session: si, off: len(st.attr)}
 	ctx, cancel := context.WithTimeout(context.Background(), explainBudget)
 	defer cancel()
-	w, give, err := m.borrow(ctx)
+	w, err := m.borrow(ctx)
 	if err != nil {
 		st.measured = append(st.measured, me)
 		return me
 	}
-	defer give()
+	defer m.give(w)
 	s := w.sizes[sizeProbe]
 	m.fill(s, st.x[row*m.schemaN:], 1)
 	in := s.in.GetData()

@@ -152,6 +152,12 @@ type part struct {
 type worker struct {
 	sizes [3]*sized // one row, a batch, a perturbation
 	ro    *ort.RunOptions
+	// terminate ends the run under way (the context of the call that
+	// borrowed the worker ended), then says so on terminated: made once,
+	// so that a call allocates neither.
+	terminate  func()
+	terminated chan struct{}
+	stop       func() bool // the borrowing call's context.AfterFunc
 }
 
 const (
@@ -505,7 +511,11 @@ func (m *ONNX) newWorker(opts *ort.SessionOptions) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run options: %w", err)
 	}
-	w := &worker{ro: ro}
+	w := &worker{ro: ro, terminated: make(chan struct{}, 1)}
+	w.terminate = func() {
+		_ = w.ro.Terminate()
+		w.terminated <- struct{}{}
+	}
 	rows := [3]int{1, m.batch, 1 + len(m.perturb)}
 	for i, r := range rows {
 		if i == sizeProbe && (m.explains || len(m.perturb) == 0) {
@@ -650,36 +660,34 @@ func (m *ONNX) Close() {
 }
 
 // borrow takes a free worker until ctx ends, and arranges for the run to
-// be terminated in ONNX Runtime when ctx ends; give it back with the
-// returned function.
-func (m *ONNX) borrow(ctx context.Context) (*worker, func(), error) {
+// be terminated in ONNX Runtime when ctx ends; give it back with give.
+func (m *ONNX) borrow(ctx context.Context) (*worker, error) {
 	var w *worker
 	select {
 	case w = <-m.workers:
 	case <-ctx.Done():
-		return nil, nil, fmt.Errorf("wait for a model worker: %w", ctx.Err())
+		return nil, fmt.Errorf("wait for a model worker: %w", ctx.Err())
 	}
 	if err := ctx.Err(); err != nil {
 		m.workers <- w
-		return nil, nil, fmt.Errorf("model: %w", err)
+		return nil, fmt.Errorf("model: %w", err)
 	}
 	if err := w.ro.UnsetTerminate(); err != nil {
 		m.workers <- w
-		return nil, nil, err
+		return nil, err
 	}
-	// The worker goes back to the pool only after a started Terminate has
-	// finished, so that it never hits the next caller's run.
-	terminated := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = w.ro.Terminate()
-		close(terminated)
-	})
-	return w, func() {
-		if !stop() {
-			<-terminated
-		}
-		m.workers <- w
-	}, nil
+	w.stop = context.AfterFunc(ctx, w.terminate)
+	return w, nil
+}
+
+// give puts a borrowed worker back, only after a started Terminate has
+// finished, so that it never hits the next caller's run.
+func (m *ONNX) give(w *worker) {
+	if !w.stop() {
+		<-w.terminated
+	}
+	w.stop = nil
+	m.workers <- w
 }
 
 // Score scores n rows of the feature schema. It waits for a free worker
@@ -691,11 +699,11 @@ func (m *ONNX) Score(ctx context.Context, x []float32, n int, out []float32) (Sc
 	if err := checkShape(x, n, m.schemaN, out, m.products); err != nil {
 		return Scored{}, err
 	}
-	w, give, err := m.borrow(ctx)
+	w, err := m.borrow(ctx)
 	if err != nil {
 		return Scored{}, err
 	}
-	defer give()
+	defer m.give(w)
 	st := m.state(n, x)
 	s := w.sizes[sizeOne]
 	if n > 1 {
