@@ -39,6 +39,7 @@ type config struct {
 	nbpArgs      []string
 	spillDir     string   // where each nbp gets an audit spill directory (set by bench)
 	overloadArgs []string // -overload on a second nbp with these flags too
+	compareArgs  []string // a second nbp measured beside the first, with these flags too
 	skipBaseline bool
 	swaps        int // during nbp's open loop, model versions put in force
 	swapVersions []string
@@ -74,7 +75,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 `)
 		fs.PrintDefaults()
 	}
-	var nbpArgs, overloadArgs string
+	var nbpArgs, overloadArgs, compareArgs string
 	defaultNBP := ""
 	if self != "" {
 		defaultNBP = filepath.Join(filepath.Dir(self), "nbp")
@@ -90,6 +91,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	fs.BoolVar(&c.overload, "overload", false, "also offer nbp twice its closed-loop peak and report goodput, admitted latency and shedding")
 	fs.Float64Var(&c.throttleK, "throttle-k", 0, "-overload: run it again with callers that throttle themselves (service/throttle) at this K, at least 1; 0: not")
 	fs.IntVar(&c.conns, "overload-conns", 0, "-overload: keep-alive connections the callers share, as a caller's pool would; a request waits up to the deadline for a free one (0: one for every sender)")
+	fs.StringVar(&compareArgs, "compare-args", "", "also measure a second nbp (nbp-b), started with these extra space-separated flags (after -nbp-args), in every closed-loop round and in the open loop beside the first: a setting's cost, side by side in one run")
 	fs.StringVar(&overloadArgs, "overload-args", "", "-overload: offer the overload to a second nbp started with these extra space-separated flags (after -nbp-args), against the first one's closed-loop peak: a setting such as -adaptive-limit is then judged by the default's peak, not by its own")
 	fs.BoolVar(&c.degraded, "degraded", false, "also measure nbp (nbp-overload with -overload-args) at -rate with its private Redis black-holed (SIGSTOP), then down (killed): the degraded-mode latency")
 	fs.StringVar(&c.serverCPUs, "server-cpus", "", "pin the system under test (the servers and the private Redis) to these CPUs (taskset form: 1 or 2-3) and nbp-load to the others, so the generator cannot take the servers' CPU nor they its; empty: no pinning")
@@ -120,6 +122,7 @@ closed-loop maximum throughput, then fixed-rate latency (coordinated-omission sa
 	}
 	c.nbpArgs = strings.Fields(nbpArgs)
 	c.overloadArgs = strings.Fields(overloadArgs)
+	c.compareArgs = strings.Fields(compareArgs)
 	if err := c.validate(fs.Args()); err != nil {
 		return c, fmt.Errorf("configuration:\n%w", err)
 	}

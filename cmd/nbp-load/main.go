@@ -152,6 +152,14 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	if cfg.overload {
 		overloaded = &nbpS
 	}
+	if len(cfg.compareArgs) > 0 {
+		s, err := startNBP(ctx, cfg, nbpCompareName, append(slices.Clone(cfg.nbpArgs), cfg.compareArgs...), env, maxConns, stdout)
+		if err != nil {
+			return err
+		}
+		defer s.p.stop(5 * time.Second)
+		servers = append(servers, s)
+	}
 	var second []server // nbp-overload, with -overload-args
 	if len(cfg.overloadArgs) > 0 {
 		s, err := startNBP(ctx, cfg, nbpOverloadName, append(slices.Clone(cfg.nbpArgs), cfg.overloadArgs...), env, maxConns, stdout)
@@ -167,7 +175,7 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 	for i := range ids {
 		ids[i] = demobank.ID(i)
 	}
-	for _, s := range append([]server{nbpS}, second...) {
+	for _, s := range append(slices.Clone(servers), second...) {
 		for _, id := range []string{ids[0], ids[len(ids)-1]} {
 			n, err := checkNBP(s.t, id)
 			if err != nil {
@@ -225,6 +233,9 @@ func bench(ctx context.Context, cfg config, self string, getenv func(string) str
 
 // nbpOverloadName names the second nbp of -overload-args.
 const nbpOverloadName = "nbp-overload"
+
+// nbpCompareName names the nbp of -compare-args.
+const nbpCompareName = "nbp-b"
 
 // startNBP starts an nbp on the demo bank with extra args, waits until it
 // listens, and returns it with a client of maxConns connections.

@@ -24,12 +24,14 @@ const (
 // report is everything one run of nbp-load measured; it is also the JSON
 // written by -json.
 type report struct {
-	Machine         machine         `json:"machine"`
-	Settings        settings        `json:"settings"`
-	Closed          []runResult     `json:"closed_loop"`
-	ThroughputRatio float64         `json:"throughput_ratio_nbp_over_baseline,omitempty"`
-	Open            []runResult     `json:"open_loop"`
-	Overload        *overloadResult `json:"overload,omitempty"`
+	Machine         machine     `json:"machine"`
+	Settings        settings    `json:"settings"`
+	Closed          []runResult `json:"closed_loop"`
+	ThroughputRatio float64     `json:"throughput_ratio_nbp_over_baseline,omitempty"`
+	// CompareRatio is nbp-b's closed-loop throughput over nbp's (-compare-args).
+	CompareRatio float64         `json:"throughput_ratio_nbp_b_over_nbp,omitempty"`
+	Open         []runResult     `json:"open_loop"`
+	Overload     *overloadResult `json:"overload,omitempty"`
 	// The overload again, with callers that throttle themselves.
 	OverloadThrottled *overloadResult `json:"overload_throttled_callers,omitempty"`
 	Degraded          []runResult     `json:"degraded,omitempty"`
@@ -63,6 +65,7 @@ type settings struct {
 	ServerCPUs  string   `json:"server_cpus,omitempty"` // pinned servers; nbp-load and Redis on the rest
 	NBP         string   `json:"nbp"`
 	NBPArgs     []string `json:"nbp_args,omitempty"`
+	CompareArgs []string `json:"compare_args,omitempty"` // nbp-b's, after NBPArgs
 	// OverloadArgs are the extra flags of nbp-overload.
 	OverloadArgs []string `json:"overload_args,omitempty"`
 }
@@ -75,7 +78,7 @@ func (c config) settings() settings {
 	return settings{
 		DurationS: c.duration.Seconds(), WarmupS: c.warmup.Seconds(),
 		Concurrency: c.concurrency, Rate: c.rate, Pool: c.pool, Rounds: c.rounds,
-		Customers: c.n, Redis: redis, NBP: c.nbpBin, NBPArgs: c.nbpArgs,
+		Customers: c.n, Redis: redis, NBP: c.nbpBin, NBPArgs: c.nbpArgs, CompareArgs: c.compareArgs,
 		OverloadArgs: c.overloadArgs,
 		ServerCPUs:   cpuList(c.serverSet),
 	}
@@ -248,8 +251,8 @@ func (o *overloadResult) bracket(before, after float64) {
 
 // finish works out the throughput ratio and the notes on what was seen.
 func (r *report) finish() {
-	var base, nbp float64
-	var nb, nn int
+	var base, nbp, nbpB float64
+	var nb, nn, nnB int
 	for _, c := range r.Closed {
 		if c.Phase != "" { // a round after an overload run: the baseline has none
 			continue
@@ -261,7 +264,13 @@ func (r *report) finish() {
 		case "nbp":
 			nbp += c.RPS
 			nn++
+		case nbpCompareName:
+			nbpB += c.RPS
+			nnB++
 		}
+	}
+	if nn > 0 && nnB > 0 && nbp > 0 {
+		r.CompareRatio = (nbpB / float64(nnB)) / (nbp / float64(nn))
 	}
 	if nb > 0 && nn > 0 && base > 0 {
 		r.ThroughputRatio = (nbp / float64(nn)) / (base / float64(nb))
@@ -400,6 +409,9 @@ func (r *report) print(w io.Writer) {
 		}
 		if r.ThroughputRatio > 0 {
 			fmt.Fprintf(w, "throughput nbp/baseline: %.2f\n", r.ThroughputRatio)
+		}
+		if r.CompareRatio > 0 {
+			fmt.Fprintf(w, "throughput nbp-b/nbp: %.3f (nbp-b: -compare-args %s)\n", r.CompareRatio, strings.Join(r.Settings.CompareArgs, " "))
 		}
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,5 +117,26 @@ nbp_requests_shed_total{reason="broken"
 	}
 	if s := reasons(got); s != "in_flight 12, share 0, wait 3400000" {
 		t.Fatalf("reasons: %q", s)
+	}
+}
+
+// TestReportCompare: with -compare-args, nbp-b's closed-loop throughput
+// is given over nbp's, the mean of the rounds each.
+func TestReportCompare(t *testing.T) {
+	rep := &report{
+		Settings: settings{CompareArgs: []string{"-feature-log"}},
+		Closed: []runResult{
+			{Target: "nbp", Round: 1, RPS: 10000}, {Target: nbpCompareName, Round: 1, RPS: 9000},
+			{Target: "nbp", Round: 2, RPS: 12000}, {Target: nbpCompareName, Round: 2, RPS: 11000},
+		},
+	}
+	rep.finish()
+	if want := 20000.0 / 22000; math.Abs(rep.CompareRatio-want) > 1e-9 {
+		t.Errorf("ratio %g, want %g", rep.CompareRatio, want)
+	}
+	var out bytes.Buffer
+	rep.print(&out)
+	if !strings.Contains(out.String(), "throughput nbp-b/nbp: 0.909 (nbp-b: -compare-args -feature-log)") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }
