@@ -1,6 +1,9 @@
 package api
 
-import "github.com/directops/nbp/service"
+import (
+	"github.com/directops/nbp/catalog"
+	"github.com/directops/nbp/service"
+)
 
 // The wire types of the HTTP API, kept apart from the domain types.
 
@@ -66,9 +69,14 @@ type HealthResponse struct {
 	ModelVersion string `json:"model_version,omitempty"`
 }
 
-// riskLevels are the answers' risk level names, pointed to (never
-// written) by the items.
-var riskLevels = [...]string{"", "R1", "R2", "R3", "R4", "R5"}
+// riskLevels are the catalog's risk level names, pointed to (never
+// written) by the items, so that an answer allocates none.
+var riskLevels = func() (names [6]string) {
+	for r := range names {
+		names[r] = catalog.RiskLevel(r).String()
+	}
+	return names
+}()
 
 func toResponse(d *service.Decision) RecommendationResponse {
 	r := RecommendationResponse{

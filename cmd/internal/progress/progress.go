@@ -6,7 +6,6 @@ package progress
 import (
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -22,10 +21,9 @@ func Terminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// Bar is a progress line; the zero of a nil *Bar is a bar that shows
+// Bar is a progress line, safe for concurrent use; a nil *Bar shows
 // nothing, so callers need not check.
 type Bar struct {
-	mu  sync.Mutex
 	bar *progressbar.ProgressBar
 }
 
@@ -55,51 +53,29 @@ func New(w io.Writer, total int64, what, description string) *Bar {
 
 // Set moves the bar to n units done.
 func (b *Bar) Set(n int64) {
-	if b == nil {
-		return
+	if b != nil {
+		_ = b.bar.Set64(n)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.bar.Set64(n)
-}
-
-// Add adds n units done.
-func (b *Bar) Add(n int64) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.bar.Add64(n)
 }
 
 // Describe replaces the text before the bar.
 func (b *Bar) Describe(s string) {
-	if b == nil {
-		return
+	if b != nil {
+		b.bar.Describe(s)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.bar.Describe(s)
 }
 
 // Clear blanks the line, so that a message can be printed on it; the bar
 // comes back at its next move.
 func (b *Bar) Clear() {
-	if b == nil {
-		return
+	if b != nil {
+		_ = b.bar.Clear()
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.bar.Clear()
 }
 
 // Finish ends the line.
 func (b *Bar) Finish() {
-	if b == nil {
-		return
+	if b != nil {
+		_ = b.bar.Finish()
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.bar.Finish()
 }

@@ -15,7 +15,7 @@ func TestNothingOffATerminal(t *testing.T) {
 	}
 	b.Describe("x")
 	b.Set(50)
-	b.Add(10)
+	b.Clear()
 	b.Finish()
 	if buf.Len() != 0 {
 		t.Errorf("printed %q", buf.String())
